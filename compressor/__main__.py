@@ -1,0 +1,5 @@
+"""`python -m compressor` runs the CLI."""
+
+from compressor.cli import main
+
+main()

@@ -1,0 +1,214 @@
+"""Checkpoints that load with `torch.load(weights_only=True)` and rebuild structurally edited models.
+
+A checkpoint stores the base architecture, the dataset facts a model needs (classes, channels, input size,
+normalization), the state_dict, and the structural edits that turn a freshly built base model into the saved one.
+Edits are found by diffing the saved model against the base, so strategies that remove blocks, delete dense
+layers or shrink channels need not record anything: each edit is `replace`, `delete` or `add` of a module at a
+dotted path, with the new module described by its type (from a fixed list of torch.nn layers) and arguments.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from compressor.errors import CompressorError
+from compressor.fileio import save_torch_atomic
+from compressor.models import build_model, get_arch, set_submodule
+
+FORMAT = "compressor.checkpoint"
+VERSION = 1
+
+
+def _pair(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+_LAYERS: dict[str, tuple[type[nn.Module], Any]] = {
+    "Conv2d": (nn.Conv2d, lambda m: {
+        "in_channels": m.in_channels, "out_channels": m.out_channels, "kernel_size": _pair(m.kernel_size),
+        "stride": _pair(m.stride), "padding": _pair(m.padding), "dilation": _pair(m.dilation),
+        "groups": m.groups, "bias": m.bias is not None, "padding_mode": m.padding_mode}),
+    "Linear": (nn.Linear, lambda m: {"in_features": m.in_features, "out_features": m.out_features,
+                                     "bias": m.bias is not None}),
+    "BatchNorm2d": (nn.BatchNorm2d, lambda m: {"num_features": m.num_features, "eps": m.eps,
+                                               "momentum": m.momentum, "affine": m.affine,
+                                               "track_running_stats": m.track_running_stats}),
+    "Identity": (nn.Identity, lambda m: {}),
+    "ReLU": (nn.ReLU, lambda m: {"inplace": m.inplace}),
+    "Flatten": (nn.Flatten, lambda m: {"start_dim": m.start_dim, "end_dim": m.end_dim}),
+    "Dropout": (nn.Dropout, lambda m: {"p": m.p, "inplace": m.inplace}),
+    "MaxPool2d": (nn.MaxPool2d, lambda m: {"kernel_size": _pair(m.kernel_size), "stride": _pair(m.stride),
+                                           "padding": _pair(m.padding), "dilation": _pair(m.dilation),
+                                           "ceil_mode": m.ceil_mode}),
+    "AvgPool2d": (nn.AvgPool2d, lambda m: {"kernel_size": _pair(m.kernel_size), "stride": _pair(m.stride),
+                                           "padding": _pair(m.padding), "ceil_mode": m.ceil_mode,
+                                           "count_include_pad": m.count_include_pad}),
+    "AdaptiveAvgPool2d": (nn.AdaptiveAvgPool2d, lambda m: {"output_size": _pair(m.output_size)}),
+}
+_CONTAINERS: dict[str, type[nn.Module]] = {"Sequential": nn.Sequential}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to rebuild a model and feed it data: architecture, classes, input format."""
+
+    arch: str
+    num_classes: int
+    in_channels: int
+    input_size: int
+    dataset: str
+    classes: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+@dataclass
+class Checkpoint:
+    """A model, its spec and the history of what was done to it (training, strategies)."""
+
+    spec: ModelSpec
+    model: nn.Module
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def module_spec(module: nn.Module, path: str) -> dict[str, Any]:
+    """Describe `module` as {type, args} (or a Sequential of such) so it can be rebuilt without pickle."""
+    kind = type(module).__name__
+    if kind in _LAYERS and _LAYERS[kind][0] is type(module):
+        return {"type": kind, "args": _LAYERS[kind][1](module)}
+    if kind in _CONTAINERS and _CONTAINERS[kind] is type(module):
+        return {"type": kind, "children": [[name, module_spec(child, f"{path}.{name}")]
+                                           for name, child in module.named_children()]}
+    accepted = ", ".join(sorted([*_LAYERS, *_CONTAINERS]))
+    raise CompressorError(f"cannot save the structural change at {path or '<root>'}: module type {kind} is not "
+                          f"one of the rebuildable types ({accepted})")
+
+
+def build_module(spec: dict[str, Any]) -> nn.Module:
+    """Rebuild a module from `module_spec` output."""
+    kind = spec.get("type")
+    if kind in _LAYERS:
+        return _LAYERS[kind][0](**spec.get("args", {}))
+    if kind in _CONTAINERS:
+        container = _CONTAINERS[kind]()
+        for name, child in spec.get("children", []):
+            container.add_module(name, build_module(child))
+        return container
+    raise CompressorError(f"checkpoint names an unknown module type {kind!r}")
+
+
+def _config(module: nn.Module) -> dict[str, Any] | None:
+    kind = type(module).__name__
+    if kind in _LAYERS and _LAYERS[kind][0] is type(module):
+        return _LAYERS[kind][1](module)
+    return None
+
+
+def structure_edits(base: nn.Module, model: nn.Module, path: str = "") -> list[dict[str, Any]]:
+    """The replace/delete/add edits that turn the module tree of `base` into that of `model`."""
+    if type(base) is not type(model) or _config(base) != _config(model):
+        return [{"op": "replace", "path": path, "module": module_spec(model, path)}]
+    edits: list[dict[str, Any]] = []
+    base_children, children = dict(base.named_children()), dict(model.named_children())
+    for name, base_child in base_children.items():
+        child_path = f"{path}.{name}" if path else name
+        if name not in children:
+            edits.append({"op": "delete", "path": child_path})
+        else:
+            edits.extend(structure_edits(base_child, children[name], child_path))
+    for name, child in children.items():
+        if name not in base_children:
+            child_path = f"{path}.{name}" if path else name
+            edits.append({"op": "add", "path": child_path, "module": module_spec(child, child_path)})
+    return edits
+
+
+def apply_edits(model: nn.Module, edits: list[dict[str, Any]]) -> nn.Module:
+    """Apply `structure_edits` output to a freshly built base model."""
+    for edit in edits:
+        op, path = edit.get("op"), edit.get("path", "")
+        if op in ("replace", "add"):
+            if not path:
+                raise CompressorError("checkpoint edit replaces the whole model, which cannot be rebuilt")
+            set_submodule(model, path, build_module(edit["module"]))
+        elif op == "delete":
+            parent_path, _, name = path.rpartition(".")
+            parent = model.get_submodule(parent_path) if parent_path else model
+            delattr(parent, name)
+        else:
+            raise CompressorError(f"checkpoint has an unknown edit {op!r} at {path!r}")
+    return model
+
+
+def _base_model(spec: ModelSpec) -> nn.Module:
+    return build_model(spec.arch, spec.num_classes, spec.in_channels)
+
+
+def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> Path:
+    """Write `checkpoint` atomically; the file holds only tensors and plain data."""
+    state = checkpoint.model.state_dict()
+    leftovers = [k for k in state if k.endswith(("_orig", "_mask"))]
+    if leftovers:
+        raise CompressorError(f"model still carries pruning masks ({leftovers[0]}, ...); make pruning permanent "
+                              "before saving")
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "spec": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(checkpoint.spec).items()},
+        "edits": structure_edits(_base_model(checkpoint.spec), checkpoint.model),
+        "state_dict": {k: v.detach().cpu().contiguous() for k, v in state.items()},
+        "history": checkpoint.history,
+    }
+    return save_torch_atomic(payload, path)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise CompressorError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CompressorError(f"refusing to load {path}: it holds objects other than tensors and plain data, and "
+                              f"checkpoints load with weights_only=True ({first})") from exc
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CompressorError(f"cannot read checkpoint {path}: empty, truncated or not a torch file ({first})")
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CompressorError(f"{path} is not a compressor checkpoint (expected format {FORMAT!r}); "
+                              "create one with `compressor train` or `compressor run`")
+    if payload.get("version") != VERSION:
+        raise CompressorError(f"{path} has checkpoint version {payload.get('version')!r}; this compressor "
+                              f"reads version {VERSION}")
+    return payload
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Load and rebuild a checkpoint written by `save_checkpoint`, never executing code from the file."""
+    path = Path(path)
+    payload = _read(path)
+    try:
+        raw = payload["spec"]
+        spec = ModelSpec(arch=str(raw["arch"]), num_classes=int(raw["num_classes"]),
+                         in_channels=int(raw["in_channels"]), input_size=int(raw["input_size"]),
+                         dataset=str(raw["dataset"]), classes=tuple(raw["classes"]), mean=tuple(raw["mean"]),
+                         std=tuple(raw["std"]))
+        edits, state = payload["edits"], payload["state_dict"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CompressorError(f"checkpoint {path} is missing or has a malformed field: {exc}") from exc
+    get_arch(spec.arch)
+    model = apply_edits(_base_model(spec), edits)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise CompressorError(f"checkpoint {path}: weights do not fit its {spec.arch} structure ({first})") from exc
+    model.eval()
+    return Checkpoint(spec=spec, model=model, history=list(payload.get("history", [])))

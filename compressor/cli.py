@@ -1,0 +1,148 @@
+"""`compressor` command line: a thin typer layer over the Python API."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from compressor.errors import CompressorError
+
+app = typer.Typer(help="Compress image classifiers and measure what each recipe costs and buys.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+out = Console()
+err = Console(stderr=True)
+
+DataOpt = Annotated[str | None, typer.Option("--data", "-d", help="digits | fashion-mnist | cifar10 | cifar100 | "
+                                                               "imagefolder:PATH (default digits)")]
+ArchOpt = Annotated[str | None, typer.Option("--arch", "-a", help="architecture (default resnet18); see `compressor list`")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="where to look for dataset files first "
+                                                                    "(also $COMPRESSOR_DATA)")]
+CacheOpt = Annotated[Path | None, typer.Option("--cache-dir", help="baseline/download cache (default "
+                                                                   "~/.cache/compressor, or $COMPRESSOR_CACHE)")]
+SizeOpt = Annotated[int | None, typer.Option("--input-size", help="input resolution in px (default: native size, "
+                                                                  "at least the architecture's minimum)")]
+EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="baseline training epochs (default per dataset)")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="random seed for training and strategies")]
+PretrainedOpt = Annotated[bool, typer.Option("--pretrained", help="start the baseline from torchvision's ImageNet "
+                                                                  "weights (needs network or a warm cache)")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
+
+
+@app.command("run")
+def run_command(
+    strategy: Annotated[list[str], typer.Option("--strategy", "-s", help="strategy name; repeat or join with + "
+                                                                          "for a pipeline")],
+    amount: Annotated[float | None, typer.Option("--amount", help="amount for every step that takes one, "
+                                                                  "in [0, 1)")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="key=value or strategy.key=value; "
+                                                                          "repeatable")] = None,
+    arch: ArchOpt = None,
+    data: DataOpt = None,
+    model: Annotated[Path | None, typer.Option("--model", "-m", help="baseline checkpoint (default: train or "
+                                                                     "reuse a cached one)")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="JSON report path (default runs/NAME.json; "
+                                                                       "the checkpoint goes beside it as .pt)")] = None,
+    data_dir: DataDirOpt = None,
+    cache_dir: CacheOpt = None,
+    input_size: SizeOpt = None,
+    epochs: EpochsOpt = None,
+    seed: SeedOpt = 0,
+    pretrained: PretrainedOpt = False,
+    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for latency (default: torch's)")] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Compress a baseline with one strategy or a pipeline, measure both, print the table and write the report."""
+    from compressor.pipeline import RunConfig, parse_steps, run
+    from compressor.report import run_table
+
+    if threads is not None and threads < 1:
+        raise CompressorError(f"--threads must be at least 1; got {threads}")
+    steps = parse_steps(strategy, amount, param)
+    config = RunConfig(steps=steps, arch=arch, dataset=data, model=model, data_dir=data_dir, cache_dir=cache_dir,
+                       input_size=input_size, epochs=epochs, seed=seed, pretrained=pretrained, output=output,
+                       threads=threads, show_progress=not quiet,
+                       command=shlex.join(["compressor", *sys.argv[1:]]))
+    result = run(config, console=err)
+    out.print(run_table(result.report))
+    out.print(f"report: {result.report_path}\ncheckpoint: {result.checkpoint_path}")
+
+
+@app.command("train")
+def train_command(
+    output: Annotated[Path, typer.Option("--output", "-o", help="where to write the checkpoint")],
+    arch: ArchOpt = None,
+    data: DataOpt = None,
+    data_dir: DataDirOpt = None,
+    cache_dir: CacheOpt = None,
+    input_size: SizeOpt = None,
+    epochs: EpochsOpt = None,
+    lr: Annotated[float, typer.Option("--lr", help="peak learning rate of the one-cycle schedule")] = 0.05,
+    seed: SeedOpt = 0,
+    pretrained: PretrainedOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train a baseline classifier and save it as a checkpoint that `run --model` accepts."""
+    from compressor.baseline import BaselineRequest, train_baseline
+    from compressor.checkpoint import save_checkpoint
+    from compressor.data import load_dataset
+    from compressor.measure.accuracy import evaluate, torch_forward
+
+    if not lr > 0:
+        raise CompressorError(f"--lr must be a positive number; got {lr}")
+    dataset = load_dataset(data or "digits", data_dir=data_dir, cache_dir=cache_dir)
+    request = BaselineRequest(arch=arch or "resnet18", input_size=input_size, epochs=epochs, lr=lr, seed=seed,
+                              pretrained=pretrained)
+    checkpoint = train_baseline(request, dataset, show_progress=not quiet)
+    metrics = evaluate(torch_forward(checkpoint.model), dataset.test, checkpoint.spec.input_size)
+    checkpoint.history[-1]["test"] = metrics
+    save_checkpoint(checkpoint, output)
+    out.print(f"test accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['f1_macro']:.4f} "
+              f"on {metrics['samples']} images; saved {output}")
+
+
+@app.command("list")
+def list_command() -> None:
+    """List strategies (with parameters and defaults), architectures and datasets."""
+    from compressor.data import DATASET_NAMES
+    from compressor.models import list_archs
+    from compressor.registry import list_strategies, plugin_errors
+
+    table = Table(title="strategies")
+    for column in ("strategy", "parameter", "type", "default", "description"):
+        table.add_column(column, style="bold" if column == "strategy" else None)
+    for info in list_strategies():
+        table.add_row(info.name, "", "", "", info.description, end_section=not info.params)
+        for i, p in enumerate(info.params):
+            table.add_row("", p.name, p.type_name, repr(p.default), p.help, end_section=i == len(info.params) - 1)
+    out.print(table)
+    for name, reason in plugin_errors().items():
+        err.print(f"[yellow]plugin {name!r} failed to load: {reason}[/yellow]")
+    out.print(f"architectures: {', '.join(list_archs())}")
+    out.print(f"datasets: {', '.join(DATASET_NAMES)}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors end in one line on stderr and exit code 2, never a traceback."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="compressor", standalone_mode=False)
+    except CompressorError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Abort:
+        err.print("aborted", markup=False)
+        sys.exit(130)
+    except typer.TyperException as exc:
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted", markup=False)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

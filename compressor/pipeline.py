@@ -1,0 +1,191 @@
+"""run(): load or train the baseline -> apply strategies in order -> measure both -> save checkpoint and report."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from compressor.baseline import BaselineRequest, get_baseline
+from compressor.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from compressor.data import Dataset, dataset_slug, load_dataset
+from compressor.environment import environment
+from compressor.errors import CompressorError
+from compressor.fileio import write_json_atomic
+from compressor.measure import measure_model
+from compressor.measure.latency import TimingPlan
+from compressor.registry import StrategyContext, build_strategy, get_strategy
+
+REPORT_SCHEMA = "compressor.run/1"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One strategy of a pipeline with its parameter overrides (raw strings or typed values)."""
+
+    strategy: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunConfig:
+    """Everything `run` needs; `None` means "the default" (or "from the checkpoint" when `model` is given)."""
+
+    steps: list[Step]
+    arch: str | None = None
+    dataset: str | None = None
+    model: Path | None = None
+    data_dir: Path | None = None
+    cache_dir: Path | None = None
+    input_size: int | None = None
+    epochs: int | None = None
+    seed: int = 0
+    pretrained: bool = False
+    output: Path | None = None
+    threads: int | None = None
+    timing: TimingPlan = TimingPlan()
+    show_progress: bool = True
+    command: str | None = None
+
+
+@dataclass
+class RunResult:
+    """The JSON report, the compressed model and where both were written."""
+
+    report: dict[str, Any]
+    checkpoint: Checkpoint
+    report_path: Path
+    checkpoint_path: Path
+
+
+def parse_steps(strategies: list[str], amount: float | None = None, params: list[str] | None = None) -> list[Step]:
+    """Build pipeline steps from `a+b` names, a shared `amount` and `key=value` / `step.key=value` overrides."""
+    names = [name.strip() for spec in strategies for name in spec.split("+")]
+    if not names or any(not n for n in names):
+        raise CompressorError(f"--strategy needs one or more names (a, a+b); got {'+'.join(strategies)!r}")
+    infos = [get_strategy(n) for n in names]
+    steps = [Step(n, {}) for n in names]
+    if amount is not None:
+        takers = [s for s, info in zip(steps, infos) if any(p.name == "amount" for p in info.params)]
+        if not takers:
+            raise CompressorError(f"--amount does not apply: none of {', '.join(names)} has an amount parameter")
+        for step in takers:
+            step.params["amount"] = amount
+    for item in params or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CompressorError(f"--param expects key=value or strategy.key=value; got {item!r}")
+        target, dot, pname = key.rpartition(".")
+        chosen = [(s, i) for s, i in zip(steps, infos) if not dot or s.strategy == target]
+        if dot and not chosen:
+            raise CompressorError(f"--param {item!r} names strategy {target!r}, which is not in the pipeline "
+                                  f"({'+'.join(names)})")
+        if not dot:
+            chosen = [(s, i) for s, i in chosen if any(p.name == pname for p in i.params)]
+            if not chosen:
+                known = ", ".join(f"{i.name}: {', '.join(p.name for p in i.params) or '(none)'}" for i in infos)
+                raise CompressorError(f"--param {item!r}: no strategy in the pipeline has a parameter {pname!r} "
+                                      f"({known})")
+        for step, info in chosen:
+            info.param(pname)
+            step.params[pname] = value
+    for step in steps:
+        build_strategy(step.strategy, step.params)
+    return steps
+
+
+def _pipeline_slug(steps: list[Step]) -> str:
+    parts = []
+    for step in steps:
+        amount = step.params.get("amount")
+        parts.append(f"{step.strategy}-{amount}" if amount is not None else step.strategy)
+    return "+".join(parts)
+
+
+def _load_inputs(config: RunConfig, console: Console) -> tuple[Checkpoint, Dataset, str]:
+    """The baseline checkpoint, the dataset it is evaluated on, and where the baseline came from."""
+    if config.model is not None:
+        checkpoint = load_checkpoint(config.model)
+        spec = checkpoint.spec
+        if config.arch is not None and config.arch != spec.arch:
+            raise CompressorError(f"--arch {config.arch} contradicts the checkpoint {config.model}, which holds a "
+                                  f"{spec.arch}; drop --arch or pass a matching checkpoint")
+        if config.input_size is not None and config.input_size != spec.input_size:
+            raise CompressorError(f"--input-size {config.input_size} contradicts the checkpoint's input size "
+                                  f"{spec.input_size}")
+        dataset = load_dataset(config.dataset or spec.dataset, data_dir=config.data_dir, cache_dir=config.cache_dir)
+        if (dataset.info.num_classes, dataset.info.channels) != (spec.num_classes, spec.in_channels):
+            raise CompressorError(f"dataset {dataset.info.name} ({dataset.info.num_classes} classes, "
+                                  f"{dataset.info.channels} channels) does not fit the checkpoint "
+                                  f"({spec.num_classes} classes, {spec.in_channels} channels)")
+        return checkpoint, dataset, str(config.model)
+    dataset = load_dataset(config.dataset or "digits", data_dir=config.data_dir, cache_dir=config.cache_dir)
+    request = BaselineRequest(arch=config.arch or "resnet18", input_size=config.input_size, epochs=config.epochs,
+                              seed=config.seed, pretrained=config.pretrained)
+    checkpoint, path = get_baseline(request, dataset, cache_dir=config.cache_dir,
+                                    show_progress=config.show_progress, console=console)
+    return checkpoint, dataset, str(path)
+
+
+def run(config: RunConfig, console: Console | None = None) -> RunResult:
+    """Apply the pipeline to the baseline, measure baseline and result on the test split, save both artifacts."""
+    console = console or Console(stderr=True)
+    steps = config.steps
+    baseline, dataset, baseline_source = _load_inputs(config, console)
+    spec = baseline.spec
+    slug = _pipeline_slug(steps)
+    report_path = config.output or Path("runs") / f"{spec.arch}-{dataset_slug(spec.dataset)}-{slug}.json"
+    checkpoint_path = report_path.with_suffix(".pt")
+
+    torch.manual_seed(config.seed)
+    model = copy.deepcopy(baseline.model)
+    context = StrategyContext(dataset=dataset, input_size=spec.input_size, seed=config.seed)
+    step_reports, history = [], list(baseline.history)
+    for step in steps:
+        strategy = build_strategy(step.strategy, step.params)
+        console.print(f"[bold]applying[/bold] {step.strategy} {dataclasses.asdict(strategy)}")
+        start = time.perf_counter()
+        output = strategy.apply(model, context)
+        model = output.model
+        entry = {"strategy": step.strategy, "params": dataclasses.asdict(strategy),
+                 "seconds": round(time.perf_counter() - start, 3), "record": output.record}
+        step_reports.append(entry)
+        history.append({"step": "strategy", **{k: v for k, v in entry.items() if k != "record"}})
+    compressed = Checkpoint(spec, model, history)
+    save_checkpoint(compressed, checkpoint_path)
+
+    measured = {}
+    for role, the_model, path in (("baseline", baseline.model, baseline_source),
+                                  ("compressed", model, str(checkpoint_path))):
+        console.print(f"[bold]measuring[/bold] {role}")
+        measured[role] = {**measure_model(the_model, dataset.test, in_channels=spec.in_channels,
+                                          input_size=spec.input_size, threads=config.threads, plan=config.timing),
+                          "checkpoint": path}
+
+    params: dict[str, Any] = {}
+    for entry in step_reports:
+        key = entry["strategy"] if entry["strategy"] not in params else f"{entry['strategy']}#{len(params) + 1}"
+        params[key] = entry["params"]
+    report = {
+        "schema": REPORT_SCHEMA,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": config.command,
+        "strategy": "+".join(s.strategy for s in steps),
+        "params": params,
+        "steps": step_reports,
+        "model": {"arch": spec.arch, "input_size": spec.input_size, "in_channels": spec.in_channels,
+                  "num_classes": spec.num_classes, "baseline": baseline_source, "seed": config.seed},
+        "dataset": {"name": spec.dataset, "split": "test", "samples": len(dataset.test)},
+        "environment": environment(),
+        "baseline": measured["baseline"],
+        "compressed": measured["compressed"],
+    }
+    write_json_atomic(report, report_path)
+    return RunResult(report, compressed, report_path, checkpoint_path)

@@ -1,0 +1,199 @@
+"""Strategy registry: `@register_strategy("name")` on a dataclass, plus `compressor.strategies` entry points.
+
+A strategy is a dataclass whose fields are its parameters (typed, with defaults and a `help` in the field
+metadata) and whose `apply(model, context)` returns a `StrategyOutput`. It never measures, prints or writes files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import math
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Literal, Protocol, TypeVar
+
+import torch
+from torch import nn
+
+from compressor.data import Dataset
+from compressor.errors import CompressorError
+
+ENTRY_POINT_GROUP = "compressor.strategies"
+
+
+@dataclass
+class StrategyContext:
+    """What a strategy may use besides the model: data (train/calib splits only), input size, seed, device."""
+
+    dataset: Dataset
+    input_size: int
+    seed: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+
+@dataclass
+class StrategyOutput:
+    """The modified model and a JSON-able record of what the strategy did."""
+
+    model: nn.Module
+    record: dict[str, Any]
+
+
+class Strategy(Protocol):
+    """The contract every registered strategy class fulfils."""
+
+    def apply(self, model: nn.Module, context: StrategyContext) -> StrategyOutput: ...
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """One parameter of a strategy, read from its dataclass field."""
+
+    name: str
+    type: Any
+    default: Any
+    help: str
+
+    @property
+    def type_name(self) -> str:
+        """A short human name of the parameter type, e.g. `float` or `global|layer`."""
+        if typing.get_origin(self.type) is Literal:
+            return "|".join(str(a) for a in typing.get_args(self.type))
+        return getattr(self.type, "__name__", str(self.type))
+
+
+@dataclass(frozen=True)
+class StrategyInfo:
+    """A registered strategy: name, class, one-line description, parameters and where it came from."""
+
+    name: str
+    cls: type
+    description: str
+    params: tuple[ParamInfo, ...]
+    source: str
+
+    def param(self, name: str) -> ParamInfo:
+        """The parameter called `name`, or a CompressorError listing the accepted ones."""
+        for info in self.params:
+            if info.name == name:
+                return info
+        accepted = ", ".join(p.name for p in self.params) or "(none)"
+        raise CompressorError(f"strategy {self.name!r} has no parameter {name!r}; its parameters are: {accepted}")
+
+
+_REGISTRY: dict[str, StrategyInfo] = {}
+_PLUGIN_ERRORS: dict[str, str] = {}
+_discovered = False
+T = TypeVar("T", bound=type)
+
+
+def param(default: Any, help: str) -> Any:  # noqa: A002 - `help` reads naturally at the call site
+    """Declare a strategy parameter with a default and one-line help."""
+    return field(default=default, metadata={"help": help})
+
+
+def _info(name: str, cls: type, source: str) -> StrategyInfo:
+    if not dataclasses.is_dataclass(cls) or not callable(getattr(cls, "apply", None)):
+        raise TypeError(f"strategy {name!r} must be a dataclass with an apply(model, context) method")
+    hints = typing.get_type_hints(cls)
+    params = tuple(
+        ParamInfo(f.name, hints.get(f.name, Any), f.default if f.default is not dataclasses.MISSING else None,
+                  f.metadata.get("help", ""))
+        for f in dataclasses.fields(cls) if f.init)
+    description = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+    return StrategyInfo(name, cls, description, params, source)
+
+
+def register_strategy(name: str) -> Callable[[T], T]:
+    """Class decorator registering a strategy dataclass under `name`."""
+
+    def decorator(cls: T) -> T:
+        _REGISTRY[name] = _info(name, cls, getattr(cls, "__module__", "?"))
+        return cls
+
+    return decorator
+
+
+def _discover() -> None:
+    """Import the built-in strategies and every `compressor.strategies` entry point, once."""
+    global _discovered
+    if _discovered:
+        return
+    _discovered = True
+    import compressor.strategies  # noqa: F401 - registers the built-ins
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in _REGISTRY and _REGISTRY[ep.name].source != ep.value.split(":")[0]:
+            _PLUGIN_ERRORS[ep.name] = f"name already taken by {_REGISTRY[ep.name].source}"
+            continue
+        try:
+            cls = ep.load()
+            if ep.name not in _REGISTRY:
+                _REGISTRY[ep.name] = _info(ep.name, cls, ep.value.split(":")[0])
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the others
+            _PLUGIN_ERRORS[ep.name] = f"{type(exc).__name__}: {exc}"
+
+
+def list_strategies(pattern: str = "*") -> list[StrategyInfo]:
+    """Registered strategies whose name matches the shell-style `pattern`, sorted by name."""
+    _discover()
+    return [_REGISTRY[n] for n in sorted(_REGISTRY) if fnmatch.fnmatch(n, pattern)]
+
+
+def plugin_errors() -> dict[str, str]:
+    """Entry points that failed to load, by name, with the reason."""
+    _discover()
+    return dict(_PLUGIN_ERRORS)
+
+
+def get_strategy(name: str) -> StrategyInfo:
+    """The strategy registered as `name`, or a CompressorError listing the known ones."""
+    _discover()
+    if name not in _REGISTRY:
+        hint = f" (its plugin failed to load: {_PLUGIN_ERRORS[name]})" if name in _PLUGIN_ERRORS else ""
+        raise CompressorError(f"unknown strategy {name!r}{hint}; choose one of: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def parse_value(info: ParamInfo, strategy: str, raw: Any) -> Any:
+    """Convert a raw (usually string) value to the parameter's type, with one clear error if it does not fit."""
+    kind = info.type
+    where = f"{strategy}.{info.name}"
+    if not isinstance(raw, str):
+        return raw
+    if typing.get_origin(kind) is Literal:
+        choices = [str(a) for a in typing.get_args(kind)]
+        if raw not in choices:
+            raise CompressorError(f"{where} must be one of {', '.join(choices)}; got {raw!r}")
+        return typing.get_args(kind)[choices.index(raw)]
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise CompressorError(f"{where} must be true or false; got {raw!r}")
+    if kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            raise CompressorError(f"{where} must be {'an integer' if kind is int else 'a number'}; "
+                                  f"got {raw!r}") from None
+    return raw
+
+
+def build_strategy(name: str, params: dict[str, Any] | None = None) -> Any:
+    """Instantiate strategy `name` with `params` (strings are converted to each parameter's type)."""
+    info = get_strategy(name)
+    values = {key: parse_value(info.param(key), name, raw) for key, raw in (params or {}).items()}
+    return info.cls(**values)
+
+
+def check_fraction(name: str, value: float) -> None:
+    """Raise a CompressorError unless `value` is a finite number in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0.0 <= value < 1.0:
+        raise CompressorError(f"{name} must be a number in [0, 1); got {value!r}")

@@ -1,0 +1,57 @@
+"""Score -> select -> apply for unstructured pruning: which weights are eligible, which to zero, zeroing them."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from compressor.models import PRUNABLE_TYPES
+
+
+def prunable_layers(model: nn.Module, *, include_first_conv: bool = False,
+                    include_classifier: bool = False) -> dict[str, nn.Module]:
+    """Conv and linear layers eligible for pruning, by name; the first conv and last linear are opt-in."""
+    layers = {name: m for name, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)}
+    convs = [name for name, m in layers.items() if isinstance(m, nn.Conv2d)]
+    linears = [name for name, m in layers.items() if isinstance(m, nn.Linear)]
+    if convs and not include_first_conv:
+        layers.pop(convs[0])
+    if linears and not include_classifier:
+        layers.pop(linears[-1])
+    return layers
+
+
+def global_masks(scores: dict[str, torch.Tensor], amount: float) -> dict[str, torch.Tensor]:
+    """Keep-masks zeroing the round(amount * N) lowest scores across all tensors together."""
+    flat = torch.cat([s.detach().flatten() for s in scores.values()])
+    keep = torch.ones_like(flat, dtype=torch.bool)
+    k = round(amount * flat.numel())
+    if k > 0:
+        keep[torch.topk(flat, k, largest=False).indices] = False
+    masks, offset = {}, 0
+    for name, score in scores.items():
+        masks[name] = keep[offset:offset + score.numel()].view_as(score)
+        offset += score.numel()
+    return masks
+
+
+def layer_masks(scores: dict[str, torch.Tensor], amount: float) -> dict[str, torch.Tensor]:
+    """Keep-masks zeroing the round(amount * n) lowest scores within each tensor."""
+    return {name: global_masks({name: score}, amount)[name] for name, score in scores.items()}
+
+
+def apply_masks(layers: dict[str, nn.Module], masks: dict[str, torch.Tensor]) -> None:
+    """Zero the weights outside each layer's keep-mask, in place and permanently."""
+    with torch.no_grad():
+        for name, keep in masks.items():
+            layers[name].weight.mul_(keep.to(layers[name].weight.dtype))
+
+
+def sparsity_record(masks: dict[str, torch.Tensor]) -> dict[str, object]:
+    """Per-layer and overall sparsity of the selected masks, for the strategy's record."""
+    per_layer = {name: {"params": keep.numel(), "zeroed": int((~keep).sum()),
+                        "sparsity": round(float((~keep).sum()) / keep.numel(), 6)} for name, keep in masks.items()}
+    total = sum(v["params"] for v in per_layer.values())
+    zeroed = sum(v["zeroed"] for v in per_layer.values())
+    return {"eligible_params": total, "zeroed": zeroed, "sparsity": zeroed / total if total else 0.0,
+            "layers": per_layer}
