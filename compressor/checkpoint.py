@@ -175,9 +175,11 @@ def _read(path: Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        globals_line = next((line.strip() for line in str(exc).splitlines() if "GLOBAL" in line), None)
+        if globals_line is None:
+            raise CompressorError(f"cannot read checkpoint {path}: empty, truncated or not a torch file") from exc
         raise CompressorError(f"refusing to load {path}: it holds objects other than tensors and plain data, and "
-                              f"checkpoints load with weights_only=True ({first})") from exc
+                              f"checkpoints load with weights_only=True ({globals_line})") from exc
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CompressorError(f"cannot read checkpoint {path}: empty, truncated or not a torch file ({first})")

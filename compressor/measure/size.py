@@ -11,8 +11,11 @@ from torch import nn
 
 
 def state_dict_file_size(model: nn.Module, directory: str | Path | None = None) -> int:
-    """Bytes of the fp32 state_dict as `torch.save` writes it (written to a temporary file and measured)."""
+    """Bytes of `torch.save(model.state_dict())` written to a temporary `model.pt` and measured.
+
+    The name is fixed because torch's zip format stores the file stem in every entry, so it changes the size.
+    """
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
-        path = Path(tmp) / "state_dict.pt"
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
+        path = Path(tmp) / "model.pt"
+        torch.save(model.state_dict(), path)
         return os.path.getsize(path)
