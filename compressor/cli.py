@@ -38,8 +38,8 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars"
 def run_command(
     strategy: Annotated[list[str], typer.Option("--strategy", "-s", help="strategy name; repeat or join with + "
                                                                           "for a pipeline")],
-    amount: Annotated[float | None, typer.Option("--amount", help="amount for every step that takes one, "
-                                                                  "in [0, 1)")] = None,
+    amount: Annotated[str | None, typer.Option("--amount", help="amount for every step that takes one, "
+                                                                "in [0, 1)")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="key=value or strategy.key=value; "
                                                                           "repeatable")] = None,
     arch: ArchOpt = None,

@@ -65,7 +65,8 @@ class RunResult:
     checkpoint_path: Path
 
 
-def parse_steps(strategies: list[str], amount: float | None = None, params: list[str] | None = None) -> list[Step]:
+def parse_steps(strategies: list[str], amount: float | str | None = None,
+                params: list[str] | None = None) -> list[Step]:
     """Build pipeline steps from `a+b` names, a shared `amount` and `key=value` / `step.key=value` overrides."""
     names = [name.strip() for spec in strategies for name in spec.split("+")]
     if not names or any(not n for n in names):

@@ -1,0 +1,128 @@
+"""CLI: `compressor run` end to end on digits, and one-line errors with exit code 2 for user mistakes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from compressor.checkpoint import load_checkpoint
+from compressor.cli import main
+
+REQUIRED = ("accuracy", "f1_macro", "sparsity", "params_nonzero", "macs", "size_bytes", "latency_ms", "checkpoint")
+
+
+def _cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "160"}
+    return subprocess.run([sys.executable, "-m", "compressor", *args], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    work = tmp_path_factory.mktemp("run")
+    result = _cli(["run", "--strategy", "l1", "--amount", "0.5", "--cache-dir", str(work / "cache"),
+                   "--output", str(work / "report.json"), "--quiet"], work)
+    return work, result
+
+
+def test_run_trains_prunes_measures_and_reports(first_run: tuple[Path, subprocess.CompletedProcess]) -> None:
+    work, result = first_run
+    assert result.returncode == 0, result.stderr
+    assert "top-1 accuracy" in result.stdout and "compressed" in result.stdout
+    report = json.loads((work / "report.json").read_text())
+    for key in ("strategy", "params", "model", "dataset", "environment", "baseline", "compressed"):
+        assert key in report
+    assert report["strategy"] == "l1" and report["params"]["l1"]["amount"] == 0.5
+    assert report["environment"]["torch_threads"] >= 1 and report["environment"]["packages"]["torch"]
+    for role in ("baseline", "compressed"):
+        assert all(k in report[role] for k in REQUIRED), role
+    base, comp = report["baseline"], report["compressed"]
+    assert base["accuracy"] >= 0.95, "ResNet18 on digits must reach 95 % with the default budget"
+    assert comp["accuracy"] >= 0.5 and 0.0 <= comp["f1_macro"] <= 1.0
+    assert base["sparsity"] == 0.0 and comp["sparsity"] == pytest.approx(0.5, abs=0.01)
+    assert report["steps"][0]["record"]["sparsity"] == pytest.approx(0.5, abs=1e-6)
+    assert comp["params_nonzero"] < 0.55 * base["params_nonzero"]
+    assert comp["macs"] == base["macs"] and comp["latency"]["runs"] >= 20
+    assert comp["size_bytes"] == pytest.approx(base["size_bytes"], rel=0.01)
+    reloaded = load_checkpoint(comp["checkpoint"])
+    assert reloaded.spec.arch == "resnet18" and reloaded.history[-1]["strategy"] == "l1"
+
+
+def test_second_run_reuses_the_cached_baseline(first_run: tuple[Path, subprocess.CompletedProcess]) -> None:
+    work, _ = first_run
+    result = _cli(["run", "-s", "l1", "--amount", "0.3", "-p", "scope=layer", "--cache-dir", str(work / "cache"),
+                   "--output", str(work / "second.json"), "--quiet"], work)
+    assert result.returncode == 0, result.stderr
+    assert "using cached baseline" in result.stderr and "train resnet18" not in result.stderr
+    report = json.loads((work / "second.json").read_text())
+    assert report["params"]["l1"]["scope"] == "layer"
+    assert report["compressed"]["sparsity"] == pytest.approx(0.3, abs=0.01)
+
+
+def test_run_from_a_checkpoint_file(first_run: tuple[Path, subprocess.CompletedProcess], tmp_path: Path) -> None:
+    work, _ = first_run
+    baseline = next((work / "cache" / "baselines").glob("*.pt"))
+    code, _, _ = _in_process(["run", "-s", "l1", "--amount", "0.7", "--model", str(baseline), "--quiet",
+                              "--output", str(tmp_path / "r.json")])
+    assert code == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["model"]["baseline"] == str(baseline)
+    assert report["compressed"]["sparsity"] == pytest.approx(0.7, abs=0.01)
+
+
+def _in_process(args: list[str]) -> tuple[int, str, str]:
+    import contextlib
+    import io
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    from compressor import cli
+
+    cli.out.file, cli.err.file = stdout, stderr
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            main(args)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        cli.out.file, cli.err.file = sys.stdout, sys.stderr
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["run", "-s", "l0"], "unknown strategy 'l0'; choose one of:"),
+    (["run", "-s", "l1", "--amount", "1.5"], "l1.amount must be a number in [0, 1); got 1.5"),
+    (["run", "-s", "l1", "--amount", "-0.1"], "l1.amount must be a number in [0, 1); got -0.1"),
+    (["run", "-s", "l1", "--amount", "nan"], "l1.amount must be a number in [0, 1); got nan"),
+    (["run", "-s", "l1", "--amount", "half"], "l1.amount must be a number; got 'half'"),
+    (["run", "-s", "l1", "-p", "scope=everywhere"], "l1.scope must be one of global, layer; got 'everywhere'"),
+    (["run", "-s", "l1", "-p", "depth=3"], "no strategy in the pipeline has a parameter 'depth'"),
+    (["run", "-s", "l1", "-p", "oops"], "--param expects key=value"),
+    (["run", "-s", "l1", "--data", "mnist"], "unknown dataset 'mnist'; choose one of: digits"),
+    (["run", "-s", "l1", "--arch", "vgg11"], "unknown architecture 'vgg11'; choose one of:"),
+    (["run", "-s", "l1", "--model", "/nonexistent/model.pt"], "checkpoint /nonexistent/model.pt does not exist"),
+    (["run", "-s", "l1", "--threads", "0"], "--threads must be at least 1"),
+    (["run", "--amount", "0.5"], "Missing option '--strategy'"),
+    (["run", "-s", "l1", "--bogus"], "No such option: --bogus"),
+])
+def test_user_errors_end_in_one_line_and_exit_code_2(args: list[str], fragment: str) -> None:
+    code, _, stderr = _in_process(args)
+    assert code == 2
+    assert fragment in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+
+
+def test_corrupt_checkpoint_fails_cleanly_at_the_real_entry_point(tmp_path: Path) -> None:
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"\x00garbage" * 100)
+    result = _cli(["run", "-s", "l1", "--model", str(bad)], tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [f"error: cannot read checkpoint {bad}: empty, truncated or not a "
+                                                  "torch file"]
