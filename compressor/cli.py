@@ -32,6 +32,22 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="random seed for training a
 PretrainedOpt = Annotated[bool, typer.Option("--pretrained", help="start the baseline from torchvision's ImageNet "
                                                                   "weights (needs network or a warm cache)")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
+BackendsOpt = Annotated[str, typer.Option("--backends", help="latency backends, comma-separated: torch, "
+                                                             "onnxruntime, cuda")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", help="batch size for latency")]
+ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="CPU threads for torch and ONNX Runtime "
+                                                                  "(default: torch's)")]
+ArtifactsOpt = Annotated[Path | None, typer.Option("--artifacts", help="keep the measured files (checkpoint "
+                                                                       "variants, ONNX, zip/xz) in this directory")]
+
+
+def _measure_config(backends: str, batch_size: int, threads: int | None, input_size: int | None = None,
+                    repeats: int = 1):  # noqa: ANN202 - imported lazily to keep `--help` fast
+    from compressor.measure import MeasureConfig
+
+    names = tuple(b.strip() for b in backends.split(",") if b.strip())
+    return MeasureConfig(backends=names, batch_size=batch_size, input_size=input_size, threads=threads,
+                         repeats=repeats)
 
 
 @app.command("run")
@@ -54,23 +70,70 @@ def run_command(
     epochs: EpochsOpt = None,
     seed: SeedOpt = 0,
     pretrained: PretrainedOpt = False,
-    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for latency (default: torch's)")] = None,
+    backends: BackendsOpt = "torch,onnxruntime",
+    batch_size: BatchOpt = 1,
+    threads: ThreadsOpt = None,
+    artifacts: ArtifactsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Compress a baseline with one strategy or a pipeline, measure both, print the table and write the report."""
     from compressor.pipeline import RunConfig, parse_steps, run
     from compressor.report import run_table
 
-    if threads is not None and threads < 1:
-        raise CompressorError(f"--threads must be at least 1; got {threads}")
+    measure = _measure_config(backends, batch_size, threads)
     steps = parse_steps(strategy, amount, param)
     config = RunConfig(steps=steps, arch=arch, dataset=data, model=model, data_dir=data_dir, cache_dir=cache_dir,
                        input_size=input_size, epochs=epochs, seed=seed, pretrained=pretrained, output=output,
-                       threads=threads, show_progress=not quiet,
+                       measure=measure, artifacts_dir=artifacts, show_progress=not quiet,
                        command=shlex.join(["compressor", *sys.argv[1:]]))
     result = run(config, console=err)
     out.print(run_table(result.report))
     out.print(f"report: {result.report_path}\ncheckpoint: {result.checkpoint_path}")
+
+
+@app.command("bench")
+def bench_command(
+    model: Annotated[Path | None, typer.Option("--model", "-m", help="checkpoint to measure (accuracy on its "
+                                                                     "dataset's test split)")] = None,
+    arch: Annotated[str | None, typer.Option("--arch", "-a", help="instead of --model: a freshly built "
+                                                                  "architecture (no accuracy)")] = None,
+    num_classes: Annotated[int, typer.Option("--num-classes", help="classes of a --arch model")] = 1000,
+    in_channels: Annotated[int, typer.Option("--in-channels", help="input channels of a --arch model")] = 3,
+    backends: BackendsOpt = "torch,onnxruntime",
+    input_size: Annotated[int | None, typer.Option("--input-size", help="input px for latency, MACs and ONNX "
+                                                                        "(default: the model's; 224 for --arch)")] = None,
+    batch_size: BatchOpt = 1,
+    threads: ThreadsOpt = None,
+    repeats: Annotated[int, typer.Option("--repeats", help="back-to-back latency measurements, to show their "
+                                                           "spread")] = 2,
+    data: DataOpt = None,
+    data_dir: DataDirOpt = None,
+    cache_dir: CacheOpt = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="JSON file to write")] = None,
+    artifacts: ArtifactsOpt = None,
+    layers: Annotated[int, typer.Option("--layers", help="largest layers to show in the complexity table")] = 10,
+) -> None:
+    """Measure one model: file sizes, latency per backend, complexity per layer, accuracy under torch and ONNX."""
+    from compressor.bench import bench
+    from compressor.fileio import write_json_atomic
+    from compressor.report import accuracy_table, complexity_table, latency_table, size_table
+
+    if (model is None) == (arch is None):
+        raise CompressorError("bench needs exactly one of --model CKPT or --arch NAME")
+    config = _measure_config(backends, batch_size, threads, input_size, repeats)
+    result = bench(model=model, arch=arch, num_classes=num_classes, in_channels=in_channels, dataset=data,
+                   data_dir=data_dir, cache_dir=cache_dir, config=config, artifacts_dir=artifacts,
+                   command=shlex.join(["compressor", *sys.argv[1:]]))
+    measured = result["measurements"]
+    for table in (size_table(measured["size"]), latency_table(measured["latency"]),
+                  accuracy_table(measured["evaluation"]), complexity_table(measured["complexity"], layers)):
+        if table is not None:
+            out.print(table)
+    if "skipped" in measured["evaluation"]:
+        out.print(f"accuracy: skipped ({measured['evaluation']['skipped']})")
+    if output is not None:
+        write_json_atomic(result, output)
+        out.print(f"report: {output}")
 
 
 @app.command("train")

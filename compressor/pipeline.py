@@ -19,8 +19,7 @@ from compressor.data import Dataset, dataset_slug, load_dataset
 from compressor.environment import environment
 from compressor.errors import CompressorError
 from compressor.fileio import write_json_atomic
-from compressor.measure import measure_model
-from compressor.measure.latency import TimingPlan
+from compressor.measure import MeasureConfig, measure_model
 from compressor.registry import StrategyContext, build_strategy, get_strategy
 
 REPORT_SCHEMA = "compressor.run/1"
@@ -49,8 +48,8 @@ class RunConfig:
     seed: int = 0
     pretrained: bool = False
     output: Path | None = None
-    threads: int | None = None
-    timing: TimingPlan = TimingPlan()
+    measure: MeasureConfig = MeasureConfig()
+    artifacts_dir: Path | None = None
     show_progress: bool = True
     command: str | None = None
 
@@ -166,8 +165,9 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
     for role, the_model, path in (("baseline", baseline.model, baseline_source),
                                   ("compressed", model, str(checkpoint_path))):
         console.print(f"[bold]measuring[/bold] {role}")
-        measured[role] = {**measure_model(the_model, dataset.test, in_channels=spec.in_channels,
-                                          input_size=spec.input_size, threads=config.threads, plan=config.timing),
+        artifacts = config.artifacts_dir / role if config.artifacts_dir else None
+        measured[role] = {**measure_model(the_model, in_channels=spec.in_channels, input_size=spec.input_size,
+                                          split=dataset.test, config=config.measure, artifacts_dir=artifacts),
                           "checkpoint": path}
 
     params: dict[str, Any] = {}

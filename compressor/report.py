@@ -1,4 +1,4 @@
-"""Presenting results: the rich comparison table of a run."""
+"""Presenting results: rich tables for runs (baseline vs compressed) and for single-model benchmarks."""
 
 from __future__ import annotations
 
@@ -7,14 +7,17 @@ from typing import Any
 from rich.table import Table
 
 _ROWS: tuple[tuple[str, str, str], ...] = (
-    ("accuracy", "top-1 accuracy", "pct"),
+    ("accuracy", "top-1 accuracy (torch)", "pct"),
     ("f1_macro", "macro F1", "ratio3"),
     ("sparsity", "sparsity (conv+linear weights)", "pct"),
     ("sparsity_all", "sparsity (all parameters)", "pct"),
     ("params_nonzero", "non-zero parameters", "count"),
     ("macs", "MACs (dense)", "count"),
+    ("macs_sparse", "MACs (zero weights skipped)", "count"),
     ("size_bytes", "fp32 state_dict file", "bytes"),
-    ("latency_ms", "latency torch CPU bs1 (median)", "ms"),
+    ("deployable_bytes", "deployable file (smallest lossless)", "bytes"),
+    ("latency_ms", "latency torch CPU (median)", "ms"),
+    ("latency_ort_ms", "latency ONNX Runtime CPU (median)", "ms"),
 )
 
 
@@ -44,18 +47,97 @@ def _change(before: Any, after: Any, kind: str) -> str:
     return f"x{after / before:.2f}" if before else "-"
 
 
+def _summary(measured: dict[str, Any]) -> dict[str, Any]:
+    values = dict(measured)
+    ort = measured.get("latency", {}).get("onnxruntime", {})
+    values["latency_ort_ms"] = ort.get("median_ms")
+    return values
+
+
 def run_table(report: dict[str, Any]) -> Table:
-    """A baseline-vs-compressed table of the metrics in a run report."""
-    base, comp = report["baseline"], report["compressed"]
+    """A baseline-vs-compressed table of the headline metrics of a run report."""
+    base, comp = _summary(report["baseline"]), _summary(report["compressed"])
     model, data = report["model"], report["dataset"]
+    batch = report["compressed"]["measure_config"]["batch_size"]
     title = (f"{report['strategy']} on {model['arch']} / {data['name']} "
-             f"({data['split']} split, {data['samples']} images, {model['input_size']} px)")
+             f"({data['split']} split, {data['samples']} images, {model['input_size']} px, latency at batch {batch})")
     table = Table(title=title)
-    table.add_column("metric")
-    table.add_column("baseline", justify="right")
-    table.add_column("compressed", justify="right")
-    table.add_column("change", justify="right")
+    for column, justify in (("metric", "left"), ("baseline", "right"), ("compressed", "right"),
+                            ("change", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for key, label, kind in _ROWS:
         table.add_row(label, _fmt(base.get(key), kind), _fmt(comp.get(key), kind),
                       _change(base.get(key), comp.get(key), kind))
+    return table
+
+
+def size_table(size: dict[str, Any]) -> Table:
+    """Every artifact as written, zipped and xz-compressed (MB; bytes of the raw file), the deployable one marked."""
+    table = Table(title="size on disk (real files; bytes of every variant in the JSON)")
+    for column in ("artifact", "lossless", "bytes", "MB", "zip MB", "xz MB"):
+        table.add_column(column, justify="left" if column == "artifact" else "right")
+    by_variant = {row["variant"]: row for row in size["variants"]}
+
+    def cell(row: dict[str, Any]) -> str:
+        return f"{row['mb']:.3f}{' *' if row['deployable'] else ''}"
+
+    for name in [r["variant"] for r in size["variants"] if r["compression"] is None]:
+        raw = by_variant[name]
+        table.add_row(name, "yes" if raw["lossless"] else "no", f"{raw['bytes']:,}", cell(raw),
+                      cell(by_variant[name + "+zip"]), cell(by_variant[name + "+xz"]))
+    table.caption = f"* deployable: {size['deployable']}, the smallest lossless file"
+    return table
+
+
+def latency_table(latency: dict[str, Any]) -> Table:
+    """Latency statistics per backend, with the spread of back-to-back repeats when measured more than once."""
+    first = next(iter(latency.values()))
+    table = Table(title=f"latency, ms per call (batch {first['batch_size']}, {first['input_size']} px)")
+    for column in ("backend", "threads", "median", "p90", "p99", "min", "IQR", "runs", "repeats"):
+        table.add_column(column, justify="left" if column == "backend" else "right")
+    skipped = []
+    for backend, stats in latency.items():
+        if "skipped" in stats:
+            table.add_row(backend, "-", "skipped", *["-"] * 6)
+            skipped.append(f"{backend} skipped: {stats['skipped']}")
+            continue
+        spread = (f"{len(stats['repeat_medians_ms'])}x, spread {100 * stats['repeat_spread']:.2f} %"
+                  if "repeat_spread" in stats else "1")
+        table.add_row(backend, str(stats["threads"] or "-"),
+                      *(f"{stats[k]:.3f}" for k in ("median_ms", "p90_ms", "p99_ms", "min_ms", "iqr_ms")),
+                      str(stats["runs"]), spread)
+    if skipped:
+        table.caption = "; ".join(skipped)
+    return table
+
+
+def accuracy_table(accuracy: dict[str, Any]) -> Table | None:
+    """Classification metrics of the torch model and of the exported ONNX model on the same split."""
+    if "skipped" in accuracy:
+        return None
+    table = Table(title=f"accuracy on the {accuracy['split']} split ({accuracy['samples']} images)")
+    for column in ("backend", "top-1", "top-5", "precision", "recall", "F1 (macro)", "vs torch"):
+        table.add_column(column, justify="left" if column == "backend" else "right")
+    for backend in ("torch", "onnxruntime"):
+        m = accuracy[backend]
+        versus = (f"max |Δlogit| {m['max_abs_logit_diff_vs_torch']:.1e}, top-1 agree "
+                  f"{100 * m['top1_agreement_with_torch']:.2f} %") if backend == "onnxruntime" else "-"
+        table.add_row(backend, f"{100 * m['accuracy']:.2f} %", f"{100 * m['top5']:.2f} %" if "top5" in m else "-",
+                      f"{m['precision_macro']:.4f}", f"{m['recall_macro']:.4f}", f"{m['f1_macro']:.4f}", versus)
+    return table
+
+
+def complexity_table(cx: dict[str, Any], top: int = 10) -> Table:
+    """Totals and the `top` conv/linear layers by MACs: shape, params, sparsity, dense and sparse MACs."""
+    table = Table(title=(f"complexity at {cx['input_size']} px, batch 1: {cx['params_total']:,} params "
+                         f"({cx['params_nonzero']:,} non-zero), {cx['macs'] / 1e6:.2f} M MACs dense, "
+                         f"{cx['macs_sparse'] / 1e6:.2f} M with zero weights skipped"))
+    for column in ("layer", "type", "shape", "params", "sparsity", "MACs", "MACs (sparse)"):
+        table.add_column(column, justify="left" if column in ("layer", "type", "shape") else "right")
+    layers = sorted(cx["layers"], key=lambda r: r["macs"], reverse=True)
+    for row in layers[:top]:
+        table.add_row(row["layer"], row["type"], "×".join(map(str, row["shape"])), f"{row['params']:,}",
+                      f"{100 * row['sparsity']:.1f} %", f"{row['macs'] / 1e6:.2f} M", f"{row['macs_sparse'] / 1e6:.2f} M")
+    if len(layers) > top:
+        table.caption = f"{len(layers) - top} smaller layers not shown (all are in the JSON)"
     return table

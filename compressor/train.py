@@ -76,7 +76,7 @@ def train(model: nn.Module, split: Split, input_size: int, config: TrainConfig, 
                 if masks:
                     with torch.no_grad():
                         for name, keep in masks.items():
-                            params[name].mul_(keep)
+                            params[name].masked_fill_(~keep, 0.0)
                 step += 1
                 seen += len(y)
                 correct += int((logits.argmax(1) == y).sum())

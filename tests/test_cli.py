@@ -51,6 +51,38 @@ def test_run_trains_prunes_measures_and_reports(first_run: tuple[Path, subproces
     assert comp["size_bytes"] == pytest.approx(base["size_bytes"], rel=0.01)
     reloaded = load_checkpoint(comp["checkpoint"])
     assert reloaded.spec.arch == "resnet18" and reloaded.history[-1]["strategy"] == "l1"
+    for role in (base, comp):
+        assert {"size", "latency", "complexity", "evaluation"} <= set(role)
+        assert set(role["latency"]) == {"torch", "onnxruntime"}
+        assert role["evaluation"]["onnxruntime"]["top1_agreement_with_torch"] >= 0.99
+    sparse = next(r for r in comp["size"]["variants"] if r["variant"] == "fp32-sparse")
+    assert sparse["bytes"] < 0.7 * comp["size_bytes"]
+    assert comp["macs_sparse"] < 0.6 * comp["macs"]
+
+
+def test_bench_measures_a_checkpoint_and_writes_json(first_run: tuple[Path, subprocess.CompletedProcess],
+                                                      tmp_path: Path) -> None:
+    work, _ = first_run
+    checkpoint = json.loads((work / "report.json").read_text())["compressed"]["checkpoint"]
+    code, stdout, stderr = _in_process(["bench", "--model", checkpoint, "--output", str(tmp_path / "b.json"),
+                                        "--batch-size", "4", "--layers", "3"])
+    assert code == 0, stderr
+    for title in ("size on disk", "latency, ms per call (batch 4, 32 px)", "accuracy on the test split", "complexity"):
+        assert title in stdout
+    result = json.loads((tmp_path / "b.json").read_text())
+    assert result["schema"] == "compressor.bench/1" and result["model"]["arch"] == "resnet18"
+    measured = result["measurements"]
+    assert measured["latency"]["torch"]["batch_size"] == 4 and "repeat_spread" in measured["latency"]["torch"]
+    assert measured["sparsity"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_bench_of_a_fresh_architecture_skips_accuracy(tmp_path: Path) -> None:
+    code, stdout, stderr = _in_process(["bench", "--arch", "resnet18", "--input-size", "32", "--backends", "torch",
+                                        "--repeats", "1", "--output", str(tmp_path / "b.json")])
+    assert code == 0, stderr
+    assert "accuracy: skipped" in stdout
+    result = json.loads((tmp_path / "b.json").read_text())
+    assert result["model"]["num_classes"] == 1000 and set(result["measurements"]["latency"]) == {"torch"}
 
 
 def test_second_run_reuses_the_cached_baseline(first_run: tuple[Path, subprocess.CompletedProcess]) -> None:
@@ -109,6 +141,11 @@ def _in_process(args: list[str]) -> tuple[int, str, str]:
     (["run", "-s", "l1", "--threads", "0"], "--threads must be at least 1"),
     (["run", "--amount", "0.5"], "Missing option '--strategy'"),
     (["run", "-s", "l1", "--bogus"], "No such option: --bogus"),
+    (["run", "-s", "l1", "--backends", "tensorrt"], "unknown backend 'tensorrt'; choose from: torch, onnxruntime"),
+    (["bench"], "bench needs exactly one of --model CKPT or --arch NAME"),
+    (["bench", "--arch", "resnet18", "--model", "x.pt"], "bench needs exactly one of --model CKPT or --arch NAME"),
+    (["bench", "--arch", "densenet201", "--input-size", "16"], "--input-size 16 is too small for densenet201"),
+    (["bench", "--arch", "resnet18", "--repeats", "0"], "--repeats must be at least 1"),
 ])
 def test_user_errors_end_in_one_line_and_exit_code_2(args: list[str], fragment: str) -> None:
     code, _, stderr = _in_process(args)

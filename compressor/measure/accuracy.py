@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,6 +23,16 @@ def torch_forward(model: nn.Module) -> Forward:
     def forward(x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
             return model(x.to(device)).float().cpu()
+
+    return forward
+
+
+def onnx_forward(session: Any) -> Forward:
+    """A forward function running an ONNX Runtime session, so the exported artifact itself is evaluated."""
+    input_name = session.get_inputs()[0].name
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(session.run(None, {input_name: x.numpy().astype(np.float32)})[0])
 
     return forward
 

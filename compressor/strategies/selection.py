@@ -41,10 +41,14 @@ def layer_masks(scores: dict[str, torch.Tensor], amount: float) -> dict[str, tor
 
 
 def apply_masks(layers: dict[str, nn.Module], masks: dict[str, torch.Tensor]) -> None:
-    """Zero the weights outside each layer's keep-mask, in place and permanently."""
+    """Zero the weights outside each layer's keep-mask, in place and permanently.
+
+    `masked_fill_` writes +0.0; multiplying by the mask would leave -0.0 for negative weights, which bit-exact
+    sparse encodings must then store as values.
+    """
     with torch.no_grad():
         for name, keep in masks.items():
-            layers[name].weight.mul_(keep.to(layers[name].weight.dtype))
+            layers[name].weight.masked_fill_(~keep.to(layers[name].weight.device), 0.0)
 
 
 def sparsity_record(masks: dict[str, torch.Tensor]) -> dict[str, object]:

@@ -79,3 +79,9 @@ def test_amount_outside_unit_interval_is_refused(amount: float) -> None:
 def test_bad_scope_is_refused() -> None:
     with pytest.raises(CompressorError, match="global, layer"):
         build_strategy("l1", {"scope": "everywhere"})
+
+
+def test_pruned_weights_are_positive_zero_so_sparse_files_stay_small(tiny_net: nn.Module) -> None:
+    _prune(tiny_net, amount=0.8)
+    zeros = tiny_net.conv1.weight[tiny_net.conv1.weight == 0]
+    assert zeros.numel() > 0 and not torch.signbit(zeros).any()

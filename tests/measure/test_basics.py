@@ -14,7 +14,7 @@ from torch import nn
 from compressor.measure.accuracy import classification_metrics
 from compressor.measure.complexity import dense_macs, parameter_counts, weight_sparsity
 from compressor.measure.latency import TimingPlan, sample_latencies, summarize, torch_cpu_latency
-from compressor.measure.size import state_dict_file_size
+from compressor.measure.size import artifact_sizes, write_artifacts
 
 
 def test_metrics_match_hand_computed_values() -> None:
@@ -33,9 +33,13 @@ def test_top5_only_with_more_than_five_classes() -> None:
     assert "top5" not in metrics and metrics["accuracy"] == pytest.approx(2 / 3)
 
 
-def test_state_dict_size_is_the_size_of_a_real_torch_save_file(tmp_path: Path, tiny_net: nn.Module) -> None:
-    torch.save(tiny_net.state_dict(), tmp_path / "model.pt")
-    assert state_dict_file_size(tiny_net) == os.path.getsize(tmp_path / "model.pt")
+def test_fp32_size_is_the_size_of_a_real_torch_save_file(tmp_path: Path, tiny_net: nn.Module) -> None:
+    (tmp_path / "ref").mkdir()
+    torch.save(tiny_net.state_dict(), tmp_path / "ref" / "model.pt")
+    files = write_artifacts(tiny_net, tmp_path / "out", in_channels=1, input_size=16, onnx=False)
+    sizes = artifact_sizes(files)
+    fp32 = next(r for r in sizes["variants"] if r["variant"] == "fp32")
+    assert fp32["bytes"] == os.path.getsize(tmp_path / "ref" / "model.pt")
 
 
 def test_sparsity_and_counts(tiny_net: nn.Module) -> None:
@@ -78,5 +82,5 @@ def test_sampling_meets_both_the_minimum_count_and_duration() -> None:
 
 def test_torch_latency_records_backend_threads_and_runs(tiny_net: nn.Module) -> None:
     stats = torch_cpu_latency(tiny_net, 1, 16, threads=1, plan=TimingPlan(2, 0.0, 20, 0.0))
-    assert stats["backend"] == "torch-cpu" and stats["threads"] == 1 and stats["runs"] == 20
+    assert stats["backend"] == "torch" and stats["threads"] == 1 and stats["runs"] == 20
     assert 0 < stats["min_ms"] <= stats["median_ms"] <= stats["p99_ms"]
