@@ -37,17 +37,22 @@ BackendsOpt = Annotated[str, typer.Option("--backends", help="latency backends, 
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="batch size for latency")]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="CPU threads for torch and ONNX Runtime "
                                                                   "(default: torch's)")]
+CompressOpt = Annotated[str, typer.Option("--compress", help="also size each artifact compressed: zip, xz "
+                                                             "(comma-separated) or none")]
 ArtifactsOpt = Annotated[Path | None, typer.Option("--artifacts", help="keep the measured files (checkpoint "
                                                                        "variants, ONNX, zip/xz) in this directory")]
 
 
-def _measure_config(backends: str, batch_size: int, threads: int | None, input_size: int | None = None,
-                    repeats: int = 1):  # noqa: ANN202 - imported lazily to keep `--help` fast
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip() and n.strip() != "none")
+
+
+def _measure_config(backends: str, batch_size: int, threads: int | None, compress: str,
+                    input_size: int | None = None, repeats: int = 1):  # noqa: ANN202 - lazy import keeps --help fast
     from compressor.measure import MeasureConfig
 
-    names = tuple(b.strip() for b in backends.split(",") if b.strip())
-    return MeasureConfig(backends=names, batch_size=batch_size, input_size=input_size, threads=threads,
-                         repeats=repeats)
+    return MeasureConfig(backends=_names(backends), batch_size=batch_size, input_size=input_size, threads=threads,
+                         repeats=repeats, compressions=_names(compress))
 
 
 @app.command("run")
@@ -73,6 +78,7 @@ def run_command(
     backends: BackendsOpt = "torch,onnxruntime",
     batch_size: BatchOpt = 1,
     threads: ThreadsOpt = None,
+    compress: CompressOpt = "zip,xz",
     artifacts: ArtifactsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -80,7 +86,7 @@ def run_command(
     from compressor.pipeline import RunConfig, parse_steps, run
     from compressor.report import run_table
 
-    measure = _measure_config(backends, batch_size, threads)
+    measure = _measure_config(backends, batch_size, threads, compress)
     steps = parse_steps(strategy, amount, param)
     config = RunConfig(steps=steps, arch=arch, dataset=data, model=model, data_dir=data_dir, cache_dir=cache_dir,
                        input_size=input_size, epochs=epochs, seed=seed, pretrained=pretrained, output=output,
@@ -110,6 +116,7 @@ def bench_command(
     data_dir: DataDirOpt = None,
     cache_dir: CacheOpt = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="JSON file to write")] = None,
+    compress: CompressOpt = "zip,xz",
     artifacts: ArtifactsOpt = None,
     layers: Annotated[int, typer.Option("--layers", help="largest layers to show in the complexity table")] = 10,
 ) -> None:
@@ -120,7 +127,7 @@ def bench_command(
 
     if (model is None) == (arch is None):
         raise CompressorError("bench needs exactly one of --model CKPT or --arch NAME")
-    config = _measure_config(backends, batch_size, threads, input_size, repeats)
+    config = _measure_config(backends, batch_size, threads, compress, input_size, repeats)
     result = bench(model=model, arch=arch, num_classes=num_classes, in_channels=in_channels, dataset=data,
                    data_dir=data_dir, cache_dir=cache_dir, config=config, artifacts_dir=artifacts,
                    command=shlex.join(["compressor", *sys.argv[1:]]))

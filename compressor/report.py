@@ -74,9 +74,10 @@ def run_table(report: dict[str, Any]) -> Table:
 def size_table(size: dict[str, Any]) -> Table:
     """Every artifact as written, zipped and xz-compressed (MB; bytes of the raw file), the deployable one marked."""
     table = Table(title="size on disk (real files; bytes of every variant in the JSON)")
-    for column in ("artifact", "lossless", "bytes", "MB", "zip MB", "xz MB"):
-        table.add_column(column, justify="left" if column == "artifact" else "right")
     by_variant = {row["variant"]: row for row in size["variants"]}
+    compressions = [c for c in ("zip", "xz") if any(r["compression"] == c for r in size["variants"])]
+    for column in ("artifact", "lossless", "bytes", "MB", *(f"{c} MB" for c in compressions)):
+        table.add_column(column, justify="left" if column == "artifact" else "right")
 
     def cell(row: dict[str, Any]) -> str:
         return f"{row['mb']:.3f}{' *' if row['deployable'] else ''}"
@@ -84,7 +85,7 @@ def size_table(size: dict[str, Any]) -> Table:
     for name in [r["variant"] for r in size["variants"] if r["compression"] is None]:
         raw = by_variant[name]
         table.add_row(name, "yes" if raw["lossless"] else "no", f"{raw['bytes']:,}", cell(raw),
-                      cell(by_variant[name + "+zip"]), cell(by_variant[name + "+xz"]))
+                      *(cell(by_variant[f"{name}+{c}"]) for c in compressions))
     table.caption = f"* deployable: {size['deployable']}, the smallest lossless file"
     return table
 

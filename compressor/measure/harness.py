@@ -18,7 +18,7 @@ from compressor.measure.accuracy import classification_metrics, onnx_forward, pr
 from compressor.measure.complexity import complexity
 from compressor.measure.latency import (BACKENDS, TimingPlan, cuda_latency, onnxruntime_latency,
                                         onnxruntime_session, repeat_spread, torch_cpu_latency)
-from compressor.measure.size import artifact_sizes, write_artifacts
+from compressor.measure.size import COMPRESSIONS, artifact_sizes, write_artifacts
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,13 @@ class MeasureConfig:
     threads: int | None = None
     plan: TimingPlan = TimingPlan()
     repeats: int = 1
+    compressions: tuple[str, ...] = COMPRESSIONS
 
     def __post_init__(self) -> None:
+        unknown_compression = [c for c in self.compressions if c not in COMPRESSIONS]
+        if unknown_compression:
+            raise CompressorError(f"unknown compression {unknown_compression[0]!r}; choose from: "
+                                  f"{', '.join(COMPRESSIONS)}, or none")
         unknown = [b for b in self.backends if b not in BACKENDS]
         if unknown or not self.backends:
             raise CompressorError(f"unknown backend {unknown[0] if unknown else '(none)'!r}; choose from: "
@@ -94,7 +99,7 @@ def measure_model(model: nn.Module, *, in_channels: int, input_size: int, split:
     with tempfile.TemporaryDirectory(prefix="compressor-artifacts-") as scratch:
         directory = artifacts_dir or Path(scratch)
         files = write_artifacts(model, directory, in_channels=in_channels, input_size=deploy_size)
-        size = artifact_sizes(files)
+        size = artifact_sizes(files, config.compressions)
         onnx_path = files["onnx"][0]
         latency = {b: _latency(b, model, onnx_path, in_channels, deploy_size, config) for b in config.backends}
         if split is not None:

@@ -31,14 +31,15 @@ def write_artifacts(model: nn.Module, directory: str | Path, *, in_channels: int
     return files
 
 
-def artifact_sizes(files: dict[str, tuple[Path, bool]]) -> dict[str, Any]:
+def artifact_sizes(files: dict[str, tuple[Path, bool]],
+                   compressions: tuple[str, ...] = COMPRESSIONS) -> dict[str, Any]:
     """Sizes of each artifact and of its zip/xz-compressed copy, and which one is deployable.
 
     Deployable means the smallest lossless file (compressed or not) that loads back to the exact weights.
     """
     rows = []
     for name, (path, lossless) in files.items():
-        for compression in (None, *COMPRESSIONS):
+        for compression in (None, *compressions):
             target = path if compression is None else compress_file(path, compression)
             size = os.path.getsize(target)
             rows.append({"variant": name if compression is None else f"{name}+{compression}", "file": str(target),
