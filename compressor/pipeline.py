@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as dt
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,14 +13,16 @@ from typing import Any
 
 import torch
 from rich.console import Console
+from torch import nn
 
 from compressor.baseline import BaselineRequest, get_baseline
-from compressor.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from compressor.checkpoint import Checkpoint, ModelSpec, load_checkpoint, save_checkpoint
 from compressor.data import Dataset, dataset_slug, load_dataset
 from compressor.environment import environment
 from compressor.errors import CompressorError
 from compressor.fileio import write_json_atomic
 from compressor.measure import MeasureConfig, measure_model
+from compressor.measure.harness import latency_block, with_latency
 from compressor.registry import StrategyContext, build_strategy, get_strategy
 
 REPORT_SCHEMA = "compressor.run/1"
@@ -134,6 +137,26 @@ def _load_inputs(config: RunConfig, console: Console) -> tuple[Checkpoint, Datas
     return checkpoint, dataset, str(path)
 
 
+def _measure_pair(models: dict[str, nn.Module], spec: ModelSpec, dataset: Dataset, config: RunConfig,
+                  console: Console) -> dict[str, dict[str, Any]]:
+    """Measure baseline and compressed the same way; their latencies are timed interleaved, not one after the other."""
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="compressor-run-") as scratch:
+        root = config.artifacts_dir or Path(scratch)
+        for role, the_model in models.items():
+            console.print(f"[bold]measuring[/bold] {role}: size, complexity, accuracy (torch and ONNX Runtime)")
+            results[role] = measure_model(the_model, in_channels=spec.in_channels, input_size=spec.input_size,
+                                          split=dataset.test, config=config.measure, artifacts_dir=root / role,
+                                          latency=False)
+        console.print(f"[bold]timing[/bold] {', '.join(models)} interleaved on {', '.join(config.measure.backends)}")
+        onnx_files = {role: Path(next(r["file"] for r in results[role]["size"]["variants"] if r["variant"] == "onnx"))
+                      for role in models}
+        deploy_size = config.measure.input_size or spec.input_size
+        timings = latency_block({role: (models[role], onnx_files[role]) for role in models}, spec.in_channels,
+                                deploy_size, config.measure)
+    return {role: with_latency(results[role], timings[role]) for role in models}
+
+
 def run(config: RunConfig, console: Console | None = None) -> RunResult:
     """Apply the pipeline to the baseline, measure baseline and result on the test split, save both artifacts."""
     console = console or Console(stderr=True)
@@ -161,14 +184,9 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
     compressed = Checkpoint(spec, model, history)
     save_checkpoint(compressed, checkpoint_path)
 
-    measured = {}
-    for role, the_model, path in (("baseline", baseline.model, baseline_source),
-                                  ("compressed", model, str(checkpoint_path))):
-        console.print(f"[bold]measuring[/bold] {role}")
-        artifacts = config.artifacts_dir / role if config.artifacts_dir else None
-        measured[role] = {**measure_model(the_model, in_channels=spec.in_channels, input_size=spec.input_size,
-                                          split=dataset.test, config=config.measure, artifacts_dir=artifacts),
-                          "checkpoint": path}
+    measured = _measure_pair({"baseline": baseline.model, "compressed": model}, spec, dataset, config, console)
+    measured["baseline"]["checkpoint"] = baseline_source
+    measured["compressed"]["checkpoint"] = str(checkpoint_path)
 
     params: dict[str, Any] = {}
     for entry in step_reports:

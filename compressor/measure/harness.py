@@ -16,8 +16,8 @@ from compressor.errors import CompressorError
 from compressor.export import export_onnx
 from compressor.measure.accuracy import classification_metrics, onnx_forward, predict, torch_forward
 from compressor.measure.complexity import complexity
-from compressor.measure.latency import (BACKENDS, TimingPlan, cuda_latency, onnxruntime_latency,
-                                        onnxruntime_session, repeat_spread, torch_cpu_latency)
+from compressor.measure.latency import (BACKENDS, CUDA_SKIPPED, TimingPlan, cuda_runner, onnxruntime_runner,
+                                        onnxruntime_session, repeat_spread, time_runners, torch_runner)
 from compressor.measure.size import COMPRESSIONS, artifact_sizes, write_artifacts
 
 
@@ -31,6 +31,7 @@ class MeasureConfig:
     threads: int | None = None
     plan: TimingPlan = TimingPlan()
     repeats: int = 1
+    rounds: int = 4
     compressions: tuple[str, ...] = COMPRESSIONS
 
     def __post_init__(self) -> None:
@@ -42,7 +43,7 @@ class MeasureConfig:
         if unknown or not self.backends:
             raise CompressorError(f"unknown backend {unknown[0] if unknown else '(none)'!r}; choose from: "
                                   f"{', '.join(BACKENDS)}")
-        for name, value in (("--batch-size", self.batch_size), ("--repeats", self.repeats)):
+        for name, value in (("--batch-size", self.batch_size), ("--repeats", self.repeats), ("rounds", self.rounds)):
             if value < 1:
                 raise CompressorError(f"{name} must be at least 1; got {value}")
         if self.input_size is not None and self.input_size < 1:
@@ -51,26 +52,41 @@ class MeasureConfig:
             raise CompressorError(f"--threads must be at least 1; got {self.threads}")
 
 
-def _latency(backend: str, model: nn.Module, onnx_path: Path, in_channels: int, size: int,
-             config: MeasureConfig) -> dict[str, Any]:
-    runs = []
-    for _ in range(config.repeats):
-        if backend == "torch":
-            runs.append(torch_cpu_latency(model, in_channels, size, batch_size=config.batch_size,
-                                          threads=config.threads, plan=config.plan))
-        elif backend == "onnxruntime":
-            runs.append(onnxruntime_latency(onnx_path, in_channels, size, batch_size=config.batch_size,
-                                            threads=config.threads, plan=config.plan))
-        else:
-            runs.append(cuda_latency(model, in_channels, size, batch_size=config.batch_size, plan=config.plan))
-        if "skipped" in runs[-1]:
-            return runs[-1]
-    result = dict(runs[0])
-    if config.repeats > 1:
-        medians = [r["median_ms"] for r in runs]
-        result["repeat_medians_ms"] = medians
-        result["repeat_spread"] = repeat_spread(medians)
-    return result
+def latency_block(models: dict[str, tuple[nn.Module, Path]], in_channels: int, input_size: int,
+                  config: MeasureConfig) -> dict[str, dict[str, Any]]:
+    """Latency per model and backend; several models are timed in alternating rounds so drift hits all alike.
+
+    With `config.repeats` > 1 the whole measurement is repeated back to back and the spread of the medians is
+    recorded (the first repeat's statistics are reported).
+    """
+    threads = config.threads or torch.get_num_threads()
+    results: dict[str, dict[str, Any]] = {name: {} for name in models}
+    for backend in config.backends:
+        if backend == "cuda" and not torch.cuda.is_available():
+            for name in models:
+                results[name][backend] = {"backend": "cuda", "batch_size": config.batch_size,
+                                          "input_size": input_size, "skipped": CUDA_SKIPPED}
+            continue
+        repeats = []
+        for _ in range(config.repeats):
+            runners = {}
+            for name, (model, onnx_path) in models.items():
+                if backend == "torch":
+                    runners[name] = torch_runner(model, in_channels, input_size, config.batch_size)
+                elif backend == "onnxruntime":
+                    runners[name] = onnxruntime_runner(onnx_path, in_channels, input_size, config.batch_size,
+                                                       threads)
+                else:
+                    runners[name] = cuda_runner(model, in_channels, input_size, config.batch_size)
+            repeats.append(time_runners(runners, batch_size=config.batch_size, input_size=input_size,
+                                        threads=threads, plan=config.plan, rounds=config.rounds))
+        for name in models:
+            stats = dict(repeats[0][name])
+            if config.repeats > 1:
+                stats["repeat_medians_ms"] = [r[name]["median_ms"] for r in repeats]
+                stats["repeat_spread"] = repeat_spread(stats["repeat_medians_ms"])
+            results[name][backend] = stats
+    return results
 
 
 def _accuracy(model: nn.Module, onnx_path: Path, split: Split, input_size: int, threads: int) -> dict[str, Any]:
@@ -87,11 +103,12 @@ def _accuracy(model: nn.Module, onnx_path: Path, split: Split, input_size: int, 
 
 def measure_model(model: nn.Module, *, in_channels: int, input_size: int, split: Split | None = None,
                   split_name: str = "test", config: MeasureConfig = MeasureConfig(),
-                  artifacts_dir: Path | None = None) -> dict[str, Any]:
+                  artifacts_dir: Path | None = None, latency: bool = True) -> dict[str, Any]:
     """All measurements of `model`: flat summary keys plus `size`, `latency`, `complexity`, `evaluation` blocks.
 
     Accuracy runs at `input_size` (what the model was trained for) on `split`; latency, MACs and the ONNX export
-    use `config.input_size` when given (e.g. 224 for a 224 px deployment).
+    use `config.input_size` when given (e.g. 224 for a 224 px deployment). With `latency=False` the caller times
+    models itself (`latency_block`, several models interleaved) from the ONNX file named in `size`.
     """
     model = model.eval()
     deploy_size = config.input_size or input_size
@@ -101,7 +118,7 @@ def measure_model(model: nn.Module, *, in_channels: int, input_size: int, split:
         files = write_artifacts(model, directory, in_channels=in_channels, input_size=deploy_size)
         size = artifact_sizes(files, config.compressions)
         onnx_path = files["onnx"][0]
-        latency = {b: _latency(b, model, onnx_path, in_channels, deploy_size, config) for b in config.backends}
+        timings = latency_block({"m": (model, onnx_path)}, in_channels, deploy_size, config)["m"] if latency else {}
         if split is not None:
             eval_onnx = onnx_path if deploy_size == input_size else export_onnx(
                 model, Path(scratch) / "eval" / "model.onnx", in_channels, input_size)
@@ -117,8 +134,15 @@ def measure_model(model: nn.Module, *, in_channels: int, input_size: int, split:
                                        "macs_sparse")})
     summary["size_bytes"] = next(r["bytes"] for r in size["variants"] if r["variant"] == "fp32")
     summary["deployable_bytes"] = size["deployable_bytes"]
-    if "torch" in latency and "median_ms" in latency["torch"]:
-        summary["latency_ms"] = latency["torch"]["median_ms"]
-    return {**summary, "input_size": input_size, "deploy_input_size": deploy_size,
-            "measure_config": {**asdict(config), "threads": threads},
-            "size": size, "latency": latency, "complexity": cx, "evaluation": evaluation}
+    result = {**summary, "input_size": input_size, "deploy_input_size": deploy_size,
+              "measure_config": {**asdict(config), "threads": threads},
+              "size": size, "latency": timings, "complexity": cx, "evaluation": evaluation}
+    return with_latency(result, timings) if latency else result
+
+
+def with_latency(result: dict[str, Any], timings: dict[str, Any]) -> dict[str, Any]:
+    """`result` with its latency block set and the headline `latency_ms` (torch median) filled in."""
+    result = {**result, "latency": timings}
+    if "median_ms" in timings.get("torch", {}):
+        result["latency_ms"] = timings["torch"]["median_ms"]
+    return result

@@ -74,23 +74,6 @@ def torch_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def _result(backend: str, batch_size: int, input_size: int, threads: int | None, samples: list[float],
-            plan: TimingPlan, **extra: Any) -> dict[str, Any]:
-    return {"backend": backend, "batch_size": batch_size, "input_size": input_size, "threads": threads,
-            **summarize(samples), "plan": asdict(plan), **extra, "samples_ms": [round(s, 5) for s in samples]}
-
-
-def torch_cpu_latency(model: nn.Module, in_channels: int, input_size: int, *, batch_size: int = 1,
-                      threads: int | None = None, plan: TimingPlan = TimingPlan()) -> dict[str, Any]:
-    """Eager PyTorch CPU latency of one forward pass on a random batch (eval mode, inference_mode)."""
-    threads = threads or torch.get_num_threads()
-    model = model.eval()
-    x = torch.randn(batch_size, in_channels, input_size, input_size)
-    with torch_threads(threads), torch.inference_mode():
-        samples = sample_latencies(lambda: model(x), plan)
-    return _result("torch", batch_size, input_size, threads, samples, plan)
-
-
 def onnxruntime_session(onnx_path: str | Path, threads: int, *, allow_spinning: bool = True) -> Any:
     """An ONNX Runtime CPU session: `threads` intra-op threads, sequential execution, all graph optimizations."""
     import onnxruntime as ort
@@ -104,47 +87,110 @@ def onnxruntime_session(onnx_path: str | Path, threads: int, *, allow_spinning: 
     return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
 
-def onnxruntime_latency(onnx_path: str | Path, in_channels: int, input_size: int, *, batch_size: int = 1,
-                        threads: int | None = None, plan: TimingPlan = TimingPlan()) -> dict[str, Any]:
-    """ONNX Runtime CPU latency of `onnx_path`; session creation and the first run are reported apart."""
-    threads = threads or torch.get_num_threads()
+@dataclass
+class Runner:
+    """One thing to time: a zero-argument call, an optional timer replacing wall-clock, and facts to record."""
+
+    call: Callable[[], object]
+    info: dict[str, Any]
+    timer: Callable[[Callable[[], object]], float] | None = None
+
+
+def torch_runner(model: nn.Module, in_channels: int, input_size: int, batch_size: int = 1) -> Runner:
+    """Eager PyTorch CPU forward of `model` (eval mode) on a random batch."""
+    model = model.eval()
+    x = torch.randn(batch_size, in_channels, input_size, input_size)
+    return Runner(lambda: model(x), {"backend": "torch"})
+
+
+def onnxruntime_runner(onnx_path: str | Path, in_channels: int, input_size: int, batch_size: int = 1,
+                       threads: int = 1) -> Runner:
+    """ONNX Runtime CPU run of `onnx_path`; session creation and the first run are timed apart (cold start)."""
     t0 = time.perf_counter()
     session = onnxruntime_session(onnx_path, threads)
     create_ms = (time.perf_counter() - t0) * 1e3
     feed = {session.get_inputs()[0].name: np.random.default_rng(0).standard_normal(
         (batch_size, in_channels, input_size, input_size), dtype=np.float32)}
     first_ms = _wall_ms(lambda: session.run(None, feed))
-    samples = sample_latencies(lambda: session.run(None, feed), plan)
-    return _result("onnxruntime", batch_size, input_size, threads, samples, plan,
-                   cold_start={"session_create_ms": create_ms, "first_run_ms": first_ms}, allow_spinning=True)
+    return Runner(lambda: session.run(None, feed),
+                  {"backend": "onnxruntime", "allow_spinning": True,
+                   "cold_start": {"session_create_ms": create_ms, "first_run_ms": first_ms}})
 
 
-def cuda_latency(model: nn.Module, in_channels: int, input_size: int, *, batch_size: int = 1,
-                 plan: TimingPlan = TimingPlan()) -> dict[str, Any]:
-    """Torch CUDA latency timed with CUDA events around each call, synchronized; skipped without a GPU."""
+def cuda_runner(model: nn.Module, in_channels: int, input_size: int, batch_size: int = 1) -> Runner | None:
+    """Torch CUDA forward timed by CUDA events and synchronization; None without a GPU."""
     if not torch.cuda.is_available():
-        return {"backend": "cuda", "batch_size": batch_size, "input_size": input_size,
-                "skipped": "no CUDA device: torch.cuda.is_available() is False"}
+        return None
     import copy
 
     device = torch.device("cuda")
     gpu_model = copy.deepcopy(model).to(device).eval()
     x = torch.randn(batch_size, in_channels, input_size, input_size, device=device)
 
+    def call() -> None:
+        gpu_model(x)
+        torch.cuda.synchronize()
+
     def timed(fn: Callable[[], object]) -> float:
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
-        fn()
+        gpu_model(x)
         end.record()
         torch.cuda.synchronize()
         return float(start.elapsed_time(end))
 
-    def forward() -> None:
-        gpu_model(x)
+    return Runner(call, {"backend": "cuda", "device": torch.cuda.get_device_name(0)}, timer=timed)
 
-    with torch.inference_mode():
-        samples = sample_latencies(lambda: (forward(), torch.cuda.synchronize()), plan, timer=timed)
-    return _result("cuda", batch_size, input_size, None, samples, plan, device=torch.cuda.get_device_name(0))
+
+CUDA_SKIPPED = "no CUDA device: torch.cuda.is_available() is False"
+
+
+def time_runners(runners: dict[str, Runner], *, batch_size: int, input_size: int, threads: int,
+                 plan: TimingPlan = TimingPlan(), rounds: int = 1) -> dict[str, dict[str, Any]]:
+    """Warm up every runner, then time them in alternating rounds (A B A B ...) so drift hits all alike.
+
+    Each runner gets `plan` in total, split evenly over the rounds; its stats come from all its samples.
+    """
+    chunk = TimingPlan(warmup_runs=0, warmup_seconds=0.0, min_runs=-(-plan.min_runs // rounds),
+                       min_seconds=plan.min_seconds / rounds, max_runs=max(1, plan.max_runs // rounds))
+    warm = TimingPlan(warmup_runs=plan.warmup_runs, warmup_seconds=plan.warmup_seconds, min_runs=0,
+                      min_seconds=0.0)
+    samples: dict[str, list[float]] = {name: [] for name in runners}
+    with torch_threads(threads), torch.inference_mode():
+        for runner in runners.values():
+            sample_latencies(runner.call, warm)
+        for _ in range(rounds):
+            for name, runner in runners.items():
+                samples[name].extend(sample_latencies(runner.call, chunk, timer=runner.timer))
+    return {name: {**runner.info, "batch_size": batch_size, "input_size": input_size,
+                   "threads": threads if runner.info["backend"] != "cuda" else None, **summarize(samples[name]),
+                   "plan": asdict(plan), "rounds": rounds, "samples_ms": [round(s, 5) for s in samples[name]]}
+            for name, runner in runners.items()}
+
+
+def torch_cpu_latency(model: nn.Module, in_channels: int, input_size: int, *, batch_size: int = 1,
+                      threads: int | None = None, plan: TimingPlan = TimingPlan()) -> dict[str, Any]:
+    """Eager PyTorch CPU latency of one model, summarized."""
+    threads = threads or torch.get_num_threads()
+    runner = torch_runner(model, in_channels, input_size, batch_size)
+    return time_runners({"m": runner}, batch_size=batch_size, input_size=input_size, threads=threads, plan=plan)["m"]
+
+
+def onnxruntime_latency(onnx_path: str | Path, in_channels: int, input_size: int, *, batch_size: int = 1,
+                        threads: int | None = None, plan: TimingPlan = TimingPlan()) -> dict[str, Any]:
+    """ONNX Runtime CPU latency of one exported model, summarized, with its cold start."""
+    threads = threads or torch.get_num_threads()
+    runner = onnxruntime_runner(onnx_path, in_channels, input_size, batch_size, threads)
+    return time_runners({"m": runner}, batch_size=batch_size, input_size=input_size, threads=threads, plan=plan)["m"]
+
+
+def cuda_latency(model: nn.Module, in_channels: int, input_size: int, *, batch_size: int = 1,
+                 plan: TimingPlan = TimingPlan()) -> dict[str, Any]:
+    """Torch CUDA latency of one model, or a record saying why it was skipped."""
+    runner = cuda_runner(model, in_channels, input_size, batch_size)
+    if runner is None:
+        return {"backend": "cuda", "batch_size": batch_size, "input_size": input_size, "skipped": CUDA_SKIPPED}
+    return time_runners({"m": runner}, batch_size=batch_size, input_size=input_size, threads=1, plan=plan)["m"]
 
 
 def repeat_spread(medians: list[float]) -> float:

@@ -43,3 +43,24 @@ def test_cuda_is_skipped_with_a_stated_reason_without_a_gpu(monkeypatch, tiny_ne
 def test_cuda_latency_with_events(tiny_net: nn.Module) -> None:
     result = cuda_latency(tiny_net, 1, 16, plan=QUICK)
     assert result["backend"] == "cuda" and result["runs"] == 15 and np.isfinite(result["median_ms"])
+
+
+def test_alternating_rounds_spread_drift_over_all_runners() -> None:
+    from compressor.measure.latency import Runner, time_runners
+
+    clock = iter(range(10_000))
+
+    def drifting(_fn) -> float:  # noqa: ANN001 - a timer whose readings grow with every call, like thermal drift
+        return float(next(clock))
+
+    def medians(rounds: int) -> tuple[float, float]:
+        runners = {name: Runner(lambda: None, {"backend": "torch"}, timer=drifting) for name in ("a", "b")}
+        plan = TimingPlan(warmup_runs=0, warmup_seconds=0.0, min_runs=8, min_seconds=0.0)
+        out = time_runners(runners, batch_size=1, input_size=8, threads=1, plan=plan, rounds=rounds)
+        assert out["a"]["runs"] == out["b"]["runs"] == 8 and out["a"]["rounds"] == rounds
+        return out["a"]["median_ms"], out["b"]["median_ms"]
+
+    a, b = medians(rounds=1)
+    assert b - a == 8  # one after the other: b pays for all the drift
+    a, b = medians(rounds=4)
+    assert b - a == 2  # alternating: the drift is shared
