@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from compressor.errors import CompressorError
+from compressor.measure import MeasureConfig
 
 app = typer.Typer(help="Compress image classifiers and measure what each recipe costs and buys.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -48,9 +49,7 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def _measure_config(backends: str, batch_size: int, threads: int | None, compress: str,
-                    input_size: int | None = None, repeats: int = 1):  # noqa: ANN202 - lazy import keeps --help fast
-    from compressor.measure import MeasureConfig
-
+                    input_size: int | None = None, repeats: int = 1) -> MeasureConfig:
     return MeasureConfig(backends=_names(backends), batch_size=batch_size, input_size=input_size, threads=threads,
                          repeats=repeats, compressions=_names(compress))
 

@@ -117,6 +117,9 @@ def measure_model(model: nn.Module, *, in_channels: int, input_size: int, split:
         directory = artifacts_dir or Path(scratch)
         files = write_artifacts(model, directory, in_channels=in_channels, input_size=deploy_size)
         size = artifact_sizes(files, config.compressions)
+        if artifacts_dir is None:  # the files vanish with the scratch directory: keep only their names
+            for row in size["variants"]:
+                row["file"] = Path(row["file"]).name
         onnx_path = files["onnx"][0]
         timings = latency_block({"m": (model, onnx_path)}, in_channels, deploy_size, config)["m"] if latency else {}
         if split is not None:
@@ -137,7 +140,7 @@ def measure_model(model: nn.Module, *, in_channels: int, input_size: int, split:
     result = {**summary, "input_size": input_size, "deploy_input_size": deploy_size,
               "measure_config": {**asdict(config), "threads": threads},
               "size": size, "latency": timings, "complexity": cx, "evaluation": evaluation}
-    return with_latency(result, timings) if latency else result
+    return with_latency(result, timings)
 
 
 def with_latency(result: dict[str, Any], timings: dict[str, Any]) -> dict[str, Any]:
