@@ -74,6 +74,11 @@ def run_command(
     epochs: EpochsOpt = None,
     seed: SeedOpt = 0,
     pretrained: PretrainedOpt = False,
+    finetune_epochs: Annotated[int, typer.Option("--finetune-epochs", help="recovery fine-tuning epochs after the "
+                                                                         "pipeline (pruned weights stay zero)")] = 0,
+    finetune_lr: Annotated[float, typer.Option("--finetune-lr", help="peak learning rate of fine-tuning")] = 0.01,
+    bn_recalibrate: Annotated[bool, typer.Option("--bn-recalibrate", help="re-estimate BatchNorm statistics on "
+                                                                          "training images after the pipeline")] = False,
     backends: BackendsOpt = "torch,onnxruntime",
     batch_size: BatchOpt = 1,
     threads: ThreadsOpt = None,
@@ -86,9 +91,13 @@ def run_command(
     from compressor.report import run_table
 
     measure = _measure_config(backends, batch_size, threads, compress)
+    if finetune_epochs < 0 or not finetune_lr > 0:
+        raise CompressorError(f"--finetune-epochs must be ≥ 0 and --finetune-lr > 0; got {finetune_epochs}, "
+                              f"{finetune_lr}")
     steps = parse_steps(strategy, amount, param)
     config = RunConfig(steps=steps, arch=arch, dataset=data, model=model, data_dir=data_dir, cache_dir=cache_dir,
                        input_size=input_size, epochs=epochs, seed=seed, pretrained=pretrained, output=output,
+                       finetune_epochs=finetune_epochs, finetune_lr=finetune_lr, bn_recalibrate=bn_recalibrate,
                        measure=measure, artifacts_dir=artifacts, show_progress=not quiet,
                        command=shlex.join(["compressor", *sys.argv[1:]]))
     result = run(config, console=err)

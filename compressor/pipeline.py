@@ -22,8 +22,10 @@ from compressor.environment import environment
 from compressor.errors import CompressorError
 from compressor.fileio import write_json_atomic
 from compressor.measure import MeasureConfig, measure_model
+from compressor.measure.accuracy import evaluate, torch_forward
 from compressor.measure.harness import latency_block, with_latency
 from compressor.registry import StrategyContext, build_strategy, get_strategy
+from compressor.train import TrainConfig, recalibrate_batchnorm, train, zero_masks
 
 REPORT_SCHEMA = "compressor.run/1"
 
@@ -51,6 +53,9 @@ class RunConfig:
     seed: int = 0
     pretrained: bool = False
     output: Path | None = None
+    finetune_epochs: int = 0
+    finetune_lr: float = 0.01
+    bn_recalibrate: bool = False
     measure: MeasureConfig = MeasureConfig()
     artifacts_dir: Path | None = None
     show_progress: bool = True
@@ -137,6 +142,29 @@ def _load_inputs(config: RunConfig, console: Console) -> tuple[Checkpoint, Datas
     return checkpoint, dataset, str(path)
 
 
+def _recover(model: nn.Module, dataset: Dataset, spec: ModelSpec, config: RunConfig, history: list[dict[str, Any]],
+             console: Console) -> dict[str, Any]:
+    """Optional BatchNorm recalibration and fine-tuning with pruned weights held at zero; test accuracy before it."""
+    recovery: dict[str, Any] = {"bn_recalibrate": config.bn_recalibrate, "finetune_epochs": config.finetune_epochs}
+    if not config.bn_recalibrate and config.finetune_epochs == 0:
+        return recovery
+    before = evaluate(torch_forward(model), dataset.test, spec.input_size)
+    recovery["before"] = {"accuracy_before_recovery": before["accuracy"],
+                          "f1_macro_before_recovery": before["f1_macro"]}
+    if config.bn_recalibrate:
+        recovery["bn_images"] = recalibrate_batchnorm(model, dataset.train, spec.input_size, seed=config.seed)
+        history.append({"step": "bn_recalibrate", "images": recovery["bn_images"]})
+    if config.finetune_epochs > 0:
+        masks = zero_masks(model)
+        stats = train(model, dataset.train, spec.input_size,
+                      TrainConfig(epochs=config.finetune_epochs, lr=config.finetune_lr, seed=config.seed),
+                      masks=masks, description="fine-tune", show_progress=config.show_progress)
+        recovery["finetune"] = {**stats, "masked_tensors": len(masks)}
+        history.append({"step": "finetune", **stats})
+    console.print(f"[bold]recovery[/bold] test accuracy before: {before['accuracy']:.4f}")
+    return recovery
+
+
 def _measure_pair(models: dict[str, nn.Module], spec: ModelSpec, dataset: Dataset, config: RunConfig,
                   console: Console) -> dict[str, dict[str, Any]]:
     """Measure baseline and compressed the same way; their latencies are timed interleaved, not one after the other."""
@@ -181,12 +209,14 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
                  "seconds": round(time.perf_counter() - start, 3), "record": output.record}
         step_reports.append(entry)
         history.append({"step": "strategy", **{k: v for k, v in entry.items() if k != "record"}})
+    recovery = _recover(model, dataset, spec, config, history, console)
     compressed = Checkpoint(spec, model, history)
     save_checkpoint(compressed, checkpoint_path)
 
     measured = _measure_pair({"baseline": baseline.model, "compressed": model}, spec, dataset, config, console)
     measured["baseline"]["checkpoint"] = baseline_source
     measured["compressed"]["checkpoint"] = str(checkpoint_path)
+    measured["compressed"].update(recovery.pop("before", {}))
 
     params: dict[str, Any] = {}
     for entry in step_reports:
@@ -199,6 +229,7 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
         "strategy": "+".join(s.strategy for s in steps),
         "params": params,
         "steps": step_reports,
+        "recovery": recovery,
         "model": {"arch": spec.arch, "input_size": spec.input_size, "in_channels": spec.in_channels,
                   "num_classes": spec.num_classes, "baseline": baseline_source, "seed": config.seed},
         "dataset": {"name": spec.dataset, "split": "test", "samples": len(dataset.test)},

@@ -7,6 +7,7 @@ from typing import Any
 from rich.table import Table
 
 _ROWS: tuple[tuple[str, str, str], ...] = (
+    ("accuracy_before_recovery", "top-1 before recovery", "pct"),
     ("accuracy", "top-1 accuracy (torch)", "pct"),
     ("f1_macro", "macro F1", "ratio3"),
     ("sparsity", "sparsity (conv+linear weights)", "pct"),
@@ -66,6 +67,8 @@ def run_table(report: dict[str, Any]) -> Table:
                             ("change", "right")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for key, label, kind in _ROWS:
+        if key not in base and key not in comp and key.endswith("_before_recovery"):
+            continue
         table.add_row(label, _fmt(base.get(key), kind), _fmt(comp.get(key), kind),
                       _change(base.get(key), comp.get(key), kind))
     return table

@@ -13,6 +13,7 @@ from torch import nn
 
 from compressor.data import Split
 from compressor.errors import CompressorError
+from compressor.models import PRUNABLE_TYPES
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,17 @@ class TrainConfig:
 def steps_per_epoch(n_samples: int, batch_size: int) -> int:
     """Number of optimizer steps in one epoch (the last, partial batch included)."""
     return math.ceil(n_samples / batch_size)
+
+
+def zero_masks(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Keep-masks of every conv/linear weight that holds exact zeros, so fine-tuning keeps them at zero."""
+    masks = {}
+    for name, module in model.named_modules():
+        if isinstance(module, PRUNABLE_TYPES):
+            keep = module.weight.detach() != 0
+            if not bool(keep.all()):
+                masks[f"{name}.weight"] = keep
+    return masks
 
 
 def train(model: nn.Module, split: Split, input_size: int, config: TrainConfig, *,
@@ -88,3 +100,28 @@ def train(model: nn.Module, split: Split, input_size: int, config: TrainConfig, 
     return {"epochs": config.epochs, "steps": step, "seconds": round(time.perf_counter() - start, 2),
             "final_loss": round(running, 4), **asdict(config)}
 
+
+
+def recalibrate_batchnorm(model: nn.Module, split: Split, input_size: int, *, batches: int = 20,
+                          batch_size: int = 128, seed: int = 0) -> int:
+    """Re-estimate BatchNorm running statistics on `split` (cumulative average); weights are untouched."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return 0
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None
+    device = next(model.parameters()).device
+    model.train()
+    seen = 0
+    with torch.no_grad():
+        for i, (x, _) in enumerate(split.batches(input_size, batch_size, shuffle=True, seed=seed)):
+            if i >= batches:
+                break
+            model(x.to(device))
+            seen += len(x)
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
+    model.eval()
+    return seen

@@ -166,3 +166,34 @@ def test_corrupt_checkpoint_fails_cleanly_at_the_real_entry_point(tmp_path: Path
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [f"error: cannot read checkpoint {bad}: empty, truncated or not a "
                                                   "torch file"]
+
+
+def test_finetuning_recovers_accuracy_and_keeps_pruned_weights_zero(
+        first_run: tuple[Path, subprocess.CompletedProcess], tmp_path: Path) -> None:
+    work, _ = first_run
+    baseline = next((work / "cache" / "baselines").glob("*.pt"))
+    code, stdout, stderr = _in_process(["run", "-s", "l1", "--amount", "0.9", "--model", str(baseline), "--quiet",
+                                        "--finetune-epochs", "2", "--bn-recalibrate", "--compress", "none",
+                                        "--backends", "torch", "--output", str(tmp_path / "r.json")])
+    assert code == 0, stderr
+    assert "top-1 before recovery" in stdout
+    report = json.loads((tmp_path / "r.json").read_text())
+    comp = report["compressed"]
+    assert report["recovery"]["finetune"]["epochs"] == 2 and report["recovery"]["bn_images"] > 0
+    assert comp["sparsity"] == pytest.approx(0.9, abs=0.01)
+    assert comp["accuracy"] > comp["accuracy_before_recovery"]
+    steps = [entry["step"] for entry in load_checkpoint(comp["checkpoint"]).history]
+    assert steps[-3:] == ["strategy", "bn_recalibrate", "finetune"]
+
+
+def test_nm_then_l1_pipeline_records_every_step(first_run: tuple[Path, subprocess.CompletedProcess],
+                                                 tmp_path: Path) -> None:
+    work, _ = first_run
+    baseline = next((work / "cache" / "baselines").glob("*.pt"))
+    code, _, stderr = _in_process(["run", "-s", "nm+l1", "-p", "l1.amount=0.6", "--model", str(baseline), "--quiet",
+                                   "--compress", "none", "--backends", "torch", "--output", str(tmp_path / "r.json")])
+    assert code == 0, stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["strategy"] == "nm+l1" and [s["strategy"] for s in report["steps"]] == ["nm", "l1"]
+    assert report["params"]["nm"]["n"] == 2 and report["params"]["l1"]["amount"] == 0.6
+    assert report["compressed"]["sparsity"] == pytest.approx(0.6, abs=0.01)

@@ -40,6 +40,22 @@ def layer_masks(scores: dict[str, torch.Tensor], amount: float) -> dict[str, tor
     return {name: global_masks({name: score}, amount)[name] for name, score in scores.items()}
 
 
+def nm_masks(score: torch.Tensor, n: int, m: int) -> torch.Tensor | None:
+    """Keep-mask with the n highest scores in every group of m consecutive input weights; None if in_dim % m.
+
+    Groups run along the input dimension: for a conv weight [out, in, kh, kw], the m weights of consecutive input
+    channels at one (out, kh, kw) position form a group; for a linear weight [out, in], m consecutive inputs.
+    """
+    moved = score.movedim(1, -1) if score.ndim > 2 else score
+    if moved.shape[-1] % m:
+        return None
+    groups = moved.reshape(-1, m)
+    keep = torch.zeros_like(groups, dtype=torch.bool)
+    keep.scatter_(1, torch.topk(groups, n, dim=1).indices, True)
+    keep = keep.view(moved.shape)
+    return keep.movedim(-1, 1) if score.ndim > 2 else keep
+
+
 def apply_masks(layers: dict[str, nn.Module], masks: dict[str, torch.Tensor]) -> None:
     """Zero the weights outside each layer's keep-mask, in place and permanently.
 
