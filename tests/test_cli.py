@@ -197,3 +197,18 @@ def test_nm_then_l1_pipeline_records_every_step(first_run: tuple[Path, subproces
     assert report["strategy"] == "nm+l1" and [s["strategy"] for s in report["steps"]] == ["nm", "l1"]
     assert report["params"]["nm"]["n"] == 2 and report["params"]["l1"]["amount"] == 0.6
     assert report["compressed"]["sparsity"] == pytest.approx(0.6, abs=0.01)
+
+
+def test_channel_pruning_end_to_end_shrinks_the_deployed_model(first_run: tuple[Path, subprocess.CompletedProcess],
+                                                               tmp_path: Path) -> None:
+    work, _ = first_run
+    baseline = next((work / "cache" / "baselines").glob("*.pt"))
+    code, _, stderr = _in_process(["run", "-s", "channels", "--amount", "0.5", "--model", str(baseline), "--quiet",
+                                   "--compress", "none", "--output", str(tmp_path / "r.json")])
+    assert code == 0, stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    base, comp = report["baseline"], report["compressed"]
+    assert comp["macs"] < 0.5 * base["macs"] and comp["size_bytes"] < 0.5 * base["size_bytes"]
+    assert comp["evaluation"]["onnxruntime"]["max_abs_logit_diff_vs_torch"] < 1e-3
+    reloaded = load_checkpoint(comp["checkpoint"])
+    assert reloaded.model.layer1[0].conv1.out_channels < 64

@@ -1,0 +1,91 @@
+"""Structured channel pruning through torch-pruning's dependency graph: a physically smaller network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from compressor.errors import CompressorError
+from compressor.registry import StrategyContext, StrategyOutput, check_fraction, param, register_strategy
+
+IMPORTANCES = ("l1", "l2", "taylor", "bn-scale")
+
+
+def _importance(name: str) -> Any:
+    if name == "l1":
+        return tp.importance.GroupMagnitudeImportance(p=1)
+    if name == "l2":
+        return tp.importance.GroupMagnitudeImportance(p=2)
+    if name == "taylor":
+        return tp.importance.GroupTaylorImportance()
+    return tp.importance.BNScaleImportance()
+
+
+def _channel_counts(model: nn.Module) -> dict[str, int]:
+    return {name: m.out_channels for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+
+
+@register_strategy("channels")
+@dataclass
+class ChannelPruning:
+    """Remove whole conv channels (coupled layers pruned together by torch-pruning's dependency graph)."""
+
+    amount: float = param(0.3, "fraction of channels to remove, in [0, 1)")
+    importance: Literal["l1", "l2", "taylor", "bn-scale"] = param("l1", "how channel groups are scored")
+    scope: Literal["uniform", "global"] = param("uniform", "same ratio in every layer, or ranked across layers")
+    max_layer_ratio: float = param(0.9, "with global scope, the most any one layer may lose")
+    calib_batches: int = param(4, "calibration batches for the Taylor gradients")
+
+    def __post_init__(self) -> None:
+        check_fraction("channels.amount", self.amount)
+        check_fraction("channels.max_layer_ratio", self.max_layer_ratio)
+        if self.importance not in IMPORTANCES:
+            raise CompressorError(f"channels.importance must be one of {', '.join(IMPORTANCES)}; "
+                                  f"got {self.importance!r}")
+        if self.scope not in ("uniform", "global"):
+            raise CompressorError(f"channels.scope must be uniform or global; got {self.scope!r}")
+        if self.calib_batches < 1:
+            raise CompressorError(f"channels.calib_batches must be at least 1; got {self.calib_batches}")
+
+    def apply(self, model: nn.Module, context: StrategyContext) -> StrategyOutput:
+        """Score channel groups, remove the lowest `amount` of them, and return the smaller model."""
+        convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+        linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        if not convs:
+            raise CompressorError("channels needs a model with Conv2d layers; this one has none")
+        in_channels = convs[0].in_channels
+        device = next(model.parameters()).device
+        example = torch.zeros(1, in_channels, context.input_size, context.input_size, device=device)
+        before = _channel_counts(model)
+        pruner = tp.pruner.MetaPruner(model, example, importance=_importance(self.importance),
+                                      pruning_ratio=self.amount, global_pruning=self.scope == "global",
+                                      max_pruning_ratio=self.max_layer_ratio, ignored_layers=linears[-1:])
+        if self.importance == "taylor":
+            self._accumulate_gradients(model, context)
+        pruner.step()
+        model.zero_grad(set_to_none=True)
+        model.eval()
+        after = _channel_counts(model)
+        if self.amount > 0 and after == before:
+            raise CompressorError(f"channels removed nothing at amount {self.amount}: every {self.importance} score "
+                                  "ties (an untrained model scored by bn-scale?); pick another importance")
+        layers = {name: {"channels_before": before[name], "channels_after": after[name]} for name in after}
+        kept = sum(after.values()) / sum(before.values())
+        return StrategyOutput(model, {"channels_before": sum(before.values()), "channels_after": sum(after.values()),
+                                      "channel_ratio_removed": 1 - kept, "layers": layers})
+
+    def _accumulate_gradients(self, model: nn.Module, context: StrategyContext) -> None:
+        """Backpropagate the loss of a few calibration batches so Taylor importance has gradients."""
+        model.train()
+        model.zero_grad(set_to_none=True)
+        loss_fn = nn.CrossEntropyLoss()
+        device = next(model.parameters()).device
+        for i, (x, y) in enumerate(context.dataset.calib.batches(context.input_size, 64, shuffle=True,
+                                                                 seed=context.seed)):
+            if i >= self.calib_batches:
+                break
+            loss_fn(model(x.to(device)), y.to(device)).backward()
