@@ -88,7 +88,7 @@ def run_command(
 ) -> None:
     """Compress a baseline with one strategy or a pipeline, measure both, print the table and write the report."""
     from compressor.pipeline import RunConfig, parse_steps, run
-    from compressor.report import run_table
+    from compressor.report import run_table, sensitivity_table
 
     measure = _measure_config(backends, batch_size, threads, compress)
     if finetune_epochs < 0 or not finetune_lr > 0:
@@ -101,7 +101,12 @@ def run_command(
                        measure=measure, artifacts_dir=artifacts, show_progress=not quiet,
                        command=shlex.join(["compressor", *sys.argv[1:]]))
     result = run(config, console=err)
+    for step in result.report["steps"]:
+        if "sensitivity" in step["record"]:
+            out.print(sensitivity_table(step["record"]))
     out.print(run_table(result.report))
+    for name, plot in result.report["plots"].items():
+        out.print(f"plot ({name}): {plot}")
     out.print(f"report: {result.report_path}\ncheckpoint: {result.checkpoint_path}")
 
 

@@ -17,13 +17,14 @@ from torch import nn
 
 from compressor.baseline import BaselineRequest, get_baseline
 from compressor.checkpoint import Checkpoint, ModelSpec, load_checkpoint, save_checkpoint
-from compressor.data import Dataset, dataset_slug, load_dataset
+from compressor.data import Dataset, dataset_slug, default_cache_dir, load_dataset
 from compressor.environment import environment
 from compressor.errors import CompressorError
 from compressor.fileio import write_json_atomic
 from compressor.measure import MeasureConfig, measure_model
 from compressor.measure.accuracy import evaluate, torch_forward
 from compressor.measure.harness import latency_block, with_latency
+from compressor.report import plot_sensitivity
 from compressor.registry import StrategyContext, build_strategy, get_strategy
 from compressor.train import TrainConfig, recalibrate_batchnorm, train, zero_masks
 
@@ -197,7 +198,8 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
 
     torch.manual_seed(config.seed)
     model = copy.deepcopy(baseline.model)
-    context = StrategyContext(dataset=dataset, input_size=spec.input_size, seed=config.seed)
+    context = StrategyContext(dataset=dataset, input_size=spec.input_size, seed=config.seed,
+                              cache_dir=config.cache_dir or default_cache_dir())
     step_reports, history = [], list(baseline.history)
     for step in steps:
         strategy = build_strategy(step.strategy, step.params)
@@ -237,5 +239,11 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
         "baseline": measured["baseline"],
         "compressed": measured["compressed"],
     }
+    plots = {}
+    for index, entry in enumerate(step_reports):
+        if "sensitivity" in entry["record"]:
+            plot = report_path.with_name(f"{report_path.stem}.step{index + 1}-sensitivity.png")
+            plots[f"step{index + 1}_sensitivity"] = str(plot_sensitivity(entry["record"]["sensitivity"], plot))
+    report["plots"] = plots
     write_json_atomic(report, report_path)
     return RunResult(report, compressed, report_path, checkpoint_path)

@@ -13,6 +13,7 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
 import torch
@@ -26,12 +27,13 @@ ENTRY_POINT_GROUP = "compressor.strategies"
 
 @dataclass
 class StrategyContext:
-    """What a strategy may use besides the model: data (train/calib splits only), input size, seed, device."""
+    """What a strategy may use besides the model: data (train/calib splits only), input size, seed, device, cache."""
 
     dataset: Dataset
     input_size: int
     seed: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    cache_dir: Path | None = None
 
 
 @dataclass

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.table import Table
+
+from compressor.fileio import write_atomic
 
 _ROWS: tuple[tuple[str, str, str], ...] = (
     ("accuracy_before_recovery", "top-1 before recovery", "pct"),
@@ -145,3 +148,41 @@ def complexity_table(cx: dict[str, Any], top: int = 10) -> Table:
     if len(layers) > top:
         table.caption = f"{len(layers) - top} smaller layers not shown (all are in the JSON)"
     return table
+
+
+def sensitivity_table(record: dict[str, Any]) -> Table:
+    """The layer-sensitive scan: accuracy drop per layer and scanned ratio, and the ratio each layer got."""
+    sensitivity = record["sensitivity"]
+    source = "cached scan" if sensitivity["cached"] else "fresh scan"
+    table = Table(title=(f"layer sensitivity ({source}; calibration accuracy {100 * sensitivity['baseline_accuracy']:.2f} %"
+                         f"; accuracy drop in points / loss increase when the layer alone is pruned)"))
+    table.add_column("layer")
+    table.add_column("params", justify="right")
+    for ratio in sensitivity["ratios"]:
+        table.add_column(f"@{ratio:g}", justify="right")
+    table.add_column("chosen ratio", justify="right")
+    for name, info in record["layers"].items():
+        table.add_row(name, f"{info['params']:,}",
+                      *(f"{100 * d:.1f} / {loss:.3f}" for d, loss in zip(info["scan_drops"], info["scan_loss_increase"])),
+                      f"{info['chosen_ratio']:.3f}")
+    return table
+
+
+def plot_sensitivity(sensitivity: dict[str, Any], path: Path) -> Path:
+    """Write a PNG of calibration accuracy drop against pruning ratio, one line per layer."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name, drops in sensitivity["drops"].items():
+        ax.plot([0.0, *sensitivity["ratios"]], [0.0, *[100 * d for d in drops]], marker="o", label=name)
+    ax.set_xlabel("fraction of the layer's weights pruned (L1)")
+    ax.set_ylabel("calibration accuracy drop (points)")
+    ax.set_title("layer sensitivity")
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    plt.close(fig)
+    return path

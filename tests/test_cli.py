@@ -212,3 +212,19 @@ def test_channel_pruning_end_to_end_shrinks_the_deployed_model(first_run: tuple[
     assert comp["evaluation"]["onnxruntime"]["max_abs_logit_diff_vs_torch"] < 1e-3
     reloaded = load_checkpoint(comp["checkpoint"])
     assert reloaded.model.layer1[0].conv1.out_channels < 64
+
+
+def test_layer_sensitive_prints_its_scan_and_writes_the_plot(first_run: tuple[Path, subprocess.CompletedProcess],
+                                                            tmp_path: Path) -> None:
+    work, _ = first_run
+    baseline = next((work / "cache" / "baselines").glob("*.pt"))
+    code, stdout, stderr = _in_process(["run", "-s", "layer-sensitive", "--amount", "0.7", "--model", str(baseline),
+                                        "--cache-dir", str(tmp_path / "cache"), "--quiet", "--compress", "none",
+                                        "--backends", "torch", "--output", str(tmp_path / "r.json")])
+    assert code == 0, stderr
+    assert "layer sensitivity (fresh scan" in stdout and "chosen ratio" in stdout
+    report = json.loads((tmp_path / "r.json").read_text())
+    plot = Path(report["plots"]["step1_sensitivity"])
+    assert plot.is_file() and plot.read_bytes()[:4] == b"\x89PNG"
+    assert report["compressed"]["sparsity"] == pytest.approx(0.7, abs=0.01)
+    assert list((tmp_path / "cache" / "sensitivity").glob("*.json"))
