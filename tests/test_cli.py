@@ -222,7 +222,7 @@ def test_layer_sensitive_prints_its_scan_and_writes_the_plot(first_run: tuple[Pa
                                         "--cache-dir", str(tmp_path / "cache"), "--quiet", "--compress", "none",
                                         "--backends", "torch", "--output", str(tmp_path / "r.json")])
     assert code == 0, stderr
-    assert "layer sensitivity (fresh scan" in stdout and "chosen ratio" in stdout
+    assert "layer sensitivity (fresh scan" in stdout and "layer4.1.conv2" in stdout
     report = json.loads((tmp_path / "r.json").read_text())
     plot = Path(report["plots"]["step1_sensitivity"])
     assert plot.is_file() and plot.read_bytes()[:4] == b"\x89PNG"
