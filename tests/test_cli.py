@@ -117,6 +117,8 @@ def _in_process(args: list[str]) -> tuple[int, str, str]:
     from compressor import cli
 
     cli.out.file, cli.err.file = stdout, stderr
+    widths = cli.out.width, cli.err.width
+    cli.out.width = cli.err.width = 200
     try:
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             main(args)
@@ -125,6 +127,7 @@ def _in_process(args: list[str]) -> tuple[int, str, str]:
         code = int(exc.code or 0)
     finally:
         cli.out.file, cli.err.file = sys.stdout, sys.stderr
+        cli.out.width, cli.err.width = widths
     return code, stdout.getvalue(), stderr.getvalue()
 
 
@@ -222,7 +225,7 @@ def test_layer_sensitive_prints_its_scan_and_writes_the_plot(first_run: tuple[Pa
                                         "--cache-dir", str(tmp_path / "cache"), "--quiet", "--compress", "none",
                                         "--backends", "torch", "--output", str(tmp_path / "r.json")])
     assert code == 0, stderr
-    assert "layer sensitivity (fresh scan" in stdout and "layer4.1.conv2" in stdout
+    assert "layer sensitivity (fresh scan" in stdout and "layer4.1.conv2" in stdout and "chosen ratio" in stdout
     report = json.loads((tmp_path / "r.json").read_text())
     plot = Path(report["plots"]["step1_sensitivity"])
     assert plot.is_file() and plot.read_bytes()[:4] == b"\x89PNG"
