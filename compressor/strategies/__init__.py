@@ -1,3 +1,3 @@
 """Built-in strategies; importing this package registers them."""
 
-from compressor.strategies import channels, magnitude, semistructured, sensitivity  # noqa: F401
+from compressor.strategies import blocks, channels, magnitude, semistructured, sensitivity  # noqa: F401

@@ -1,0 +1,203 @@
+"""Block removal: drop residual blocks and stages (ResNet) or dense layers and blocks (DenseNet), rewiring shapes.
+
+ResNet: a removed block or stage is replaced by its shortcut (the identity, or the block's 1x1 downsample when
+it changes shape), so the rest of the network keeps its weights; stages removed at the end are replaced by the
+identity and the classifier is rebuilt for the narrower features (new weights: fine-tune afterwards).
+DenseNet: a removed dense layer's channels are cut out of every later consumer of the block's concatenation
+(later layers' norm1/conv1, the next transition, or norm5 and the classifier), keeping all other weights.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+from torchvision.models.densenet import DenseNet, _DenseBlock
+from torchvision.models.resnet import ResNet
+
+from compressor.errors import CompressorError
+from compressor.models import set_submodule
+from compressor.registry import StrategyContext, StrategyOutput, check_fraction, param, register_strategy
+from compressor.strategies.sensitivity import calib_scores
+
+PRESETS = {"competition": "layer1.1,layer2,layer3,layer4"}
+STAGES = ("layer1", "layer2", "layer3", "layer4")
+
+
+def removable_units(model: nn.Module) -> list[str]:
+    """Names of blocks that can be removed one at a time: ResNet blocks or DenseNet dense layers."""
+    if isinstance(model, ResNet):
+        return [f"{stage}.{i}" for stage in STAGES for i in range(len(model.get_submodule(stage)))]
+    if isinstance(model, DenseNet):
+        return [f"{block_name}.{layer}" for block_name, block in model.features.named_children()
+                if isinstance(block, _DenseBlock) for layer in block]
+    raise CompressorError(f"blocks supports ResNet and DenseNet models; got {type(model).__name__}")
+
+
+def _shortcut(block: nn.Module) -> nn.Module:
+    downsample = getattr(block, "downsample", None)
+    return copy.deepcopy(downsample) if downsample is not None else nn.Identity()
+
+
+def _stage_width(stage: nn.Sequential) -> int:
+    last = stage[-1]
+    return (last.conv3 if hasattr(last, "conv3") else last.conv2).out_channels
+
+
+def remove_resnet(model: ResNet, names: list[str]) -> list[str]:
+    """Remove ResNet stages (`layer3`) and blocks (`layer1.1`); returns what was done, in order."""
+    stages = [n for n in names if n in STAGES]
+    blocks = [n for n in names if n not in STAGES]
+    widths = {stage: _stage_width(model.get_submodule(stage)) for stage in STAGES}
+    done = []
+    kept = [s for s in STAGES if s not in stages]
+    if not kept:
+        raise CompressorError("blocks cannot remove all four ResNet stages; keep at least one")
+    trailing = STAGES[STAGES.index(kept[-1]) + 1:]
+    for name in blocks:
+        stage, _, index = name.partition(".")
+        if stage not in STAGES or not index.isdigit() or int(index) >= len(model.get_submodule(stage)):
+            raise CompressorError(f"unknown ResNet block {name!r}; choose from: {', '.join(removable_units(model))}, "
+                                  f"or a stage {', '.join(STAGES)}")
+        if stage in stages:
+            continue
+        set_submodule(model, name, _shortcut(model.get_submodule(name)))
+        done.append(f"{name} -> shortcut")
+    for stage in stages:
+        if stage in trailing:
+            set_submodule(model, stage, nn.Identity())
+            done.append(f"{stage} -> identity (trailing)")
+        else:
+            shortcuts = [_shortcut(block) for block in model.get_submodule(stage)]
+            set_submodule(model, stage, nn.Sequential(*[s for s in shortcuts if not isinstance(s, nn.Identity)]))
+            done.append(f"{stage} -> shortcut")
+    if trailing:
+        width = widths[kept[-1]]
+        model.fc = nn.Linear(width, model.fc.out_features)
+        done.append(f"fc -> new Linear({width}, {model.fc.out_features})")
+    return done
+
+
+def _slice_input(module: nn.Module, keep: torch.Tensor) -> nn.Module:
+    """A copy of a BatchNorm2d, Conv2d or Linear that reads only the input channels in `keep`."""
+    with torch.no_grad():
+        if isinstance(module, nn.BatchNorm2d):
+            new = nn.BatchNorm2d(len(keep), module.eps, module.momentum, module.affine, module.track_running_stats)
+            for attr in ("weight", "bias", "running_mean", "running_var"):
+                getattr(new, attr).copy_(getattr(module, attr)[keep])
+            new.num_batches_tracked.copy_(module.num_batches_tracked)
+        elif isinstance(module, nn.Conv2d):
+            new = nn.Conv2d(len(keep), module.out_channels, module.kernel_size, module.stride, module.padding,
+                            module.dilation, module.groups, module.bias is not None)
+            new.weight.copy_(module.weight[:, keep])
+            if module.bias is not None:
+                new.bias.copy_(module.bias)
+        else:
+            new = nn.Linear(len(keep), module.out_features, module.bias is not None)
+            new.weight.copy_(module.weight[:, keep])
+            if module.bias is not None:
+                new.bias.copy_(module.bias)
+    return new
+
+
+def remove_dense(model: DenseNet, names: list[str]) -> list[str]:
+    """Remove dense layers (`denseblock4.denselayer32`) or whole dense blocks, cutting their channels downstream."""
+    features = model.features
+    blocks = [n for n, m in features.named_children() if isinstance(m, _DenseBlock)]
+    targets: dict[str, set[str]] = {b: set() for b in blocks}
+    for name in names:
+        block, _, layer = name.partition(".")
+        if block not in targets or (layer and layer not in features.get_submodule(block)):
+            raise CompressorError(f"unknown DenseNet block or layer {name!r}; choose a dense block "
+                                  f"({', '.join(blocks)}) or one of its layers, e.g. {blocks[-1]}.denselayer1")
+        targets[block] |= set(features.get_submodule(block)) if not layer else {layer}
+    done = []
+    children = list(features.named_children())
+    for block_name, removed in targets.items():
+        if not removed:
+            continue
+        block = features.get_submodule(block_name)
+        layers = list(block)
+        growth = block.get_submodule(layers[0]).conv2.out_channels
+        c0 = block.get_submodule(layers[0]).norm1.num_features
+        kept_channels = list(range(c0))
+        for j, layer_name in enumerate(layers):
+            layer = block.get_submodule(layer_name)
+            if layer_name in removed:
+                delattr(block, layer_name)
+                done.append(f"{block_name}.{layer_name} removed")
+                continue
+            keep = torch.tensor(kept_channels)
+            if len(keep) != layer.norm1.num_features:
+                layer.norm1, layer.conv1 = _slice_input(layer.norm1, keep), _slice_input(layer.conv1, keep)
+            kept_channels += list(range(c0 + j * growth, c0 + (j + 1) * growth))
+        keep = torch.tensor(kept_channels)
+        position = [n for n, _ in children].index(block_name)
+        consumer_name = children[position + 1][0]
+        consumer = features.get_submodule(consumer_name)
+        if isinstance(consumer, nn.BatchNorm2d):
+            features.norm5 = _slice_input(consumer, keep)
+            model.classifier = _slice_input(model.classifier, keep)
+        else:
+            consumer.norm, consumer.conv = _slice_input(consumer.norm, keep), _slice_input(consumer.conv, keep)
+        done.append(f"{consumer_name} now reads {len(keep)} channels")
+    return done
+
+
+def remove_blocks(model: nn.Module, names: list[str]) -> list[str]:
+    """Remove the named blocks from a ResNet or DenseNet in place; returns what was done."""
+    if isinstance(model, ResNet):
+        return remove_resnet(model, names)
+    if isinstance(model, DenseNet):
+        return remove_dense(model, names)
+    raise CompressorError(f"blocks supports ResNet and DenseNet models; got {type(model).__name__}")
+
+
+@register_strategy("blocks")
+@dataclass
+class BlockRemoval:
+    """Remove residual blocks/stages or dense layers/blocks by name, or the cheapest ones by measured accuracy."""
+
+    blocks: str = param("", "comma-separated names, e.g. layer2,layer1.1 or denseblock4.denselayer32")
+    preset: Literal["", "competition"] = param("", "competition: ResNet stem + layer1.0 + classifier")
+    amount: float = param(0.0, "without names: fraction of blocks to remove, the cheapest on calibration data")
+
+    def __post_init__(self) -> None:
+        check_fraction("blocks.amount", self.amount)
+        if self.preset not in ("", *PRESETS):
+            raise CompressorError(f"blocks.preset must be one of {', '.join(PRESETS)} (or empty); got {self.preset!r}")
+        if not self.blocks and not self.preset and self.amount == 0:
+            raise CompressorError("blocks needs names (-p blocks=layer4), a preset (-p preset=competition) or "
+                                  "--amount to pick the cheapest blocks")
+
+    def apply(self, model: nn.Module, context: StrategyContext) -> StrategyOutput:
+        """Remove the named (or measured-cheapest) blocks and return the rewired model."""
+        costs = None
+        if self.preset:
+            if not isinstance(model, ResNet):
+                raise CompressorError(f"preset {self.preset!r} is for ResNet models; got {type(model).__name__}")
+            names = PRESETS[self.preset].split(",")
+        elif self.blocks:
+            names = [n.strip() for n in self.blocks.split(",") if n.strip()]
+        else:
+            costs = self._costs(model, context)
+            count = round(self.amount * len(costs))
+            names = sorted(costs, key=costs.get)[:count]
+        done = remove_blocks(model, names) if names else []
+        model.eval()
+        return StrategyOutput(model, {"removed": names, "actions": done, "calibration_drop": costs,
+                                      "params_after": sum(p.numel() for p in model.parameters())})
+
+    def _costs(self, model: nn.Module, context: StrategyContext) -> dict[str, float]:
+        """Calibration accuracy drop of removing each block alone."""
+        batches = list(context.dataset.calib.batches(context.input_size, 256))
+        base, _ = calib_scores(model, context, batches)
+        costs = {}
+        for unit in removable_units(model):
+            trial = copy.deepcopy(model)
+            remove_blocks(trial, [unit])
+            costs[unit] = base - calib_scores(trial, context, batches)[0]
+        return costs

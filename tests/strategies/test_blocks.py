@@ -1,0 +1,77 @@
+"""blocks: shapes stay right, removed modules leave the checkpoint, and the model reloads exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from compressor.checkpoint import Checkpoint, ModelSpec, load_checkpoint, save_checkpoint
+from compressor.data import Dataset
+from compressor.errors import CompressorError
+from compressor.models import build_model
+from compressor.registry import StrategyContext, build_strategy
+
+
+def _apply(arch: str, digits: Dataset, tmp_path: Path, **params) -> tuple[nn.Module, dict, set[str]]:
+    torch.manual_seed(0)
+    model = build_model(arch, 10, 1).eval()
+    record = build_strategy("blocks", params).apply(model, StrategyContext(dataset=digits, input_size=32)).record
+    x = torch.randn(3, 1, 32, 32)
+    with torch.no_grad():
+        out = model(x)
+    assert out.shape == (3, 10)
+    spec = ModelSpec(arch, 10, 1, 32, "digits", digits.info.classes, digits.info.mean, digits.info.std)
+    save_checkpoint(Checkpoint(spec, model), tmp_path / "model.pt")
+    keys = set(torch.load(tmp_path / "model.pt", weights_only=True)["state_dict"])
+    with torch.no_grad():
+        assert torch.equal(load_checkpoint(tmp_path / "model.pt").model(x), out)
+    return model, record, keys
+
+
+def test_competition_preset_keeps_stem_first_block_and_a_new_classifier(digits: Dataset, tmp_path: Path) -> None:
+    model, record, keys = _apply("resnet18", digits, tmp_path, preset="competition")
+    assert not any(k.startswith(("layer1.1.", "layer2.", "layer3.", "layer4.")) for k in keys)
+    assert any(k.startswith("layer1.0.") for k in keys) and model.fc.in_features == 64
+    assert record["params_after"] < 80_000
+
+
+def test_a_middle_stage_becomes_its_shortcut(digits: Dataset, tmp_path: Path) -> None:
+    model, _, keys = _apply("resnet18", digits, tmp_path, blocks="layer2,layer3.1")
+    assert not any(k.startswith(("layer2.0.conv", "layer2.1.", "layer3.1.")) for k in keys)
+    assert isinstance(model.layer3[1], nn.Identity) and model.fc.in_features == 512
+
+
+def test_dense_layers_and_blocks_are_cut_with_channel_bookkeeping(digits: Dataset, tmp_path: Path) -> None:
+    model, _, keys = _apply("densenet169", digits, tmp_path, blocks="denseblock4.denselayer2,denseblock3")
+    assert not any(k.startswith(("features.denseblock3.", "features.denseblock4.denselayer2.")) for k in keys)
+    growth = 32
+    assert model.features.denseblock4.denselayer3.norm1.num_features == 640 + growth  # c0 + layer1 only
+    assert model.classifier.in_features == 1664 - growth
+    assert model.features.transition3.conv.in_channels == 256  # an empty denseblock3 passes its input through
+
+
+def test_amount_removes_the_blocks_with_the_smallest_measured_drop(digits: Dataset, tmp_path: Path) -> None:
+    _, record, _ = _apply("resnet18", digits, tmp_path, amount=0.25)
+    costs = record["calibration_drop"]
+    assert len(costs) == 8 and len(record["removed"]) == 2
+    assert max(costs[n] for n in record["removed"]) <= min(c for n, c in costs.items() if n not in record["removed"])
+
+
+@pytest.mark.parametrize("arch, params, message", [
+    ("resnet18", {"blocks": "layer5"}, "unknown ResNet block 'layer5'; choose from: layer1.0"),
+    ("densenet169", {"blocks": "denseblock9"}, "unknown DenseNet block or layer 'denseblock9'"),
+    ("densenet169", {"preset": "competition"}, "preset 'competition' is for ResNet models"),
+    ("resnet18", {"blocks": "layer1,layer2,layer3,layer4"}, "cannot remove all four ResNet stages"),
+])
+def test_blocks_that_do_not_fit_the_model_are_refused(digits: Dataset, arch: str, params: dict, message: str) -> None:
+    with pytest.raises(CompressorError, match=message):
+        build_strategy("blocks", params).apply(build_model(arch, 10, 1), StrategyContext(dataset=digits,
+                                                                                          input_size=32))
+
+
+def test_blocks_without_names_preset_or_amount_is_refused() -> None:
+    with pytest.raises(CompressorError, match="blocks needs names"):
+        build_strategy("blocks", {})
