@@ -231,3 +231,19 @@ def test_layer_sensitive_prints_its_scan_and_writes_the_plot(first_run: tuple[Pa
     assert plot.is_file() and plot.read_bytes()[:4] == b"\x89PNG"
     assert report["compressed"]["sparsity"] == pytest.approx(0.7, abs=0.01)
     assert list((tmp_path / "cache" / "sensitivity").glob("*.json"))
+
+
+def test_competition_slimming_then_l1_with_finetuning(first_run: tuple[Path, subprocess.CompletedProcess],
+                                                     tmp_path: Path) -> None:
+    work, _ = first_run
+    baseline = next((work / "cache" / "baselines").glob("*.pt"))
+    code, _, stderr = _in_process(["run", "-s", "blocks+l1", "-p", "preset=competition", "-p", "l1.amount=0.5",
+                                   "--finetune-epochs", "15", "--finetune-lr", "0.1", "--model", str(baseline),
+                                   "--quiet", "--compress", "zip", "--backends", "torch",
+                                   "--output", str(tmp_path / "r.json")])
+    assert code == 0, stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    comp = report["compressed"]
+    assert comp["params_total"] < 80_000 and comp["deployable_bytes"] < 200_000
+    assert report["steps"][1]["record"]["sparsity"] == pytest.approx(0.5, abs=1e-4)
+    assert comp["accuracy"] > comp["accuracy_before_recovery"] and comp["accuracy"] > 0.9
