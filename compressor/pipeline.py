@@ -190,6 +190,9 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
     """Apply the pipeline to the baseline, measure baseline and result on the test split, save both artifacts."""
     console = console or Console(stderr=True)
     steps = config.steps
+    if config.output is not None and config.output.suffix == ".pt":
+        raise CompressorError(f"--output {config.output} would collide with the checkpoint written beside the "
+                              "report (same name, .pt); name the report .json")
     baseline, dataset, baseline_source = _load_inputs(config, console)
     spec = baseline.spec
     slug = _pipeline_slug(steps)

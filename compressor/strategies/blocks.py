@@ -162,21 +162,21 @@ class BlockRemoval:
     """Remove residual blocks/stages or dense layers/blocks by name, or the cheapest ones by measured accuracy."""
 
     blocks: str = param("", "comma-separated names, e.g. layer2,layer1.1 or denseblock4.denselayer32")
-    preset: Literal["", "competition"] = param("", "competition: ResNet stem + layer1.0 + classifier")
+    preset: Literal["none", "competition"] = param("none", "competition: ResNet stem + layer1.0 + classifier")
     amount: float = param(0.0, "without names: fraction of blocks to remove, the cheapest on calibration data")
 
     def __post_init__(self) -> None:
         check_fraction("blocks.amount", self.amount)
-        if self.preset not in ("", *PRESETS):
-            raise CompressorError(f"blocks.preset must be one of {', '.join(PRESETS)} (or empty); got {self.preset!r}")
-        if not self.blocks and not self.preset and self.amount == 0:
+        if self.preset not in ("none", *PRESETS):
+            raise CompressorError(f"blocks.preset must be none or one of {', '.join(PRESETS)}; got {self.preset!r}")
+        if not self.blocks and self.preset == "none" and self.amount == 0:
             raise CompressorError("blocks needs names (-p blocks=layer4), a preset (-p preset=competition) or "
                                   "--amount to pick the cheapest blocks")
 
     def apply(self, model: nn.Module, context: StrategyContext) -> StrategyOutput:
         """Remove the named (or measured-cheapest) blocks and return the rewired model."""
         costs = None
-        if self.preset:
+        if self.preset != "none":
             if not isinstance(model, ResNet):
                 raise CompressorError(f"preset {self.preset!r} is for ResNet models; got {type(model).__name__}")
             names = PRESETS[self.preset].split(",")
