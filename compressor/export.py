@@ -106,3 +106,31 @@ def compress_file(path: str | Path, method: str) -> Path:
     else:
         raise ValueError(f"unknown compression {method!r}; use zip or xz")
     return write_atomic(target, write)
+
+
+def quantize_onnx_int8(onnx_path: str | Path, target: str | Path, calibration: list[np.ndarray], *,
+                       per_channel: bool = True) -> Path:
+    """Static int8 quantization of an ONNX model with ONNX Runtime (QDQ format, int8 weights, uint8 activations).
+
+    `calibration` holds input batches from the training data; activation ranges are estimated on them.
+    """
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter(calibration)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            batch = next(self.batches, None)
+            return None if batch is None else {"input": batch}
+
+    def write(tmp: Path) -> None:
+        prepared = tmp.with_name("prepared.onnx")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quant_pre_process(str(onnx_path), str(prepared))
+            quantize_static(str(prepared), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                            weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+
+    return write_atomic(target, write)

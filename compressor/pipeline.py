@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from rich.console import Console
 from torch import nn
@@ -23,7 +24,7 @@ from compressor.errors import CompressorError
 from compressor.fileio import write_json_atomic
 from compressor.measure import MeasureConfig, measure_model
 from compressor.measure.accuracy import evaluate, torch_forward
-from compressor.measure.harness import latency_block, with_latency
+from compressor.measure.harness import Int8Plan, latency_block, with_latency
 from compressor.report import plot_sensitivity
 from compressor.registry import StrategyContext, build_strategy, get_strategy
 from compressor.train import TrainConfig, recalibrate_batchnorm, train, zero_masks
@@ -166,8 +167,19 @@ def _recover(model: nn.Module, dataset: Dataset, spec: ModelSpec, config: RunCon
     return recovery
 
 
+def _int8_plan(deploy: dict[str, Any], dataset: Dataset, seed: int) -> Int8Plan:
+    """Calibration batches of single training images for int8 quantization."""
+    samples, per_channel = deploy["calib_samples"], deploy["per_channel"]
+
+    def calibration(size: int) -> list[np.ndarray]:
+        batches = dataset.train.batches(size, 1, shuffle=True, seed=seed)
+        return [x.numpy() for _, (x, _) in zip(range(samples), batches)]
+
+    return Int8Plan(calibration, per_channel)
+
+
 def _measure_pair(models: dict[str, nn.Module], spec: ModelSpec, dataset: Dataset, config: RunConfig,
-                  console: Console) -> dict[str, dict[str, Any]]:
+                  console: Console, int8: dict[str, Int8Plan]) -> dict[str, dict[str, Any]]:
     """Measure baseline and compressed the same way; their latencies are timed interleaved, not one after the other."""
     results = {}
     with tempfile.TemporaryDirectory(prefix="compressor-run-") as scratch:
@@ -176,13 +188,16 @@ def _measure_pair(models: dict[str, nn.Module], spec: ModelSpec, dataset: Datase
             console.print(f"[bold]measuring[/bold] {role}: size, complexity, accuracy (torch and ONNX Runtime)")
             results[role] = measure_model(the_model, in_channels=spec.in_channels, input_size=spec.input_size,
                                           split=dataset.test, config=config.measure, artifacts_dir=root / role,
-                                          latency=False)
+                                          latency=False, int8=int8.get(role))
         console.print(f"[bold]timing[/bold] {', '.join(models)} interleaved on {', '.join(config.measure.backends)}")
-        onnx_files = {role: Path(next(r["file"] for r in results[role]["size"]["variants"] if r["variant"] == "onnx"))
-                      for role in models}
+
+        def artifact(role: str, variant: str) -> Path | None:
+            rows = [r["file"] for r in results[role]["size"]["variants"] if r["variant"] == variant]
+            return Path(rows[0]) if rows else None
+
         deploy_size = config.measure.input_size or spec.input_size
-        timings = latency_block({role: (models[role], onnx_files[role]) for role in models}, spec.in_channels,
-                                deploy_size, config.measure)
+        timings = latency_block({role: (models[role], artifact(role, "onnx"), artifact(role, "onnx-int8"))
+                                 for role in models}, spec.in_channels, deploy_size, config.measure)
     return {role: with_latency(results[role], timings[role]) for role in models}
 
 
@@ -204,12 +219,17 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
     context = StrategyContext(dataset=dataset, input_size=spec.input_size, seed=config.seed,
                               cache_dir=config.cache_dir or default_cache_dir())
     step_reports, history = [], list(baseline.history)
-    for step in steps:
+    deploy: dict[str, Any] = {}
+    for index, step in enumerate(steps):
+        if deploy:
+            raise CompressorError(f"{steps[index - 1].strategy} acts on the exported model and must be the last step; "
+                                  f"{step.strategy} comes after it")
         strategy = build_strategy(step.strategy, step.params)
         console.print(f"[bold]applying[/bold] {step.strategy} {dataclasses.asdict(strategy)}")
         start = time.perf_counter()
         output = strategy.apply(model, context)
         model = output.model
+        deploy.update(output.deploy or {})
         entry = {"strategy": step.strategy, "params": dataclasses.asdict(strategy),
                  "seconds": round(time.perf_counter() - start, 3), "record": output.record}
         step_reports.append(entry)
@@ -218,7 +238,8 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
     compressed = Checkpoint(spec, model, history)
     save_checkpoint(compressed, checkpoint_path)
 
-    measured = _measure_pair({"baseline": baseline.model, "compressed": model}, spec, dataset, config, console)
+    int8 = {"compressed": _int8_plan(deploy["int8"], dataset, config.seed)} if "int8" in deploy else {}
+    measured = _measure_pair({"baseline": baseline.model, "compressed": model}, spec, dataset, config, console, int8)
     measured["baseline"]["checkpoint"] = baseline_source
     measured["compressed"]["checkpoint"] = str(checkpoint_path)
     measured["compressed"].update(recovery.pop("before", {}))

@@ -38,10 +38,15 @@ class StrategyContext:
 
 @dataclass
 class StrategyOutput:
-    """The modified model and a JSON-able record of what the strategy did."""
+    """The modified model, a JSON-able record of what the strategy did, and any export-time transform it asks for.
+
+    `deploy` is for strategies that act when the model is exported rather than on its weights (int8 quantization):
+    e.g. {"int8": {"calib_samples": 256, "per_channel": True}}.
+    """
 
     model: nn.Module
     record: dict[str, Any]
+    deploy: dict[str, Any] | None = None
 
 
 class Strategy(Protocol):

@@ -11,7 +11,7 @@ from compressor.fileio import write_atomic
 
 _ROWS: tuple[tuple[str, str, str], ...] = (
     ("accuracy_before_recovery", "top-1 before recovery", "pct"),
-    ("accuracy", "top-1 accuracy (torch)", "pct"),
+    ("accuracy", "top-1 accuracy (deployed model)", "pct"),
     ("f1_macro", "macro F1", "ratio3"),
     ("sparsity", "sparsity (conv+linear weights)", "pct"),
     ("sparsity_all", "sparsity (all parameters)", "pct"),
@@ -19,9 +19,10 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("macs", "MACs (dense)", "count"),
     ("macs_sparse", "MACs (zero weights skipped)", "count"),
     ("size_bytes", "fp32 state_dict file", "bytes"),
-    ("deployable_bytes", "deployable file (smallest lossless)", "bytes"),
+    ("deployable_bytes", "deployable file", "bytes"),
     ("latency_ms", "latency torch CPU (median)", "ms"),
     ("latency_ort_ms", "latency ONNX Runtime CPU (median)", "ms"),
+    ("latency_int8_ms", "latency ONNX Runtime int8 (median)", "ms"),
 )
 
 
@@ -55,6 +56,7 @@ def _summary(measured: dict[str, Any]) -> dict[str, Any]:
     values = dict(measured)
     ort = measured.get("latency", {}).get("onnxruntime", {})
     values["latency_ort_ms"] = ort.get("median_ms")
+    values["latency_int8_ms"] = measured.get("latency", {}).get("onnxruntime-int8", {}).get("median_ms")
     return values
 
 
@@ -70,7 +72,7 @@ def run_table(report: dict[str, Any]) -> Table:
                             ("change", "right")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for key, label, kind in _ROWS:
-        if key not in base and key not in comp and key.endswith("_before_recovery"):
+        if base.get(key) is None and comp.get(key) is None and key in ("accuracy_before_recovery", "latency_int8_ms"):
             continue
         table.add_row(label, _fmt(base.get(key), kind), _fmt(comp.get(key), kind),
                       _change(base.get(key), comp.get(key), kind))
@@ -125,10 +127,10 @@ def accuracy_table(accuracy: dict[str, Any]) -> Table | None:
     table = Table(title=f"accuracy on the {accuracy['split']} split ({accuracy['samples']} images)")
     for column in ("backend", "top-1", "top-5", "precision", "recall", "F1 (macro)", "vs torch"):
         table.add_column(column, justify="left" if column == "backend" else "right")
-    for backend in ("torch", "onnxruntime"):
+    for backend in [b for b in ("torch", "onnxruntime", "onnxruntime-int8") if b in accuracy]:
         m = accuracy[backend]
         versus = (f"max |Δlogit| {m['max_abs_logit_diff_vs_torch']:.1e}, top-1 agree "
-                  f"{100 * m['top1_agreement_with_torch']:.2f} %") if backend == "onnxruntime" else "-"
+                  f"{100 * m['top1_agreement_with_torch']:.2f} %") if backend != "torch" else "-"
         table.add_row(backend, f"{100 * m['accuracy']:.2f} %", f"{100 * m['top5']:.2f} %" if "top5" in m else "-",
                       f"{m['precision_macro']:.4f}", f"{m['recall_macro']:.4f}", f"{m['f1_macro']:.4f}", versus)
     return table

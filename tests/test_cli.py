@@ -250,3 +250,41 @@ def test_competition_slimming_then_l1_with_finetuning(first_run: tuple[Path, sub
     assert comp["params_total"] < 80_000 and comp["deployable_bytes"] < 200_000
     assert report["steps"][1]["record"]["sparsity"] == pytest.approx(0.5, abs=1e-4)
     assert comp["accuracy"] > comp["accuracy_before_recovery"] and comp["accuracy"] > 0.9
+
+
+def test_int8_measures_the_quantized_artifact(first_run: tuple[Path, subprocess.CompletedProcess],
+                                              tmp_path: Path) -> None:
+    work, _ = first_run
+    baseline = next((work / "cache" / "baselines").glob("*.pt"))
+    code, stdout, stderr = _in_process(["run", "-s", "int8", "--model", str(baseline), "--quiet", "--compress", "zip",
+                                        "--output", str(tmp_path / "r.json")])
+    assert code == 0, stderr
+    assert "latency ONNX Runtime int8" in stdout
+    report = json.loads((tmp_path / "r.json").read_text())
+    base, comp = report["baseline"], report["compressed"]
+    assert comp["metrics_from"].startswith("int8") and comp["size"]["deployable"].startswith("onnx-int8")
+    int8_file = next(r for r in comp["size"]["variants"] if r["variant"] == "onnx-int8")
+    assert int8_file["bytes"] < 0.3 * comp["size_bytes"] and comp["deployable_bytes"] <= int8_file["bytes"]
+    assert comp["accuracy"] == comp["evaluation"]["onnxruntime-int8"]["accuracy"]
+    assert abs(comp["accuracy"] - base["accuracy"]) <= 0.03
+    assert comp["latency"]["onnxruntime-int8"]["runs"] >= 20
+    assert base["latency"]["onnxruntime-int8"]["skipped"] == "no int8 artifact"
+
+
+def test_chain_blocks_l1_int8(first_run: tuple[Path, subprocess.CompletedProcess], tmp_path: Path) -> None:
+    work, _ = first_run
+    baseline = next((work / "cache" / "baselines").glob("*.pt"))
+    code, _, stderr = _in_process(["run", "-s", "blocks", "-s", "l1", "-s", "int8", "-p", "blocks=layer4",
+                                   "-p", "l1.amount=0.5", "--model", str(baseline), "--quiet", "--compress", "none",
+                                   "--backends", "onnxruntime", "--output", str(tmp_path / "r.json")])
+    assert code == 0, stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [s["strategy"] for s in report["steps"]] == ["blocks", "l1", "int8"]
+    assert report["compressed"]["size"]["deployable"] == "onnx-int8"
+
+
+def test_a_step_after_int8_is_refused(first_run: tuple[Path, subprocess.CompletedProcess]) -> None:
+    work, _ = first_run
+    baseline = next((work / "cache" / "baselines").glob("*.pt"))
+    code, _, stderr = _in_process(["run", "-s", "int8+l1", "--model", str(baseline), "--quiet"])
+    assert code == 2 and "int8 acts on the exported model and must be the last step; l1 comes after it" in stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from torch import nn
 
 from compressor.data import Split
 from compressor.errors import CompressorError
-from compressor.export import export_onnx
+from compressor.export import export_onnx, quantize_onnx_int8
 from compressor.measure.accuracy import classification_metrics, onnx_forward, predict, torch_forward
 from compressor.measure.complexity import complexity
 from compressor.measure.latency import (BACKENDS, CUDA_SKIPPED, TimingPlan, cuda_runner, onnxruntime_runner,
@@ -52,7 +53,15 @@ class MeasureConfig:
             raise CompressorError(f"--threads must be at least 1; got {self.threads}")
 
 
-def latency_block(models: dict[str, tuple[nn.Module, Path]], in_channels: int, input_size: int,
+@dataclass(frozen=True)
+class Int8Plan:
+    """Quantize the exported model to int8: `calibration(size)` gives training batches at that input size."""
+
+    calibration: Callable[[int], list[np.ndarray]]
+    per_channel: bool = True
+
+
+def latency_block(models: dict[str, tuple[nn.Module, Path, Path | None]], in_channels: int, input_size: int,
                   config: MeasureConfig) -> dict[str, dict[str, Any]]:
     """Latency per model and backend; several models are timed in alternating rounds so drift hits all alike.
 
@@ -61,26 +70,36 @@ def latency_block(models: dict[str, tuple[nn.Module, Path]], in_channels: int, i
     """
     threads = config.threads or torch.get_num_threads()
     results: dict[str, dict[str, Any]] = {name: {} for name in models}
-    for backend in config.backends:
-        if backend == "cuda" and not torch.cuda.is_available():
-            for name in models:
-                results[name][backend] = {"backend": "cuda", "batch_size": config.batch_size,
-                                          "input_size": input_size, "skipped": CUDA_SKIPPED}
+    backends = list(config.backends)
+    if any(int8 is not None for _, _, int8 in models.values()) and "onnxruntime" in backends:
+        backends.append("onnxruntime-int8")
+    for backend in backends:
+        skipped = {name: reason for name, reason in (
+            (n, CUDA_SKIPPED if backend == "cuda" and not torch.cuda.is_available() else
+             "no int8 artifact" if backend == "onnxruntime-int8" and models[n][2] is None else None)
+            for n in models) if reason}
+        for name, reason in skipped.items():
+            results[name][backend] = {"backend": backend, "batch_size": config.batch_size, "input_size": input_size,
+                                      "skipped": reason}
+        timed = [name for name in models if name not in skipped]
+        if not timed:
             continue
         repeats = []
         for _ in range(config.repeats):
             runners = {}
-            for name, (model, onnx_path) in models.items():
+            for name in timed:
+                model, onnx_path, int8_path = models[name]
                 if backend == "torch":
                     runners[name] = torch_runner(model, in_channels, input_size, config.batch_size)
-                elif backend == "onnxruntime":
-                    runners[name] = onnxruntime_runner(onnx_path, in_channels, input_size, config.batch_size,
-                                                       threads)
+                elif backend in ("onnxruntime", "onnxruntime-int8"):
+                    path = onnx_path if backend == "onnxruntime" else int8_path
+                    runners[name] = onnxruntime_runner(path, in_channels, input_size, config.batch_size, threads)
+                    runners[name].info["backend"] = backend
                 else:
                     runners[name] = cuda_runner(model, in_channels, input_size, config.batch_size)
             repeats.append(time_runners(runners, batch_size=config.batch_size, input_size=input_size,
                                         threads=threads, plan=config.plan, rounds=config.rounds))
-        for name in models:
+        for name in timed:
             stats = dict(repeats[0][name])
             if config.repeats > 1:
                 stats["repeat_medians_ms"] = [r[name]["median_ms"] for r in repeats]
@@ -89,26 +108,29 @@ def latency_block(models: dict[str, tuple[nn.Module, Path]], in_channels: int, i
     return results
 
 
-def _accuracy(model: nn.Module, onnx_path: Path, split: Split, input_size: int, threads: int) -> dict[str, Any]:
+def _accuracy(model: nn.Module, onnx_files: dict[str, Path], split: Split, input_size: int,
+              threads: int) -> dict[str, Any]:
+    """Metrics of the torch model and of each ONNX artifact (`onnxruntime`, `onnxruntime-int8`) on `split`."""
     torch_logits, labels = predict(torch_forward(model), split, input_size)
-    onnx_logits, _ = predict(onnx_forward(onnxruntime_session(onnx_path, threads)), split, input_size)
-    return {
-        "samples": int(len(labels)),
-        "torch": classification_metrics(torch_logits, labels),
-        "onnxruntime": {**classification_metrics(onnx_logits, labels),
-                        "max_abs_logit_diff_vs_torch": float(np.abs(onnx_logits - torch_logits).max()),
-                        "top1_agreement_with_torch": float((onnx_logits.argmax(1) == torch_logits.argmax(1)).mean())},
-    }
+    result: dict[str, Any] = {"samples": int(len(labels)), "torch": classification_metrics(torch_logits, labels)}
+    for backend, path in onnx_files.items():
+        logits, _ = predict(onnx_forward(onnxruntime_session(path, threads)), split, input_size)
+        result[backend] = {**classification_metrics(logits, labels),
+                           "max_abs_logit_diff_vs_torch": float(np.abs(logits - torch_logits).max()),
+                           "top1_agreement_with_torch": float((logits.argmax(1) == torch_logits.argmax(1)).mean())}
+    return result
 
 
 def measure_model(model: nn.Module, *, in_channels: int, input_size: int, split: Split | None = None,
                   split_name: str = "test", config: MeasureConfig = MeasureConfig(),
-                  artifacts_dir: Path | None = None, latency: bool = True) -> dict[str, Any]:
+                  artifacts_dir: Path | None = None, latency: bool = True,
+                  int8: Int8Plan | None = None) -> dict[str, Any]:
     """All measurements of `model`: flat summary keys plus `size`, `latency`, `complexity`, `evaluation` blocks.
 
     Accuracy runs at `input_size` (what the model was trained for) on `split`; latency, MACs and the ONNX export
     use `config.input_size` when given (e.g. 224 for a 224 px deployment). With `latency=False` the caller times
-    models itself (`latency_block`, several models interleaved) from the ONNX file named in `size`.
+    models itself (`latency_block`, several models interleaved) from the ONNX files named in `size`. With `int8`,
+    the ONNX export is quantized and the headline metrics and deployable file are those of the int8 artifact.
     """
     model = model.eval()
     deploy_size = config.input_size or input_size
@@ -116,23 +138,41 @@ def measure_model(model: nn.Module, *, in_channels: int, input_size: int, split:
     with tempfile.TemporaryDirectory(prefix="compressor-artifacts-") as scratch:
         directory = artifacts_dir or Path(scratch)
         files = write_artifacts(model, directory, in_channels=in_channels, input_size=deploy_size)
-        size = artifact_sizes(files, config.compressions)
+        if int8 is not None:
+            files["onnx-int8"] = (quantize_onnx_int8(files["onnx"][0], directory / "model.int8.onnx",
+                                                     int8.calibration(deploy_size), per_channel=int8.per_channel),
+                                  False)
+        size = artifact_sizes(files, config.compressions, deploy_variant="onnx-int8" if int8 else None)
         if artifacts_dir is None:  # the files vanish with the scratch directory: keep only their names
             for row in size["variants"]:
                 row["file"] = Path(row["file"]).name
         onnx_path = files["onnx"][0]
-        timings = latency_block({"m": (model, onnx_path)}, in_channels, deploy_size, config)["m"] if latency else {}
+        int8_path = files["onnx-int8"][0] if int8 is not None else None
+        timings = (latency_block({"m": (model, onnx_path, int8_path)}, in_channels, deploy_size, config)["m"]
+                   if latency else {})
         if split is not None:
-            eval_onnx = onnx_path if deploy_size == input_size else export_onnx(
-                model, Path(scratch) / "eval" / "model.onnx", in_channels, input_size)
-            evaluation = {"split": split_name, **_accuracy(model, eval_onnx, split, input_size, threads)}
+            eval_files = {"onnxruntime": onnx_path}
+            if int8_path is not None:
+                eval_files["onnxruntime-int8"] = int8_path
+            if deploy_size != input_size:
+                eval_dir = Path(scratch) / "eval"
+                eval_files["onnxruntime"] = export_onnx(model, eval_dir / "model.onnx", in_channels, input_size)
+                if int8 is not None:
+                    eval_files["onnxruntime-int8"] = quantize_onnx_int8(
+                        eval_files["onnxruntime"], eval_dir / "model.int8.onnx", int8.calibration(input_size),
+                        per_channel=int8.per_channel)
+            evaluation = {"split": split_name, **_accuracy(model, eval_files, split, input_size, threads)}
         else:
             evaluation = {"skipped": "no dataset: the model was built, not trained (pass --model to measure accuracy)"}
     cx = complexity(model, in_channels, deploy_size)
     summary: dict[str, Any] = {}
-    if "torch" in evaluation:
-        summary.update(evaluation["torch"])
+    deployed = "onnxruntime-int8" if int8 is not None else "torch"
+    if deployed in evaluation:
+        summary.update({k: v for k, v in evaluation[deployed].items() if not k.endswith("_vs_torch")})
         summary.update({"split": split_name, "samples": evaluation["samples"]})
+        if int8 is not None:
+            summary["accuracy_fp32"] = evaluation["torch"]["accuracy"]
+    summary["metrics_from"] = "int8 ONNX model (ONNX Runtime)" if int8 is not None else "fp32 torch model"
     summary.update({k: cx[k] for k in ("sparsity", "sparsity_all", "params_total", "params_nonzero", "macs",
                                        "macs_sparse")})
     summary["size_bytes"] = next(r["bytes"] for r in size["variants"] if r["variant"] == "fp32")

@@ -31,11 +31,12 @@ def write_artifacts(model: nn.Module, directory: str | Path, *, in_channels: int
     return files
 
 
-def artifact_sizes(files: dict[str, tuple[Path, bool]],
-                   compressions: tuple[str, ...] = COMPRESSIONS) -> dict[str, Any]:
+def artifact_sizes(files: dict[str, tuple[Path, bool]], compressions: tuple[str, ...] = COMPRESSIONS,
+                   deploy_variant: str | None = None) -> dict[str, Any]:
     """Sizes of each artifact and of its zip/xz-compressed copy, and which one is deployable.
 
-    Deployable means the smallest lossless file (compressed or not) that loads back to the exact weights.
+    Deployable means the smallest lossless file (compressed or not) that loads back to the exact weights, or, when
+    the pipeline chose a lossy format (`deploy_variant`, e.g. the int8 ONNX model), the smallest copy of that one.
     """
     rows = []
     for name, (path, lossless) in files.items():
@@ -45,7 +46,9 @@ def artifact_sizes(files: dict[str, tuple[Path, bool]],
             rows.append({"variant": name if compression is None else f"{name}+{compression}", "file": str(target),
                          "bytes": size, "mb": round(size / 1e6, 4), "lossless": lossless,
                          "compression": compression})
-    deployable = min((r for r in rows if r["lossless"]), key=lambda r: r["bytes"])
+    candidates = [r for r in rows if (r["variant"].split("+")[0] == deploy_variant if deploy_variant
+                                      else r["lossless"])]
+    deployable = min(candidates, key=lambda r: r["bytes"])
     for row in rows:
         row["deployable"] = row is deployable
     return {"variants": rows, "deployable": deployable["variant"], "deployable_bytes": deployable["bytes"]}

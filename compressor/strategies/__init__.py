@@ -1,3 +1,3 @@
 """Built-in strategies; importing this package registers them."""
 
-from compressor.strategies import blocks, channels, magnitude, semistructured, sensitivity  # noqa: F401
+from compressor.strategies import blocks, channels, magnitude, quantize, semistructured, sensitivity  # noqa: F401

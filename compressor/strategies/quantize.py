@@ -1,0 +1,29 @@
+"""int8: post-training static quantization of the exported model (ONNX Runtime, QDQ, calibrated on train data)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from compressor.errors import CompressorError
+from compressor.registry import StrategyContext, StrategyOutput, param, register_strategy
+
+
+@register_strategy("int8")
+@dataclass
+class Int8Static:
+    """Static int8 quantization of the deployed ONNX model; accuracy, size and latency are measured on it."""
+
+    calib_samples: int = param(256, "training images used to calibrate activation ranges")
+    per_channel: bool = param(True, "one weight scale per output channel instead of per tensor")
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.calib_samples, int) or self.calib_samples < 1:
+            raise CompressorError(f"int8.calib_samples must be an integer of at least 1; got {self.calib_samples!r}")
+
+    def apply(self, model: nn.Module, context: StrategyContext) -> StrategyOutput:
+        """Leave the weights alone and ask for the exported ONNX model to be quantized."""
+        plan = {"calib_samples": self.calib_samples, "per_channel": self.per_channel}
+        return StrategyOutput(model, {"format": "onnx int8 QDQ (ONNX Runtime static quantization)", **plan},
+                              deploy={"int8": plan})
