@@ -6,8 +6,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from compressor.checkpoint import load_checkpoint
-from compressor.data import load_dataset
+from compressor.checkpoint import load_checkpoint, load_dataset_for
 from compressor.environment import environment
 from compressor.errors import CompressorError
 from compressor.measure import MeasureConfig, measure_model
@@ -25,11 +24,7 @@ def bench(*, model: Path | None = None, arch: str | None = None, num_classes: in
     if model is not None:
         checkpoint = load_checkpoint(model)
         spec = checkpoint.spec
-        data = load_dataset(dataset or spec.dataset, data_dir=data_dir, cache_dir=cache_dir)
-        if (data.info.num_classes, data.info.channels) != (spec.num_classes, spec.in_channels):
-            raise CompressorError(f"dataset {data.info.name} ({data.info.num_classes} classes, {data.info.channels} "
-                                  f"channels) does not fit the checkpoint ({spec.num_classes} classes, "
-                                  f"{spec.in_channels} channels)")
+        data = load_dataset_for(spec, dataset, data_dir=data_dir, cache_dir=cache_dir)
         the_model, channels, size, split = checkpoint.model, spec.in_channels, spec.input_size, data.test
         described = {"checkpoint": str(model), "arch": spec.arch, "dataset": spec.dataset,
                      "num_classes": spec.num_classes, "in_channels": spec.in_channels,

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from compressor.data import Dataset, load_dataset
 from compressor.errors import CompressorError
 from compressor.fileio import save_torch_atomic
 from compressor.models import build_model, get_arch, set_submodule
@@ -214,3 +215,14 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CompressorError(f"checkpoint {path}: weights do not fit its {spec.arch} structure ({first})") from exc
     model.eval()
     return Checkpoint(spec=spec, model=model, history=list(payload.get("history", [])))
+
+
+def load_dataset_for(spec: ModelSpec, name: str | None = None, *, data_dir: Path | None = None,
+                     cache_dir: Path | None = None) -> Dataset:
+    """The dataset a checkpoint is evaluated on (its own unless `name` is given), checked against its classes/channels."""
+    dataset = load_dataset(name or spec.dataset, data_dir=data_dir, cache_dir=cache_dir)
+    if (dataset.info.num_classes, dataset.info.channels) != (spec.num_classes, spec.in_channels):
+        raise CompressorError(f"dataset {dataset.info.name} ({dataset.info.num_classes} classes, "
+                              f"{dataset.info.channels} channels) does not fit the checkpoint "
+                              f"({spec.num_classes} classes, {spec.in_channels} channels)")
+    return dataset

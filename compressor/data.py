@@ -136,12 +136,6 @@ class Dataset:
     calib: Split
     test: Split
 
-    def split(self, name: str) -> Split:
-        """The split called `name` (train, calib or test)."""
-        if name not in ("train", "calib", "test"):
-            raise CompressorError(f"unknown split {name!r}; choose one of: train, calib, test")
-        return getattr(self, name)
-
 
 def _augment(x: torch.Tensor, info: DatasetInfo, generator: torch.Generator) -> torch.Tensor:
     """Random label-preserving shifts (zero padding) and, where allowed, horizontal flips."""

@@ -17,7 +17,7 @@ from rich.console import Console
 from torch import nn
 
 from compressor.baseline import BaselineRequest, get_baseline
-from compressor.checkpoint import Checkpoint, ModelSpec, load_checkpoint, save_checkpoint
+from compressor.checkpoint import Checkpoint, ModelSpec, load_checkpoint, load_dataset_for, save_checkpoint
 from compressor.data import Dataset, dataset_slug, default_cache_dir, load_dataset
 from compressor.environment import environment
 from compressor.errors import CompressorError
@@ -130,11 +130,7 @@ def _load_inputs(config: RunConfig, console: Console) -> tuple[Checkpoint, Datas
         if config.input_size is not None and config.input_size != spec.input_size:
             raise CompressorError(f"--input-size {config.input_size} contradicts the checkpoint's input size "
                                   f"{spec.input_size}")
-        dataset = load_dataset(config.dataset or spec.dataset, data_dir=config.data_dir, cache_dir=config.cache_dir)
-        if (dataset.info.num_classes, dataset.info.channels) != (spec.num_classes, spec.in_channels):
-            raise CompressorError(f"dataset {dataset.info.name} ({dataset.info.num_classes} classes, "
-                                  f"{dataset.info.channels} channels) does not fit the checkpoint "
-                                  f"({spec.num_classes} classes, {spec.in_channels} channels)")
+        dataset = load_dataset_for(spec, config.dataset, data_dir=config.data_dir, cache_dir=config.cache_dir)
         return checkpoint, dataset, str(config.model)
     dataset = load_dataset(config.dataset or "digits", data_dir=config.data_dir, cache_dir=config.cache_dir)
     request = BaselineRequest(arch=config.arch or "resnet18", input_size=config.input_size, epochs=config.epochs,

@@ -17,8 +17,8 @@ from compressor.errors import CompressorError
 from compressor.export import export_onnx, quantize_onnx_int8
 from compressor.measure.accuracy import classification_metrics, onnx_forward, predict, torch_forward
 from compressor.measure.complexity import complexity
-from compressor.measure.latency import (BACKENDS, CUDA_SKIPPED, TimingPlan, cuda_runner, onnxruntime_runner,
-                                        onnxruntime_session, repeat_spread, time_runners, torch_runner)
+from compressor.measure.latency import (BACKENDS, TimingPlan, cuda_runner, onnxruntime_runner, onnxruntime_session,
+                                        repeat_spread, skip_reason, time_runners, torch_runner)
 from compressor.measure.size import COMPRESSIONS, artifact_sizes, write_artifacts
 
 
@@ -74,10 +74,8 @@ def latency_block(models: dict[str, tuple[nn.Module, Path, Path | None]], in_cha
     if any(int8 is not None for _, _, int8 in models.values()) and "onnxruntime" in backends:
         backends.append("onnxruntime-int8")
     for backend in backends:
-        skipped = {name: reason for name, reason in (
-            (n, CUDA_SKIPPED if backend == "cuda" and not torch.cuda.is_available() else
-             "no int8 artifact" if backend == "onnxruntime-int8" and models[n][2] is None else None)
-            for n in models) if reason}
+        reasons = {name: skip_reason(backend, int8_path) for name, (_, _, int8_path) in models.items()}
+        skipped = {name: reason for name, reason in reasons.items() if reason is not None}
         for name, reason in skipped.items():
             results[name][backend] = {"backend": backend, "batch_size": config.batch_size, "input_size": input_size,
                                       "skipped": reason}
@@ -93,8 +91,8 @@ def latency_block(models: dict[str, tuple[nn.Module, Path, Path | None]], in_cha
                     runners[name] = torch_runner(model, in_channels, input_size, config.batch_size)
                 elif backend in ("onnxruntime", "onnxruntime-int8"):
                     path = onnx_path if backend == "onnxruntime" else int8_path
-                    runners[name] = onnxruntime_runner(path, in_channels, input_size, config.batch_size, threads)
-                    runners[name].info["backend"] = backend
+                    runners[name] = onnxruntime_runner(path, in_channels, input_size, config.batch_size, threads,
+                                                       backend)
                 else:
                     runners[name] = cuda_runner(model, in_channels, input_size, config.batch_size)
             repeats.append(time_runners(runners, batch_size=config.batch_size, input_size=input_size,

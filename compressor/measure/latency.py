@@ -104,7 +104,7 @@ def torch_runner(model: nn.Module, in_channels: int, input_size: int, batch_size
 
 
 def onnxruntime_runner(onnx_path: str | Path, in_channels: int, input_size: int, batch_size: int = 1,
-                       threads: int = 1) -> Runner:
+                       threads: int = 1, backend: str = "onnxruntime") -> Runner:
     """ONNX Runtime CPU run of `onnx_path`; session creation and the first run are timed apart (cold start)."""
     t0 = time.perf_counter()
     session = onnxruntime_session(onnx_path, threads)
@@ -113,14 +113,12 @@ def onnxruntime_runner(onnx_path: str | Path, in_channels: int, input_size: int,
         (batch_size, in_channels, input_size, input_size), dtype=np.float32)}
     first_ms = _wall_ms(lambda: session.run(None, feed))
     return Runner(lambda: session.run(None, feed),
-                  {"backend": "onnxruntime", "allow_spinning": True,
+                  {"backend": backend, "allow_spinning": True,
                    "cold_start": {"session_create_ms": create_ms, "first_run_ms": first_ms}})
 
 
-def cuda_runner(model: nn.Module, in_channels: int, input_size: int, batch_size: int = 1) -> Runner | None:
-    """Torch CUDA forward timed by CUDA events and synchronization; None without a GPU."""
-    if not torch.cuda.is_available():
-        return None
+def cuda_runner(model: nn.Module, in_channels: int, input_size: int, batch_size: int = 1) -> Runner:
+    """Torch CUDA forward timed by CUDA events and synchronization (needs a GPU: see `skip_reason`)."""
     import copy
 
     device = torch.device("cuda")
@@ -143,6 +141,15 @@ def cuda_runner(model: nn.Module, in_channels: int, input_size: int, batch_size:
 
 
 CUDA_SKIPPED = "no CUDA device: torch.cuda.is_available() is False"
+
+
+def skip_reason(backend: str, int8_artifact: Path | None = None) -> str | None:
+    """Why `backend` cannot be timed here (no GPU, or no int8 artifact), or None when it can."""
+    if backend == "cuda" and not torch.cuda.is_available():
+        return CUDA_SKIPPED
+    if backend == "onnxruntime-int8" and int8_artifact is None:
+        return "no int8 artifact"
+    return None
 
 
 def time_runners(runners: dict[str, Runner], *, batch_size: int, input_size: int, threads: int,
@@ -187,9 +194,10 @@ def onnxruntime_latency(onnx_path: str | Path, in_channels: int, input_size: int
 def cuda_latency(model: nn.Module, in_channels: int, input_size: int, *, batch_size: int = 1,
                  plan: TimingPlan = TimingPlan()) -> dict[str, Any]:
     """Torch CUDA latency of one model, or a record saying why it was skipped."""
+    reason = skip_reason("cuda")
+    if reason is not None:
+        return {"backend": "cuda", "batch_size": batch_size, "input_size": input_size, "skipped": reason}
     runner = cuda_runner(model, in_channels, input_size, batch_size)
-    if runner is None:
-        return {"backend": "cuda", "batch_size": batch_size, "input_size": input_size, "skipped": CUDA_SKIPPED}
     return time_runners({"m": runner}, batch_size=batch_size, input_size=input_size, threads=1, plan=plan)["m"]
 
 

@@ -129,7 +129,7 @@ class LayerSensitive:
     def __post_init__(self) -> None:
         check_fraction("layer-sensitive.amount", self.amount)
         try:
-            values = tuple(sorted(float(r) for r in str(self.ratios).split(",")))
+            values = self.ratio_values
         except ValueError:
             raise CompressorError(f"layer-sensitive.ratios must be numbers separated by commas; "
                                   f"got {self.ratios!r}") from None
