@@ -219,7 +219,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
 
 def load_dataset_for(spec: ModelSpec, name: str | None = None, *, data_dir: Path | None = None,
                      cache_dir: Path | None = None) -> Dataset:
-    """The dataset a checkpoint is evaluated on (its own unless `name` is given), checked against its classes/channels."""
+    """The checkpoint's dataset (or `name`), checked to have the classes and channels the model expects."""
     dataset = load_dataset(name or spec.dataset, data_dir=data_dir, cache_dir=cache_dir)
     if (dataset.info.num_classes, dataset.info.channels) != (spec.num_classes, spec.in_channels):
         raise CompressorError(f"dataset {dataset.info.name} ({dataset.info.num_classes} classes, "
