@@ -189,6 +189,20 @@ def train_command(
               f"on {metrics['samples']} images; saved {output}")
 
 
+@app.command("report")
+def report_command(
+    reports: Annotated[list[Path], typer.Argument(help="JSON reports written by `compressor run`")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="directory for README.md, results.json and "
+                                                              "results.csv")],
+    title: Annotated[str | None, typer.Option("--title", help="heading of the README")] = None,
+) -> None:
+    """Summarize run reports: one row per run, as a Markdown table (README.md), JSON and CSV."""
+    from compressor.summary import write_summary
+
+    rows = write_summary(reports, out_dir, title=title, command=shlex.join(["compressor", *sys.argv[1:]]))
+    out.print(f"{len(rows)} runs summarized in {out_dir / 'README.md'}")
+
+
 @app.command("list")
 def list_command() -> None:
     """List strategies (with parameters and defaults), architectures and datasets."""

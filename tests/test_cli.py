@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -288,3 +289,33 @@ def test_a_step_after_int8_is_refused(first_run: tuple[Path, subprocess.Complete
     baseline = next((work / "cache" / "baselines").glob("*.pt"))
     code, _, stderr = _in_process(["run", "-s", "int8+l1", "--model", str(baseline), "--quiet"])
     assert code == 2 and "int8 acts on the exported model and must be the last step; l1 comes after it" in stderr
+
+
+def test_report_summarizes_runs_as_markdown_csv_and_json(first_run: tuple[Path, subprocess.CompletedProcess],
+                                                         tmp_path: Path) -> None:
+    work, _ = first_run
+    source = json.loads((work / "report.json").read_text())
+    tuned = {**source, "recovery": {"finetune_epochs": 1}, "compressed": {**source["compressed"], "accuracy": 0.25}}
+    (tmp_path / "tuned.json").write_text(json.dumps(tuned))
+    code, stdout, stderr = _in_process(["report", str(work / "report.json"), str(tmp_path / "tuned.json"),
+                                        "--out", str(tmp_path / "summary")])
+    assert code == 0, stderr
+    assert "2 runs summarized" in stdout
+    rows = json.loads((tmp_path / "summary" / "results.json").read_text())["rows"]
+    assert [(r["pipeline"], r["finetune_epochs"], r["accuracy"]) for r in rows] == [
+        ("l1", 0, source["compressed"]["accuracy"]), ("l1", 1, 0.25)]
+    assert rows[0]["deployable_bytes"] == source["compressed"]["deployable_bytes"]
+    assert rows[0]["latency_ort_ms"] == source["compressed"]["latency"]["onnxruntime"]["median_ms"]
+    with open(tmp_path / "summary" / "results.csv") as handle:
+        assert len(list(csv.DictReader(handle))) == 2
+    readme = (tmp_path / "summary" / "README.md").read_text()
+    table = [line for line in readme.splitlines() if line.startswith("| ")]
+    assert len(table) == 1 + 1 + 2  # header, baseline, two runs
+    assert "| l1 | l1.amount=0.5 | 1 | 25.00 |" in readme
+    assert source["command"] in readme and "compressor report" in readme
+
+
+def test_report_refuses_a_file_that_is_not_a_run_report(tmp_path: Path) -> None:
+    (tmp_path / "other.json").write_text('{"schema": "compressor.bench/1"}')
+    code, _, stderr = _in_process(["report", str(tmp_path / "other.json"), "--out", str(tmp_path / "s")])
+    assert code == 2 and "is not a run report (schema 'compressor.bench/1'; expected 'compressor.run/1')" in stderr
