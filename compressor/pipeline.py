@@ -213,7 +213,7 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
     torch.manual_seed(config.seed)
     model = copy.deepcopy(baseline.model)
     context = StrategyContext(dataset=dataset, input_size=spec.input_size, seed=config.seed,
-                              cache_dir=config.cache_dir or default_cache_dir())
+                              cache_dir=config.cache_dir or default_cache_dir(), show_progress=config.show_progress)
     step_reports, history = [], list(baseline.history)
     deploy: dict[str, Any] = {}
     for index, step in enumerate(steps):

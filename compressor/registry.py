@@ -1,7 +1,8 @@
 """Strategy registry: `@register_strategy("name")` on a dataclass, plus `compressor.strategies` entry points.
 
 A strategy is a dataclass whose fields are its parameters (typed, with defaults and a `help` in the field
-metadata) and whose `apply(model, context)` returns a `StrategyOutput`. It never measures, prints or writes files.
+metadata) and whose `apply(model, context)` returns a `StrategyOutput`. It never measures, prints (progress
+bars aside) or writes files.
 """
 
 from __future__ import annotations
@@ -27,13 +28,15 @@ ENTRY_POINT_GROUP = "compressor.strategies"
 
 @dataclass
 class StrategyContext:
-    """What a strategy may use besides the model: data (train/calib splits only), input size, seed, device, cache."""
+    """What a strategy may use besides the model: data (train/calib splits only), input size, seed, device, cache,
+    and whether it may show progress bars on long phases."""
 
     dataset: Dataset
     input_size: int
     seed: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     cache_dir: Path | None = None
+    show_progress: bool = True
 
 
 @dataclass

@@ -1,3 +1,11 @@
 """Built-in strategies; importing this package registers them."""
 
-from compressor.strategies import blocks, channels, magnitude, quantize, semistructured, sensitivity  # noqa: F401
+from compressor.strategies import (  # noqa: F401
+    blocks,
+    channels,
+    magnitude,
+    quantize,
+    second_order,
+    semistructured,
+    sensitivity,
+)

@@ -1,0 +1,101 @@
+"""obd, woodfisher, fishleg: exact global sparsity, pruned weights at zero, N:M groups, predicted vs measured loss."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from compressor.data import Dataset
+from compressor.errors import CompressorError
+from compressor.registry import StrategyContext, build_strategy, get_strategy
+from compressor.strategies.selection import prunable_layers
+
+FAST = {"obd": {}, "woodfisher": {"block_size": "8", "chunk": "4"},
+        "fishleg": {"aux_steps": "30", "refine_steps": "5", "block": "16"}}
+COMMON = {"gradients": "8", "grad_batch": "16", "calib_samples": "100", "recomputations": "2"}
+
+
+@pytest.fixture(scope="module")
+def trained(digits: Dataset) -> nn.Module:
+    from conftest import TinyNet
+
+    torch.manual_seed(0)
+    model = TinyNet()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for epoch in range(6):
+        model.train()
+        for x, y in digits.train.batches(8, 64, shuffle=True, seed=epoch):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+    return model.eval()
+
+
+def _apply(name: str, model: nn.Module, digits: Dataset, **params: str) -> dict:
+    strategy = build_strategy(name, {**COMMON, **FAST[name], **params})
+    return strategy.apply(model, StrategyContext(dataset=digits, input_size=8, show_progress=False)).record
+
+
+@pytest.mark.parametrize("name", ["obd", "woodfisher", "fishleg"])
+def test_global_sparsity_is_exact_and_pruned_weights_are_zero(name: str, trained: nn.Module, digits: Dataset) -> None:
+    model = copy.deepcopy(trained)
+    stem, bn_weight = model.stem.weight.detach().clone(), model.bn.weight.detach().clone()
+    record = _apply(name, model, digits, amount="0.6", include_classifier="true")
+    layers = prunable_layers(model, include_classifier=True)
+    zeros = sum(int((layer.weight == 0).sum()) for layer in layers.values())
+    total = sum(layer.weight.numel() for layer in layers.values())
+    assert zeros == round(0.6 * total) == record["zeroed"]
+    assert torch.equal(model.stem.weight, stem), "the first conv is skipped by default"
+    assert torch.equal(model.bn.weight, bn_weight), "BatchNorm parameters are never pruned or updated"
+    assert [s["sparsity"] for s in record["steps"]][-1] == pytest.approx(0.6, abs=1e-3)
+    assert len(record["steps"]) == 2 and record["steps"][0]["sparsity"] < 0.6
+    assert record["predicted_loss_increase"] > 0 and record["measured_loss_increase"] is not None
+    assert record["bn_images"] > 0
+
+
+@pytest.mark.parametrize("name", ["obd", "woodfisher", "fishleg"])
+def test_pattern_2_4_leaves_exactly_two_nonzeros_in_every_group(name: str, trained: nn.Module,
+                                                                digits: Dataset) -> None:
+    model = copy.deepcopy(trained)
+    record = _apply(name, model, digits, pattern="2:4", include_classifier="true")
+    for layer_name in ("conv1", "conv2", "hidden", "fc"):
+        weight = getattr(model, layer_name).weight.detach()
+        moved = weight.movedim(1, -1) if weight.ndim > 2 else weight
+        groups = (moved.reshape(-1, 4) != 0).sum(dim=1)
+        assert bool((groups == 2).all()), layer_name
+    assert record["sparsity"] == pytest.approx(0.5)
+
+
+def test_second_order_keeps_more_accuracy_than_magnitude_at_high_sparsity(trained: nn.Module,
+                                                                           digits: Dataset) -> None:
+    def calib_loss(model: nn.Module) -> float:
+        x, y = next(digits.calib.batches(8, 1000))
+        with torch.no_grad():
+            return float(nn.functional.cross_entropy(model(x), y))
+
+    magnitude = copy.deepcopy(trained)
+    build_strategy("l1", {"amount": "0.8"}).apply(magnitude, StrategyContext(dataset=digits, input_size=8))
+    woodfisher = copy.deepcopy(trained)
+    _apply("woodfisher", woodfisher, digits, amount="0.8", bn_recalibrate="false", gradients="32")
+    assert calib_loss(woodfisher) < calib_loss(magnitude)
+
+
+@pytest.mark.parametrize("params, fragment", [
+    ({"pattern": "4:2"}, "pattern must be N:M with 0 < N < M"),
+    ({"damping": "0"}, "damping must be a positive number"),
+    ({"gradients": "0"}, "gradients must be an integer of at least 1"),
+    ({"amount": "1.0"}, "amount must be a number in [0, 1)"),
+])
+def test_bad_parameters_are_refused(params: dict[str, str], fragment: str) -> None:
+    for name in ("obd", "woodfisher", "fishleg"):
+        with pytest.raises(CompressorError, match=fragment.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+            build_strategy(name, params)
+
+
+def test_all_three_are_registered_with_their_parameters() -> None:
+    assert {p.name for p in get_strategy("fishleg").params} >= {"damping", "gradients", "aux_steps", "pattern",
+                                                               "recomputations", "block"}
+    assert "block_size" in {p.name for p in get_strategy("woodfisher").params}
