@@ -60,6 +60,9 @@ class SecondOrderBase:
     def __post_init__(self) -> None:
         check_fraction(f"{self.name}.amount", self.amount)
         self.nm = _pattern(self.pattern, self.name)
+        if self.nm is not None and self.amount not in (0.5, 1 - self.nm[0] / self.nm[1]):
+            raise CompressorError(f"{self.name}.amount {self.amount} contradicts pattern {self.pattern}, which "
+                                  f"prunes {1 - self.nm[0] / self.nm[1]:g} of every group; drop one of them")
         for key in ("gradients", "grad_batch", "recomputations", "calib_samples"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -207,12 +210,12 @@ class WoodFisher(SecondOrderBase):
 class FishLeg(SecondOrderBase):
     """FishLeg surgeon: OBS with a learned Kronecker inverse Fisher fitted to the exact Gauss-Newton product."""
 
-    aux_steps: int = param(300, "Adam steps on the auxiliary loss before the first pruning step")
-    refine_steps: int = param(60, "further auxiliary steps with the new mask before each later step")
+    aux_steps: int = param(200, "Adam steps on the auxiliary loss before the first pruning step")
+    refine_steps: int = param(40, "further auxiliary steps with the new mask before each later step")
     aux_lr: float = param(1e-2, "Adam learning rate of the auxiliary loss (cosine-decayed in each fit)")
     probes: int = param(1, "Gaussian probe vectors u per auxiliary step")
-    fisher_batch: int = param(32, "training images per exact Fisher-vector product")
-    block: int = param(128, "largest block of the Kronecker factors (rows of R, columns of L)")
+    fisher_batch: int = param(16, "training images per exact Fisher-vector product")
+    block: int = param(64, "largest block of the Kronecker factors (rows of R, columns of L)")
 
     name = "fishleg"
 

@@ -88,6 +88,7 @@ def test_second_order_keeps_more_accuracy_than_magnitude_at_high_sparsity(traine
     ({"damping": "0"}, "damping must be a positive number"),
     ({"gradients": "0"}, "gradients must be an integer of at least 1"),
     ({"amount": "1.0"}, "amount must be a number in [0, 1)"),
+    ({"amount": "0.8", "pattern": "2:4"}, "amount 0.8 contradicts pattern 2:4, which prunes 0.5 of every group"),
 ])
 def test_bad_parameters_are_refused(params: dict[str, str], fragment: str) -> None:
     for name in ("obd", "woodfisher", "fishleg"):
