@@ -40,6 +40,20 @@ def _pattern(value: str, name: str) -> tuple[int, int] | None:
     return int(match[1]), int(match[2])
 
 
+def _require_ints(strategy: str, owner: object, keys: tuple[str, ...], minimum: int = 1) -> None:
+    """One clear error for any of `keys` that is not an integer of at least `minimum`."""
+    for key in keys:
+        value = getattr(owner, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            bound = "a non-negative integer" if minimum == 0 else f"an integer of at least {minimum}"
+            raise CompressorError(f"{strategy}.{key} must be {bound}; got {value!r}")
+
+
+def _require_group_multiple(strategy: str, key: str, value: int, nm: tuple[int, int] | None, pattern: str) -> None:
+    if nm is not None and value % nm[1]:
+        raise CompressorError(f"{strategy}.{key} must be a multiple of M={nm[1]} with pattern {pattern}; got {value}")
+
+
 @dataclass
 class SecondOrderBase:
     """Shared parameters and procedure of the OBS-family strategies; subclasses say how F⁻¹ is built."""
@@ -63,10 +77,7 @@ class SecondOrderBase:
         if self.nm is not None and self.amount not in (0.5, 1 - self.nm[0] / self.nm[1]):
             raise CompressorError(f"{self.name}.amount {self.amount} contradicts pattern {self.pattern}, which "
                                   f"prunes {1 - self.nm[0] / self.nm[1]:g} of every group; drop one of them")
-        for key in ("gradients", "grad_batch", "recomputations", "calib_samples"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise CompressorError(f"{self.name}.{key} must be an integer of at least 1; got {value!r}")
+        _require_ints(self.name, self, ("gradients", "grad_batch", "recomputations", "calib_samples"))
         if not self.damping > 0:
             raise CompressorError(f"{self.name}.damping must be a positive number; got {self.damping!r}")
 
@@ -175,13 +186,8 @@ class WoodFisher(SecondOrderBase):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for key in ("block_size", "chunk"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise CompressorError(f"woodfisher.{key} must be an integer of at least 1; got {value!r}")
-        if self.nm is not None and self.block_size % self.nm[1]:
-            raise CompressorError(f"woodfisher.block_size must be a multiple of M={self.nm[1]} with "
-                                  f"pattern {self.pattern}; got {self.block_size}")
+        _require_ints(self.name, self, ("block_size", "chunk"))
+        _require_group_multiple(self.name, "block_size", self.block_size, self.nm, self.pattern)
 
     def builder(self, model, layers, context, gradients, progress):  # type: ignore[no-untyped-def]
         def build(keep: dict[str, torch.Tensor]) -> dict[str, LayerInverse]:
@@ -221,19 +227,11 @@ class FishLeg(SecondOrderBase):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for key in ("probes", "fisher_batch", "block"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise CompressorError(f"fishleg.{key} must be an integer of at least 1; got {value!r}")
-        for key in ("aux_steps", "refine_steps"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise CompressorError(f"fishleg.{key} must be a non-negative integer; got {value!r}")
+        _require_ints(self.name, self, ("probes", "fisher_batch", "block"))
+        _require_ints(self.name, self, ("aux_steps", "refine_steps"), minimum=0)
         if not self.aux_lr > 0:
             raise CompressorError(f"fishleg.aux_lr must be a positive number; got {self.aux_lr!r}")
-        if self.nm is not None and self.block % self.nm[1]:
-            raise CompressorError(f"fishleg.block must be a multiple of M={self.nm[1]} with pattern "
-                                  f"{self.pattern}; got {self.block}")
+        _require_group_multiple(self.name, "block", self.block, self.nm, self.pattern)
         self._aux: list[dict[str, Any]] = []
 
     def builder(self, model, layers, context, gradients, progress):  # type: ignore[no-untyped-def]
