@@ -195,11 +195,12 @@ def report_command(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="directory for README.md, results.json and "
                                                               "results.csv")],
     title: Annotated[str | None, typer.Option("--title", help="heading of the README")] = None,
+    note: Annotated[str | None, typer.Option("--note", help="a Markdown paragraph under the heading")] = None,
 ) -> None:
     """Summarize run reports: one row per run, as a Markdown table (README.md), JSON and CSV."""
     from compressor.summary import write_summary
 
-    rows = write_summary(reports, out_dir, title=title, command=shlex.join(["compressor", *sys.argv[1:]]))
+    rows = write_summary(reports, out_dir, title=title, note=note, command=shlex.join(["compressor", *sys.argv[1:]]))
     out.print(f"{len(rows)} runs summarized in {out_dir / 'README.md'}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -96,9 +97,14 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
               "MACs (M) | deployable MB | torch ms (vs base) | ORT ms (vs base) | strategy s |")
     lines = [header, "|" + "---|" * header.count(" | ") + "---|"]
     first = rows[0]
+
+    def typical(key: str) -> float | None:
+        values = [r[key] for r in rows if r[key] is not None]
+        return statistics.median(values) if values else None
+
     lines.append(f"| *baseline* | | | {_pct(first['baseline_accuracy'])} | | 0.00 | | | "
-                 f"{first['baseline_deployable_bytes'] / 1e6:.2f} | {_ms(first['baseline_latency_torch_ms'], None)} | "
-                 f"{_ms(first['baseline_latency_ort_ms'], None)} | |")
+                 f"{first['baseline_deployable_bytes'] / 1e6:.2f} | {_ms(typical('baseline_latency_torch_ms'), None)} | "
+                 f"{_ms(typical('baseline_latency_ort_ms'), None)} | |")
     for row in rows:
         ort = (f"{_ms(row['latency_int8_ms'], row['baseline_latency_ort_ms'])} int8"
                if row["latency_int8_ms"] is not None else _ms(row["latency_ort_ms"], row["baseline_latency_ort_ms"]))
@@ -118,15 +124,17 @@ def _csv_text(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def _readme(rows: list[dict[str, Any]], title: str, command: str | None) -> str:
+def _readme(rows: list[dict[str, Any]], title: str, command: str | None, note: str | None) -> str:
     env = environment()
     baselines = {(r["arch"], r["dataset"], r["input_size"], r["seed"]) for r in rows}
     first = rows[0]
     parts = [
         f"# {title}\n",
+        *([f"{note}\n"] if note else []),
         f"{len(rows)} runs of {first['arch']} on {first['dataset']} at {first['input_size']} px "
         f"(test split; latency at batch 1, median, timed interleaved with the baseline inside each run; the ratio "
-        "in brackets is against that run's own baseline timing).\n",
+        "in brackets is against that run's own baseline timing, and the baseline row shows the median of the "
+        "baseline timings over all runs).\n",
         "Top-1 and macro F1 are measured on the deployed artifact (for int8, the quantized ONNX file). "
         "Sparsity counts zero weights in conv and linear layers; MACs are dense MACs of the (possibly physically "
         "smaller) network; the deployable file is the smallest lossless artifact (see `compressor run` output).\n",
@@ -146,7 +154,7 @@ def _readme(rows: list[dict[str, Any]], title: str, command: str | None) -> str:
 
 
 def write_summary(report_paths: list[Path], out_dir: Path, *, title: str | None = None,
-                  command: str | None = None) -> list[dict[str, Any]]:
+                  command: str | None = None, note: str | None = None) -> list[dict[str, Any]]:
     """Read run reports and write results.json, results.csv and README.md (a Markdown table) into `out_dir`."""
     if not report_paths:
         raise CompressorError("compressor report needs at least one run report (a JSON file from `compressor run`)")
@@ -156,6 +164,6 @@ def write_summary(report_paths: list[Path], out_dir: Path, *, title: str | None 
     title = title or f"{first['arch']} on {first['dataset']}: strategies compared"
     write_json_atomic({"schema": "compressor.results/1", "rows": rows}, out_dir / "results.json")
     write_atomic(out_dir / "results.csv", lambda tmp: tmp.write_text(_csv_text(rows)))
-    write_atomic(out_dir / "README.md", lambda tmp: tmp.write_text(_readme(rows, title, command)))
+    write_atomic(out_dir / "README.md", lambda tmp: tmp.write_text(_readme(rows, title, command, note)))
     return rows
 
