@@ -311,7 +311,7 @@ def test_report_summarizes_runs_as_markdown_csv_and_json(first_run: tuple[Path, 
     readme = (tmp_path / "summary" / "README.md").read_text()
     table = [line for line in readme.splitlines() if line.startswith("| ")]
     assert len(table) == 1 + 1 + 2  # header, baseline, two runs
-    assert "| l1 | l1.amount=0.5 | 1 | 25.00 |" in readme
+    assert "| l1 | l1.amount=0.5 l1.scope=global | 1 | 25.00 |" in readme
     assert source["command"] in readme and "compressor report" in readme
 
 
