@@ -95,6 +95,15 @@ class FishLegInverse:
         for q in self.layers.values():
             yield from q.parameters()
 
+    def snapshot(self) -> list[torch.Tensor]:
+        """A copy of every parameter, to restore a fit that made the auxiliary loss worse."""
+        return [p.detach().clone() for p in self.parameters()]
+
+    def restore(self, saved: list[torch.Tensor]) -> None:
+        with torch.no_grad():
+            for p, value in zip(self.parameters(), saved):
+                p.copy_(value)
+
     def aux_step(self, fisher_product: FisherProduct, optimizer: torch.optim.Optimizer, probes: int,
                  masks: dict[str, torch.Tensor] | None = None, generator: torch.Generator | None = None) -> float:
         """One Adam step on A(λ) = ½ vᵀF_γv − uᵀv, v = Qu, averaged over `probes` Gaussian u; returns A."""
@@ -126,12 +135,20 @@ class FishLegInverse:
 
 
 def fit(inverse: FishLegInverse, fisher_product: FisherProduct, steps: int, *, lr: float = 1e-2,
-        probes: int = 1, masks: dict[str, torch.Tensor] | None = None, seed: int = 0,
-        on_step: Callable[[int, float], None] | None = None) -> list[float]:
-    """Adam on the auxiliary loss for `steps` steps, learning rate decayed to zero on a cosine; returns A per step."""
+        factor_lr: float | None = None, probes: int = 1, masks: dict[str, torch.Tensor] | None = None,
+        seed: int = 0, on_step: Callable[[int, float], None] | None = None) -> list[float]:
+    """Adam on the auxiliary loss for `steps` steps, learning rates decayed to zero on a cosine; returns A per step.
+
+    `lr` moves the elementwise scaling log A, `factor_lr` (default: `lr`) the Kronecker factors R and L. With few
+    probes on a large layer the factor gradients are mostly noise, and a random walk of a b×b block grows its
+    largest eigenvalue like √b, so large models need a much smaller `factor_lr` than small ones.
+    """
     if steps < 1:
         return []
-    optimizer = torch.optim.Adam(list(inverse.parameters()), lr=lr)
+    scales = [q.log_a for q in inverse.layers.values()]
+    factors = [p for q in inverse.layers.values() for p in (q.r, q.l)]
+    optimizer = torch.optim.Adam([{"params": scales, "lr": lr},
+                                  {"params": factors, "lr": lr if factor_lr is None else factor_lr}])
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     generator = torch.Generator().manual_seed(seed)
     values = []

@@ -218,7 +218,8 @@ class FishLeg(SecondOrderBase):
 
     aux_steps: int = param(200, "Adam steps on the auxiliary loss before the first pruning step")
     refine_steps: int = param(40, "further auxiliary steps with the new mask before each later step")
-    aux_lr: float = param(1e-2, "Adam learning rate of the auxiliary loss (cosine-decayed in each fit)")
+    aux_lr: float = param(1e-2, "Adam learning rate of the elementwise scaling A (cosine-decayed in each fit)")
+    factor_lr: float = param(3e-4, "Adam learning rate of the Kronecker factors R and L")
     probes: int = param(1, "Gaussian probe vectors u per auxiliary step")
     fisher_batch: int = param(16, "training images per exact Fisher-vector product")
     block: int = param(64, "largest block of the Kronecker factors (rows of R, columns of L)")
@@ -229,8 +230,9 @@ class FishLeg(SecondOrderBase):
         super().__post_init__()
         _require_ints(self.name, self, ("probes", "fisher_batch", "block"))
         _require_ints(self.name, self, ("aux_steps", "refine_steps"), minimum=0)
-        if not self.aux_lr > 0:
-            raise CompressorError(f"fishleg.aux_lr must be a positive number; got {self.aux_lr!r}")
+        for key in ("aux_lr", "factor_lr"):
+            if not getattr(self, key) > 0:
+                raise CompressorError(f"fishleg.{key} must be a positive number; got {getattr(self, key)!r}")
         _require_group_multiple(self.name, "block", self.block, self.nm, self.pattern)
         self._aux: list[dict[str, Any]] = []
 
@@ -256,12 +258,18 @@ class FishLeg(SecondOrderBase):
                 state["q"] = FishLegInverse(diag, self.damping, self.block)
             steps = self.aux_steps if first else self.refine_steps
             task = progress.add_task(f"fishleg: auxiliary loss ({'fit' if first else 'refit'})", total=steps)
-            values = fit(state["q"], product, steps, lr=self.aux_lr, probes=self.probes, masks=keep,
-                         seed=context.seed + len(self._aux), on_step=lambda *_: progress.advance(task))
+            saved = state["q"].snapshot()
+            values = fit(state["q"], product, steps, lr=self.aux_lr, factor_lr=self.factor_lr, probes=self.probes,
+                         masks=keep, seed=context.seed + len(self._aux), on_step=lambda *_: progress.advance(task))
             progress.remove_task(task)
-            tail = values[-max(1, len(values) // 10):]
-            self._aux.append({"steps": steps, "aux_loss_first": values[0] if values else None,
-                              "aux_loss_last_tenth_mean": sum(tail) / len(tail) if values else None})
+            tenth = max(1, len(values) // 10)
+            first = sum(values[:tenth]) / tenth if values else None
+            last = sum(values[-tenth:]) / tenth if values else None
+            worse = first is not None and last is not None and last > first
+            if worse:
+                state["q"].restore(saved)
+            self._aux.append({"steps": steps, "aux_loss_first_tenth_mean": first, "aux_loss_last_tenth_mean": last,
+                              "restored_because_worse": worse})
             return dict(state["q"].layers)
         return build
 
