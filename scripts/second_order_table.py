@@ -67,15 +67,16 @@ def _plot(cells: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
-    for method in METHODS:
+    for index, method in enumerate(METHODS):
+        color = f"C{index}"
         rows = sorted((c for c in cells if c["method"] == method), key=lambda c: c["amount"])
         if rows:
             left.plot([100 * c["amount"] for c in rows], [100 * c["accuracy"] for c in rows], marker="o",
-                      label=method)
+                      label=method, color=color)
         pairs = [(c["predicted_loss_increase"], c["measured_loss_increase"]) for c in rows
                  if c.get("predicted_loss_increase") and c.get("measured_loss_increase")]
         if pairs:
-            right.scatter(*zip(*pairs), label=method)
+            right.scatter(*zip(*pairs), label=method, color=color)
     base = cells[0]["baseline_accuracy"]
     left.axhline(100 * base, color="grey", linestyle="--", label=f"dense {100 * base:.2f} %")
     left.set(xlabel="global sparsity (%)", ylabel="test top-1 (%)", title="one-shot, no fine-tuning")
