@@ -44,6 +44,14 @@ ArtifactsOpt = Annotated[Path | None, typer.Option("--artifacts", help="keep the
                                                                        "variants, ONNX, zip/xz) in this directory")]
 
 
+_argv: list[str] | None = None
+
+
+def _command_line() -> str:
+    """The command being run, as a shell line for reports (the arguments given to `main`, else sys.argv)."""
+    return shlex.join(["compressor", *(_argv if _argv is not None else sys.argv[1:])])
+
+
 def _names(text: str) -> tuple[str, ...]:
     return tuple(n.strip() for n in text.split(",") if n.strip() and n.strip() != "none")
 
@@ -99,7 +107,7 @@ def run_command(
                        input_size=input_size, epochs=epochs, seed=seed, pretrained=pretrained, output=output,
                        finetune_epochs=finetune_epochs, finetune_lr=finetune_lr, bn_recalibrate=bn_recalibrate,
                        measure=measure, artifacts_dir=artifacts, show_progress=not quiet,
-                       command=shlex.join(["compressor", *sys.argv[1:]]))
+                       command=_command_line())
     result = run(config, console=err)
     for step in result.report["steps"]:
         if "sensitivity" in step["record"]:
@@ -143,7 +151,7 @@ def bench_command(
     config = _measure_config(backends, batch_size, threads, compress, input_size, repeats)
     result = bench(model=model, arch=arch, num_classes=num_classes, in_channels=in_channels, dataset=data,
                    data_dir=data_dir, cache_dir=cache_dir, config=config, artifacts_dir=artifacts,
-                   command=shlex.join(["compressor", *sys.argv[1:]]))
+                   command=_command_line())
     measured = result["measurements"]
     for table in (size_table(measured["size"]), latency_table(measured["latency"]),
                   accuracy_table(measured["evaluation"]), complexity_table(measured["complexity"], layers)):
@@ -200,7 +208,7 @@ def report_command(
     """Summarize run reports: one row per run, as a Markdown table (README.md), JSON and CSV."""
     from compressor.summary import write_summary
 
-    rows = write_summary(reports, out_dir, title=title, note=note, command=shlex.join(["compressor", *sys.argv[1:]]))
+    rows = write_summary(reports, out_dir, title=title, note=note, command=_command_line())
     out.print(f"{len(rows)} runs summarized in {out_dir / 'README.md'}")
 
 
@@ -227,6 +235,8 @@ def list_command() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors end in one line on stderr and exit code 2, never a traceback."""
+    global _argv
+    _argv = list(argv) if argv is not None else None
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="compressor", standalone_mode=False)
