@@ -207,3 +207,10 @@ def check_fraction(name: str, value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or not 0.0 <= value < 1.0:
         raise CompressorError(f"{name} must be a number in [0, 1); got {value!r}")
+
+
+def check_int(name: str, value: object, minimum: int = 1) -> None:
+    """Raise a CompressorError unless `value` is an integer (not a bool) of at least `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        bound = "a non-negative integer" if minimum == 0 else f"an integer of at least {minimum}"
+        raise CompressorError(f"{name} must be {bound}; got {value!r}")

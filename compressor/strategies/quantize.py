@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from compressor.errors import CompressorError
-from compressor.registry import StrategyContext, StrategyOutput, param, register_strategy
+from compressor.registry import StrategyContext, StrategyOutput, check_int, param, register_strategy
 
 
 @register_strategy("int8")
@@ -19,8 +18,7 @@ class Int8Static:
     per_channel: bool = param(True, "one weight scale per output channel instead of per tensor")
 
     def __post_init__(self) -> None:
-        if not isinstance(self.calib_samples, int) or self.calib_samples < 1:
-            raise CompressorError(f"int8.calib_samples must be an integer of at least 1; got {self.calib_samples!r}")
+        check_int("int8.calib_samples", self.calib_samples)
 
     def apply(self, model: nn.Module, context: StrategyContext) -> StrategyOutput:
         """Leave the weights alone and ask for the exported ONNX model to be quantized."""

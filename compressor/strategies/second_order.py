@@ -23,7 +23,14 @@ from compressor.curvature.fishleg import FishLegInverse, fit
 from compressor.curvature.inverse import BlockWoodburyInverse, DiagonalInverse, LayerInverse
 from compressor.curvature.obs import PruneStep, prune_nm, prune_unstructured
 from compressor.errors import CompressorError
-from compressor.registry import StrategyContext, StrategyOutput, check_fraction, param, register_strategy
+from compressor.registry import (
+    StrategyContext,
+    StrategyOutput,
+    check_fraction,
+    check_int,
+    param,
+    register_strategy,
+)
 from compressor.strategies.selection import prunable_layers, sparsity_record
 from compressor.strategies.sensitivity import calib_scores
 from compressor.train import recalibrate_batchnorm
@@ -43,10 +50,7 @@ def _pattern(value: str, name: str) -> tuple[int, int] | None:
 def _require_ints(strategy: str, owner: object, keys: tuple[str, ...], minimum: int = 1) -> None:
     """One clear error for any of `keys` that is not an integer of at least `minimum`."""
     for key in keys:
-        value = getattr(owner, key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            bound = "a non-negative integer" if minimum == 0 else f"an integer of at least {minimum}"
-            raise CompressorError(f"{strategy}.{key} must be {bound}; got {value!r}")
+        check_int(f"{strategy}.{key}", getattr(owner, key), minimum)
 
 
 def _require_group_multiple(strategy: str, key: str, value: int, nm: tuple[int, int] | None, pattern: str) -> None:
