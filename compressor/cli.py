@@ -237,9 +237,14 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors end in one line on stderr and exit code 2, never a traceback."""
     global _argv
     _argv = list(argv) if argv is not None else None
-    command = typer.main.get_command(app)
+    run_app(app, "compressor", argv)
+
+
+def run_app(typer_app: typer.Typer, prog_name: str, argv: list[str] | None) -> None:
+    """Run a typer app; CompressorError and usage errors become one line on stderr and exit code 2."""
+    command = typer.main.get_command(typer_app)
     try:
-        code = command.main(args=argv, prog_name="compressor", standalone_mode=False)
+        code = command.main(args=argv, prog_name=prog_name, standalone_mode=False)
     except CompressorError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)

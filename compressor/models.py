@@ -53,6 +53,17 @@ register_arch("resnet18", weights="ResNet18_Weights", stem_conv="conv1", classif
 register_arch("resnet50", weights="ResNet50_Weights", stem_conv="conv1", classifier="fc")(_torchvision("resnet50"))
 register_arch("densenet169", weights="DenseNet169_Weights", stem_conv="features.conv0",
               classifier="classifier")(_torchvision("densenet169"))
+
+
+def _inception_v3(**kwargs: object) -> nn.Module:
+    """Inception-v3 without the auxiliary classifier or RGB-specific input transform (any channel count)."""
+    import torchvision.models
+
+    return torchvision.models.inception_v3(aux_logits=False, transform_input=False, init_weights=False, **kwargs)
+
+
+register_arch("inception_v3", weights="Inception_V3_Weights", stem_conv="Conv2d_1a_3x3.conv", classifier="fc",
+              min_input_size=75)(_inception_v3)
 register_arch("densenet201", weights="DenseNet201_Weights", stem_conv="features.conv0",
               classifier="classifier")(_torchvision("densenet201"))
 

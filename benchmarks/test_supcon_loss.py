@@ -1,0 +1,48 @@
+"""SupCon loss forward + backward: this package vs pytorch-metric-learning's SupConLoss on the same embeddings.
+
+Rows are `images x 2 views` 128-d embeddings with 10 classes; both losses see the same normalized rows.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from benchmarks.conftest import SMOKE
+from supcon.loss import supcon_loss
+
+ROUNDS, WARMUP = (1, 0) if SMOKE else (30, 5)
+
+
+def _ours(features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return supcon_loss(features, labels, temperature=0.1)
+
+
+def _pml(features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    from pytorch_metric_learning.losses import SupConLoss
+
+    batch, views, dim = features.shape
+    flat = torch.nn.functional.normalize(features, dim=-1).transpose(0, 1).reshape(views * batch, dim)
+    return SupConLoss(temperature=0.1)(flat, labels.repeat(views))
+
+
+@pytest.mark.parametrize("rows", [1024, 2048])
+@pytest.mark.parametrize("implementation", ["supcon", "pytorch-metric-learning"])
+def test_supcon_loss_speed(benchmark, implementation: str, rows: int) -> None:
+    if implementation == "pytorch-metric-learning":
+        pytest.importorskip("pytorch_metric_learning")
+    loss_fn = _ours if implementation == "supcon" else _pml
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(rows // 2, 2, 128, generator=generator, requires_grad=True)
+    labels = torch.randint(0, 10, (rows // 2,), generator=generator)
+    benchmark.group = f"supcon loss {rows} x 128 forward+backward"
+    benchmark.extra_info.update({"rows": rows, "dim": 128, "threads": torch.get_num_threads()})
+
+    def call() -> float:
+        features.grad = None
+        loss = loss_fn(features, labels)
+        loss.backward()
+        return loss.item()
+
+    value = benchmark.pedantic(call, rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
+    assert value == pytest.approx(_ours(features.detach(), labels).item(), rel=1e-4)
