@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from compressor.cli import CacheOpt, DataDirOpt, DataOpt, QuietOpt, SeedOpt, SizeOpt, run_app
+from compressor.data import Dataset
 from compressor.errors import CompressorError
 
 app = typer.Typer(help="Supervised contrastive pre-training and linear evaluation of zoo encoders.",
@@ -104,6 +105,121 @@ def baseline_command(
     save_checkpoint(checkpoint, output)
     out.print(f"trained {arch} with cross-entropy for {epochs} epochs "
               f"({checkpoint.history[-1]['seconds']:.0f} s); saved {output}")
+
+
+def _pretrained_dataset(path: Path, data: str | None, data_dir: Path | None, cache_dir: Path | None) -> Dataset:
+    """The dataset a pre-training checkpoint was trained on (or `data`, which must have its channels)."""
+    from compressor.data import load_dataset
+    from supcon.pretrain import load_pretrain_checkpoint
+
+    facts = load_pretrain_checkpoint(path)["dataset"]
+    dataset = load_dataset(data or facts["name"], data_dir=data_dir, cache_dir=cache_dir)
+    if dataset.info.channels != facts["channels"]:
+        raise CompressorError(f"dataset {dataset.info.name} has {dataset.info.channels} channels; {path} was "
+                              f"pre-trained on {facts['channels']}")
+    return dataset
+
+
+@app.command("linear")
+def linear_command(
+    pretrained: Annotated[Path, typer.Argument(help="pre-training checkpoint from `supcon pretrain`")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="classifier checkpoint (what `compressor run "
+                                                                 "--model` takes)")],
+    data: DataOpt = None,
+    data_dir: DataDirOpt = None,
+    cache_dir: CacheOpt = None,
+    epochs: Annotated[int, typer.Option("--epochs", help="linear classifier epochs")] = 30,
+    lr: Annotated[float, typer.Option("--lr", help="linear classifier learning rate")] = 0.1,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="linear classifier batch size")] = 256,
+    weight_decay: Annotated[float, typer.Option("--weight-decay")] = 1e-4,
+    seed: SeedOpt = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Freeze the encoder, cache its features, fit a linear classifier; save encoder + head as a classifier."""
+    from compressor.checkpoint import save_checkpoint
+    from supcon.linear import LinearConfig, linear_evaluation
+
+    dataset = _pretrained_dataset(pretrained, data, data_dir, cache_dir)
+    config = LinearConfig(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay, seed=seed)
+    checkpoint, record = linear_evaluation(pretrained, dataset, config, cache_dir=cache_dir,
+                                           show_progress=not quiet)
+    save_checkpoint(checkpoint, output)
+    test = record["test"]
+    out.print(f"linear evaluation: test accuracy {test['accuracy']:.4f}, macro F1 {test['f1_macro']:.4f} "
+              f"(calib {record['calib']['accuracy']:.4f}); saved {output}")
+
+
+@app.command("evaluate")
+def evaluate_command(
+    model: Annotated[Path, typer.Argument(help="classifier checkpoint (from `supcon linear`, `supcon baseline` "
+                                               "or `compressor`)")],
+    data: DataOpt = None,
+    data_dir: DataDirOpt = None,
+    cache_dir: CacheOpt = None,
+    split: Annotated[str, typer.Option("--split", help="test or calib")] = "test",
+    out_dir: Annotated[Path | None, typer.Option("--out", help="write metrics.json and confusion.png here")] = None,
+) -> None:
+    """Accuracy, macro precision/recall/F1, per-class report and confusion matrix (scikit-learn)."""
+    from rich.table import Table
+
+    from compressor.checkpoint import load_checkpoint, load_dataset_for
+    from compressor.fileio import write_json_atomic
+    from supcon.evaluate import evaluate_classifier, plot_confusion
+
+    if split not in ("test", "calib"):
+        raise CompressorError(f"--split must be test or calib; got {split!r}")
+    checkpoint = load_checkpoint(model)
+    dataset = load_dataset_for(checkpoint.spec, data, data_dir=data_dir, cache_dir=cache_dir)
+    result = evaluate_classifier(checkpoint.model, getattr(dataset, split), checkpoint.spec.input_size,
+                                 dataset.info.classes)
+    table = Table(title=f"{model} on {dataset.info.name} {split} ({result['samples']} images)")
+    for column in ("class", "precision", "recall", "F1", "support"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, row in result["per_class"].items():
+        table.add_row(name, f"{row['precision']:.4f}", f"{row['recall']:.4f}", f"{row['f1-score']:.4f}",
+                      str(int(row["support"])))
+    table.add_row("macro", f"{result['precision_macro']:.4f}", f"{result['recall_macro']:.4f}",
+                  f"{result['f1_macro']:.4f}", str(result["samples"]), style="bold")
+    out.print(table)
+    out.print(f"accuracy {result['accuracy']:.4f}, macro F1 {result['f1_macro']:.4f}, "
+              f"weighted F1 {result['f1_weighted']:.4f}")
+    if out_dir is not None:
+        write_json_atomic({"model": str(model), "dataset": dataset.info.name, "split": split,
+                           "history": checkpoint.history, **result}, out_dir / "metrics.json")
+        plot_confusion(result, out_dir / "confusion.png", f"{model.name}: {dataset.info.name} {split}")
+        out.print(f"wrote {out_dir / 'metrics.json'} and {out_dir / 'confusion.png'}")
+
+
+@app.command("tsne")
+def tsne_command(
+    pretrained: Annotated[Path, typer.Argument(help="pre-training checkpoint from `supcon pretrain`")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="PNG to write")],
+    data: DataOpt = None,
+    data_dir: DataDirOpt = None,
+    cache_dir: CacheOpt = None,
+    samples: Annotated[int, typer.Option("--samples", help="test images to embed (fixed-seed subsample)")] = 2000,
+    classifier: Annotated[list[str] | None, typer.Option("--classifier", help="TITLE=CHECKPOINT: add a panel "
+                                                                               "with this classifier's "
+                                                                               "penultimate features")] = None,
+    seed: SeedOpt = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """t-SNE of test-set encoder features at initialization and after pre-training (plus any classifiers)."""
+    from compressor.checkpoint import load_checkpoint
+    from supcon.evaluate import tsne_before_after
+
+    if samples < 10:
+        raise CompressorError(f"--samples must be at least 10; got {samples}")
+    dataset = _pretrained_dataset(pretrained, data, data_dir, cache_dir)
+    extra = {}
+    for item in classifier or []:
+        title, sep, path = item.partition("=")
+        if not sep or not title or not path:
+            raise CompressorError(f"--classifier takes TITLE=CHECKPOINT; got {item!r}")
+        extra[title] = load_checkpoint(Path(path)).model
+    result = tsne_before_after(pretrained, dataset.test, output, samples=samples, seed=seed, classifiers=extra,
+                               show_progress=not quiet)
+    out.print(f"t-SNE of {result['samples']} test images ({', '.join(result['panels'])}); saved {output}")
 
 
 def main(argv: list[str] | None = None) -> None:
