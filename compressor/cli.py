@@ -212,6 +212,76 @@ def report_command(
     out.print(f"{len(rows)} runs summarized in {out_dir / 'README.md'}")
 
 
+def _floats(text: str, option: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in _names(text))
+    except ValueError:
+        raise CompressorError(f"{option} takes comma-separated numbers; got {text!r}") from None
+
+
+def _ints(text: str, option: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in _names(text))
+    except ValueError:
+        raise CompressorError(f"{option} takes comma-separated integers; got {text!r}") from None
+
+
+@app.command("sweep")
+def sweep_command(
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="sweep directory: cells/, runs/, results.jsonl")],
+    strategies: Annotated[str | None, typer.Option("--strategies", help="comma-separated strategies or a+b "
+                                                                        "pipelines")] = None,
+    amounts: Annotated[str | None, typer.Option("--amounts", help="comma-separated amounts, for the pipelines that "
+                                                                  "take one (default 0.5)")] = None,
+    archs: Annotated[str | None, typer.Option("--archs", help="comma-separated architectures (default: the "
+                                                              "run default, or the --model's)")] = None,
+    datasets: Annotated[str | None, typer.Option("--datasets", help="comma-separated datasets")] = None,
+    finetune_epochs: Annotated[str | None, typer.Option("--finetune-epochs", help="comma-separated fine-tuning "
+                                                                                  "epochs, e.g. 0,1 (default 0)")] = None,
+    seeds: Annotated[str | None, typer.Option("--seeds", help="comma-separated seeds (default 0)")] = None,
+    grid: Annotated[Path | None, typer.Option("--grid", help="TOML file with the same keys (and [[pipeline]] "
+                                                             "tables); options given here override it")] = None,
+    shard: Annotated[str | None, typer.Option("--shard", help="i/n: run every n-th cell starting at i")] = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="rerun cells recorded as failed")] = False,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="key=value for every cell")] = None,
+    model: Annotated[Path | None, typer.Option("--model", "-m", help="baseline checkpoint for every cell")] = None,
+    data_dir: DataDirOpt = None,
+    cache_dir: CacheOpt = None,
+    backends: BackendsOpt = "torch,onnxruntime",
+    threads: ThreadsOpt = None,
+    compress: CompressOpt = "zip,xz",
+    finetune_lr: Annotated[float, typer.Option("--finetune-lr", help="peak learning rate of fine-tuning")] = 0.01,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run a grid of `compressor run` cells; finished cells are recorded atomically and skipped on rerun."""
+    from compressor.sweep import Pipeline, SweepSpec, load_grid, parse_shard, run_sweep
+
+    spec = load_grid(grid) if grid is not None else SweepSpec(pipelines=[])
+    if strategies is not None:
+        spec.pipelines = [Pipeline(s) for s in _names(strategies)]
+    if amounts is not None:
+        spec.amounts = _floats(amounts, "--amounts")
+    for name, value in (("archs", archs), ("datasets", datasets)):
+        if value is not None:
+            setattr(spec, name, _names(value))
+    if finetune_epochs is not None:
+        spec.finetune_epochs = _ints(finetune_epochs, "--finetune-epochs")
+    if seeds is not None:
+        spec.seeds = _ints(seeds, "--seeds")
+    extra = ["--backends", backends, "--compress", compress, "--finetune-lr", str(finetune_lr)]
+    for name, value in (("--model", model), ("--data-dir", data_dir), ("--cache-dir", cache_dir),
+                        ("--threads", threads)):
+        if value is not None:
+            extra += [name, str(value)]
+    for item in param or []:
+        extra += ["--param", item]
+    spec.run_args = [*spec.run_args, *extra]
+    counts = run_sweep(spec, out_dir, shard=parse_shard(shard), retry_failed=retry_failed, show_progress=not quiet,
+                       console=err)
+    out.print(f"{counts['cells']} cells in this shard: {counts['done']} run, {counts['failed']} failed, "
+              f"{counts['skipped']} already recorded; rows in {out_dir / 'results.jsonl'}")
+
+
 @app.command("list")
 def list_command() -> None:
     """List strategies (with parameters and defaults), architectures and datasets."""

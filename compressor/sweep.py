@@ -1,0 +1,233 @@
+"""Sweeps: a grid of pipelines x amounts x architectures x datasets x fine-tuning, one `compressor run` per cell.
+
+Every cell runs in its own process (its own seed, memory and failure) and is recorded as `DIR/cells/KEY.json`,
+written atomically when the cell finishes; `DIR/results.jsonl` is rebuilt atomically from those files. A sweep
+killed at any moment therefore resumes where it stopped, and no cell is ever recorded twice. `--shard i/n` runs
+every n-th cell, so shards on different machines share the work; merging their directories is a file copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import subprocess
+import sys
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from compressor.errors import CompressorError
+from compressor.fileio import write_atomic, write_json_atomic
+from compressor.pipeline import REPORT_SCHEMA, parse_steps
+from compressor.summary import run_row
+
+CELL_SCHEMA = "compressor.sweep-cell/1"
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A strategy or `a+b` pipeline with fixed per-step parameters (e.g. `blocks.amount=0.25`)."""
+
+    strategy: str
+    params: tuple[str, ...] = ()
+    amounts: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One job of a sweep: everything `compressor run` needs, and the stable key it is recorded under."""
+
+    strategy: str
+    params: tuple[str, ...]
+    amount: float | None
+    arch: str | None
+    dataset: str | None
+    finetune_epochs: int
+    seed: int
+
+    @property
+    def key(self) -> str:
+        """A readable, filesystem-safe name plus a hash of every setting (unique within any sweep)."""
+        text = json.dumps([self.strategy, self.params, self.amount, self.arch, self.dataset, self.finetune_epochs,
+                           self.seed])
+        amount = "" if self.amount is None else f"-{self.amount:g}"
+        readable = f"{self.arch or 'model'}-{self.dataset or 'data'}-{self.strategy}{amount}-ft{self.finetune_epochs}"
+        safe = "".join(c if c.isalnum() or c in "-.+_" else "_" for c in readable)
+        return f"{safe}-s{self.seed}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+@dataclass
+class SweepSpec:
+    """The grid, plus options passed to every cell's `compressor run`."""
+
+    pipelines: list[Pipeline]
+    amounts: tuple[float, ...] = (0.5,)
+    archs: tuple[str | None, ...] = (None,)
+    datasets: tuple[str | None, ...] = (None,)
+    finetune_epochs: tuple[int, ...] = (0,)
+    seeds: tuple[int, ...] = (0,)
+    run_args: list[str] = field(default_factory=list)
+
+    def cells(self) -> list[Cell]:
+        """Every cell in a fixed order; a pipeline with no `amount` parameter runs once, not once per amount."""
+        cells = []
+        for pipeline in self.pipelines:
+            takes_amount = _takes_amount(pipeline)
+            amounts = (pipeline.amounts or self.amounts) if takes_amount else (None,)
+            for arch, dataset, amount, epochs, seed in itertools.product(
+                    self.archs, self.datasets, amounts, self.finetune_epochs, self.seeds):
+                cells.append(Cell(pipeline.strategy, pipeline.params, amount, arch, dataset, epochs, seed))
+        keys = [c.key for c in cells]
+        if len(set(keys)) != len(keys):
+            raise CompressorError("the sweep lists the same cell twice; remove the duplicate strategies or values")
+        return cells
+
+
+def _takes_amount(pipeline: Pipeline) -> bool:
+    from compressor.registry import get_strategy
+
+    return any(p.name == "amount" for name in pipeline.strategy.split("+") for p in get_strategy(name).params)
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """`i/n` (0 <= i < n) -> (i, n); None -> (0, 1)."""
+    if text is None:
+        return 0, 1
+    index, sep, count = text.partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        i, n = -1, 0
+    if not sep or n < 1 or not 0 <= i < n:
+        raise CompressorError(f"--shard must be i/n with 0 <= i < n (e.g. 0/4); got {text!r}")
+    return i, n
+
+
+def load_grid(path: Path) -> SweepSpec:
+    """A sweep from a TOML file (keys as in `compressor sweep --help`; [[pipeline]] tables for fixed params)."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise CompressorError(f"sweep file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise CompressorError(f"sweep file {path} is not valid TOML: {exc}") from None
+    known = {"strategies", "pipeline", "amounts", "archs", "datasets", "finetune_epochs", "seeds", "run_args"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise CompressorError(f"sweep file {path}: unknown keys {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    pipelines = [Pipeline(s) for s in data.get("strategies", [])]
+    for table in data.get("pipeline", []):
+        if "strategy" not in table:
+            raise CompressorError(f"sweep file {path}: every [[pipeline]] needs a strategy")
+        amounts = table.get("amounts")
+        pipelines.append(Pipeline(table["strategy"], tuple(table.get("params", [])),
+                                  tuple(float(a) for a in amounts) if amounts else None))
+    spec = SweepSpec(pipelines=pipelines, run_args=[str(a) for a in data.get("run_args", [])])
+    for name in ("amounts", "archs", "datasets", "finetune_epochs", "seeds"):
+        if name in data:
+            setattr(spec, name, tuple(data[name]))
+    return spec
+
+
+def validate(spec: SweepSpec) -> None:
+    """Fail before running anything if a pipeline, parameter or amount is wrong."""
+    if not spec.pipelines:
+        raise CompressorError("the sweep has no strategies; pass --strategies or a grid file with some")
+    for cell in spec.cells():
+        parse_steps([cell.strategy], cell.amount, list(cell.params))
+
+
+def cell_command(cell: Cell, spec: SweepSpec, report: Path) -> list[str]:
+    """The `compressor run` command line of one cell."""
+    args = ["run", "--strategy", cell.strategy, "--seed", str(cell.seed), "--finetune-epochs",
+            str(cell.finetune_epochs), "--output", str(report), "--quiet"]
+    if cell.amount is not None:
+        args += ["--amount", f"{cell.amount:g}"]
+    for param in cell.params:
+        args += ["--param", param]
+    if cell.arch:
+        args += ["--arch", cell.arch]
+    if cell.dataset:
+        args += ["--data", cell.dataset]
+    return [sys.executable, "-m", "compressor", *args, *spec.run_args]
+
+
+def finished_keys(out_dir: Path) -> dict[str, dict[str, Any]]:
+    """Recorded cells of a sweep directory (key -> record)."""
+    records = {}
+    for path in sorted((out_dir / "cells").glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue  # never happens with atomic writes, but a hand-edited file must not stop a sweep
+        if isinstance(record, dict) and record.get("schema") == CELL_SCHEMA:
+            records[record["key"]] = record
+    return records
+
+
+def write_results(out_dir: Path) -> list[dict[str, Any]]:
+    """Rebuild results.jsonl (one row per recorded cell, finished or failed) atomically; return the rows."""
+    rows = []
+    for key, record in finished_keys(out_dir).items():
+        row = {"key": key, "status": record["status"], **record["cell"]}
+        if record["status"] == "done":
+            row.update(run_row(record["report"], f"cells/{key}.json"))
+        else:
+            row["error"] = record["error"]
+        rows.append(row)
+    text = "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows)
+    write_atomic(out_dir / "results.jsonl", lambda tmp: tmp.write_text(text))
+    return rows
+
+
+def run_sweep(spec: SweepSpec, out_dir: Path, *, shard: tuple[int, int] = (0, 1), retry_failed: bool = False,
+              show_progress: bool = True, console: Console | None = None) -> dict[str, int]:
+    """Run this shard's unfinished cells one after another; return counts of done, failed and skipped cells."""
+    console = console or Console(stderr=True)
+    validate(spec)
+    cells = [c for i, c in enumerate(spec.cells()) if i % shard[1] == shard[0]]
+    recorded = finished_keys(out_dir)
+    todo = [c for c in cells if c.key not in recorded or (retry_failed and recorded[c.key]["status"] != "done")]
+    counts = {"cells": len(cells), "skipped": len(cells) - len(todo), "done": 0, "failed": 0}
+    (out_dir / "cells").mkdir(parents=True, exist_ok=True)
+    columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console, disable=not show_progress) as progress:
+        overall = progress.add_task("sweep", total=len(cells), completed=counts["skipped"])
+        current = progress.add_task("cell", total=None)
+        for cell in todo:
+            progress.update(current, description=cell.key, completed=0)
+            record = _run_cell(cell, spec, out_dir)
+            counts[record["status"]] += 1
+            write_json_atomic(record, out_dir / "cells" / f"{cell.key}.json")
+            write_results(out_dir)
+            if record["status"] == "failed":
+                console.print(f"[yellow]cell {cell.key} failed: {record['error']}[/yellow]")
+            progress.advance(overall)
+    write_results(out_dir)
+    return counts
+
+
+def _run_cell(cell: Cell, spec: SweepSpec, out_dir: Path) -> dict[str, Any]:
+    report_path = out_dir / "runs" / f"{cell.key}.json"
+    command = cell_command(cell, spec, report_path)
+    started = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    base = {"schema": CELL_SCHEMA, "key": cell.key, "command": command[2:],
+            "cell": {"strategy": cell.strategy, "cell_params": list(cell.params), "amount": cell.amount,
+                     "cell_arch": cell.arch, "cell_dataset": cell.dataset, "cell_finetune_epochs":
+                     cell.finetune_epochs, "cell_seed": cell.seed},
+            "seconds": round(time.perf_counter() - started, 1)}
+    if result.returncode == 0 and report_path.exists():
+        report = json.loads(report_path.read_text())
+        if report.get("schema") == REPORT_SCHEMA:
+            return {**base, "status": "done", "report": report}
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    return {**base, "status": "failed", "returncode": result.returncode,
+            "error": lines[-1] if lines else f"exit code {result.returncode}"}

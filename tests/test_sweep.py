@@ -1,0 +1,95 @@
+"""Sweeps: grid expansion, shards, TOML grids, and a sweep killed mid-run that resumes with every cell once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from compressor.errors import CompressorError
+from compressor.sweep import Pipeline, SweepSpec, load_grid, parse_shard, validate
+
+
+def test_grid_expands_amounts_only_where_they_apply():
+    spec = SweepSpec([Pipeline("l1"), Pipeline("int8"), Pipeline("blocks+l1+int8", ("blocks.amount=0.25",), (0.5,))],
+                     amounts=(0.5, 0.7, 0.9), finetune_epochs=(0, 1))
+    cells = spec.cells()
+    assert len(cells) == 3 * 2 + 1 * 2 + 1 * 2
+    assert {c.amount for c in cells if c.strategy == "int8"} == {None}
+    assert {c.amount for c in cells if c.strategy.startswith("blocks")} == {0.5}
+    assert len({c.key for c in cells}) == len(cells)
+    validate(spec)
+
+
+def test_shards_partition_the_grid():
+    spec = SweepSpec([Pipeline("l1"), Pipeline("nm")], amounts=(0.3, 0.5, 0.7), seeds=(0, 1))
+    keys = [c.key for c in spec.cells()]
+    shards = [[c.key for i, c in enumerate(spec.cells()) if i % 3 == s] for s in range(3)]
+    assert sorted(k for shard in shards for k in shard) == sorted(keys)
+    assert parse_shard("2/3") == (2, 3) and parse_shard(None) == (0, 1)
+    for bad in ("3/3", "1", "a/b", "0/0", "-1/2"):
+        with pytest.raises(CompressorError, match="--shard must be i/n"):
+            parse_shard(bad)
+
+
+def test_duplicate_cells_and_bad_strategies_are_refused():
+    with pytest.raises(CompressorError, match="same cell twice"):
+        SweepSpec([Pipeline("l1"), Pipeline("l1")]).cells()
+    with pytest.raises(CompressorError, match="unknown strategy"):
+        validate(SweepSpec([Pipeline("l2")]))
+    with pytest.raises(CompressorError, match="no strategies"):
+        validate(SweepSpec([]))
+
+
+def test_toml_grid(tmp_path: Path):
+    path = tmp_path / "grid.toml"
+    path.write_text('strategies = ["l1", "channels"]\namounts = [0.5, 0.9]\nfinetune_epochs = [0, 1]\n'
+                    '[[pipeline]]\nstrategy = "blocks+l1+int8"\nparams = ["blocks.amount=0.25"]\namounts = [0.5]\n')
+    spec = load_grid(path)
+    assert [p.strategy for p in spec.pipelines] == ["l1", "channels", "blocks+l1+int8"]
+    assert spec.amounts == (0.5, 0.9) and spec.finetune_epochs == (0, 1) and len(spec.cells()) == 10
+    path.write_text('strategies = ["l1"]\namount = [0.5]\n')
+    with pytest.raises(CompressorError, match="unknown keys amount"):
+        load_grid(path)
+    path.write_text("strategies = [")
+    with pytest.raises(CompressorError, match="not valid TOML"):
+        load_grid(path)
+
+
+def _sweep(work: Path) -> subprocess.Popen:
+    args = ["sweep", "--out", "out", "--strategies", "l1", "--amounts", "0.3,0.6", "--model", "base.pt",
+            "--backends", "torch", "--compress", "none", "--quiet"]
+    return subprocess.Popen([sys.executable, "-m", "compressor", *args], cwd=work, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            start_new_session=True)
+
+
+def test_killed_sweep_resumes_with_every_cell_exactly_once(tmp_path: Path):
+    train = subprocess.run([sys.executable, "-m", "compressor", "train", "-o", "base.pt", "--epochs", "1",
+                            "--cache-dir", "cache", "--quiet"], cwd=tmp_path, capture_output=True, text=True)
+    assert train.returncode == 0, train.stderr
+    cells = tmp_path / "out" / "cells"
+    sweep = _sweep(tmp_path)
+    deadline = time.monotonic() + 300
+    while not (cells.exists() and list(cells.glob("*.json"))):
+        assert sweep.poll() is None and time.monotonic() < deadline, "the sweep ended before finishing a cell"
+        time.sleep(0.2)
+    os.killpg(sweep.pid, signal.SIGKILL)  # the sweep and its running cell, mid-way through the second cell
+    sweep.wait()
+    first = list(cells.glob("*.json"))
+    assert len(first) == 1
+    stamp = first[0].stat().st_mtime_ns
+    rerun = _sweep(tmp_path)
+    stdout, stderr = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, stderr
+    assert "1 run, 0 failed, 1 already recorded" in stdout
+    rows = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["amount"] for r in rows) == [0.3, 0.6]
+    assert all(r["status"] == "done" and r["sparsity"] > 0 for r in rows)
+    assert first[0].stat().st_mtime_ns == stamp, "a finished cell was run again"
