@@ -199,17 +199,33 @@ def train_command(
 
 @app.command("report")
 def report_command(
-    reports: Annotated[list[Path], typer.Argument(help="JSON reports written by `compressor run`")],
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="directory for README.md, results.json and "
-                                                              "results.csv")],
+    reports: Annotated[list[Path], typer.Argument(help="JSON reports written by `compressor run`, or sweep "
+                                                        "directories (shards merge; a cell counts once)")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="directory for README.md, results.json, "
+                                                              "results.csv and tradeoffs.png")],
     title: Annotated[str | None, typer.Option("--title", help="heading of the README")] = None,
     note: Annotated[str | None, typer.Option("--note", help="a Markdown paragraph under the heading")] = None,
+    max_size_mb: Annotated[float | None, typer.Option("--max-size-mb", help="budget: deployable file at most "
+                                                                            "this many MB")] = None,
+    max_latency_ms: Annotated[float | None, typer.Option("--max-latency-ms", help="budget: deployed latency at "
+                                                                                  "most this many ms")] = None,
+    min_accuracy: Annotated[float | None, typer.Option("--min-accuracy", help="budget: top-1 at least this "
+                                                                              "fraction, e.g. 0.9")] = None,
 ) -> None:
-    """Summarize run reports: one row per run, as a Markdown table (README.md), JSON and CSV."""
+    """Summarize runs: tables, accuracy-vs-size/latency plots with Pareto fronts, and a pick under a budget."""
+    from compressor.pareto import pick_under_budget
     from compressor.summary import write_summary
 
-    rows = write_summary(reports, out_dir, title=title, note=note, command=_command_line())
-    out.print(f"{len(rows)} runs summarized in {out_dir / 'README.md'}")
+    for name, value in (("--max-size-mb", max_size_mb), ("--max-latency-ms", max_latency_ms)):
+        if value is not None and not value > 0:
+            raise CompressorError(f"{name} must be a positive number; got {value}")
+    if min_accuracy is not None and not 0 < min_accuracy <= 1:
+        raise CompressorError(f"--min-accuracy is a fraction in (0, 1], e.g. 0.9; got {min_accuracy}")
+    budget = {"max_size_mb": max_size_mb, "max_latency_ms": max_latency_ms, "min_accuracy": min_accuracy}
+    rows = write_summary(reports, out_dir, title=title, note=note, command=_command_line(), budget=budget)
+    out.print(f"{len(rows)} runs summarized in {out_dir / 'README.md'} (plots: {out_dir / 'tradeoffs.png'})")
+    if any(v is not None for v in budget.values()):
+        out.print(f"budget pick: {pick_under_budget(rows, **budget)['why']}")
 
 
 def _floats(text: str, option: str) -> tuple[float, ...]:

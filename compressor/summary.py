@@ -12,13 +12,14 @@ from typing import Any
 from compressor.environment import environment
 from compressor.errors import CompressorError
 from compressor.fileio import write_atomic, write_json_atomic
+from compressor.pareto import deployed_latency_ms, label, pareto_front, pick_under_budget, plot_tradeoffs
 from compressor.pipeline import REPORT_SCHEMA
 
 ROW_FIELDS = ("pipeline", "params", "finetune_epochs", "accuracy", "accuracy_before_recovery", "f1_macro",
               "sparsity", "params_nonzero", "macs", "deployable_bytes", "latency_torch_ms", "latency_ort_ms",
               "latency_int8_ms", "baseline_accuracy", "baseline_deployable_bytes", "baseline_latency_torch_ms",
-              "baseline_latency_ort_ms", "strategy_seconds", "arch", "dataset", "input_size", "seed", "command",
-              "source")
+              "baseline_latency_ort_ms", "deployed_latency_ms", "baseline_deployed_latency_ms", "fp32_bytes",
+              "strategy_seconds", "arch", "dataset", "input_size", "seed", "command", "source")
 
 
 def load_run_report(path: Path) -> dict[str, Any]:
@@ -53,7 +54,7 @@ def _params_text(report: dict[str, Any]) -> str:
 def run_row(report: dict[str, Any], source: str = "") -> dict[str, Any]:
     """One flat row (see ROW_FIELDS) from a run report."""
     base, comp = report["baseline"], report["compressed"]
-    return {
+    row = {
         "pipeline": report["strategy"],
         "params": _params_text(report),
         "finetune_epochs": report["recovery"].get("finetune_epochs", 0),
@@ -71,6 +72,7 @@ def run_row(report: dict[str, Any], source: str = "") -> dict[str, Any]:
         "baseline_deployable_bytes": base["deployable_bytes"],
         "baseline_latency_torch_ms": _median(base, "torch"),
         "baseline_latency_ort_ms": _median(base, "onnxruntime"),
+        "fp32_bytes": comp.get("size_bytes"),
         "strategy_seconds": round(sum(step["seconds"] for step in report["steps"]), 1),
         "arch": report["model"]["arch"],
         "dataset": report["dataset"]["name"],
@@ -79,6 +81,30 @@ def run_row(report: dict[str, Any], source: str = "") -> dict[str, Any]:
         "command": report.get("command"),
         "source": source,
     }
+    row["deployed_latency_ms"] = deployed_latency_ms(row)
+    row["baseline_deployed_latency_ms"] = row["baseline_latency_ort_ms"] or row["baseline_latency_torch_ms"]
+    return row
+
+
+def collect_rows(paths: list[Path]) -> list[dict[str, Any]]:
+    """Rows from run reports and sweep directories (their finished cells); a cell found twice counts once."""
+    from compressor.sweep import finished_keys
+
+    rows, seen = [], set()
+    for path in paths:
+        if Path(path).is_dir():
+            records = finished_keys(Path(path))
+            if not records and not (Path(path) / "cells").is_dir():
+                raise CompressorError(f"{path} is a directory but not a sweep (no cells/ inside)")
+            for key, record in records.items():
+                if record["status"] == "done" and key not in seen:
+                    seen.add(key)
+                    rows.append(run_row(record["report"], f"{path}/cells/{key}.json"))
+        else:
+            rows.append(run_row(load_run_report(path), str(path)))
+    if not rows:
+        raise CompressorError("no finished runs found in " + ", ".join(map(str, paths)))
+    return rows
 
 
 def _pct(value: float | None) -> str:
@@ -93,8 +119,9 @@ def _ms(value: float | None, base: float | None) -> str:
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """A Markdown table of runs: accuracy one-shot or after fine-tuning, sparsity, MACs, size, latency vs baseline."""
-    header = ("| pipeline | parameters | fine-tune epochs | top-1 % | macro F1 | sparsity % | non-zero params | "
-              "MACs (M) | deployable MB | torch ms (vs base) | ORT ms (vs base) | strategy s |")
+    header = ("| pipeline | parameters | fine-tune epochs | top-1 % before fine-tuning | top-1 % | macro F1 | "
+              "sparsity % | non-zero params | MACs (M) | fp32 MB | deployable MB | torch ms (vs base) | "
+              "ORT ms (vs base) | strategy s |")
     lines = [header, "|" + "---|" * header.count(" | ") + "---|"]
     first = rows[0]
 
@@ -102,18 +129,43 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         values = [r[key] for r in rows if r[key] is not None]
         return statistics.median(values) if values else None
 
-    lines.append(f"| *baseline* | | | {_pct(first['baseline_accuracy'])} | | 0.00 | | | "
+    lines.append(f"| *baseline* | | | | {_pct(first['baseline_accuracy'])} | | 0.00 | | | | "
                  f"{first['baseline_deployable_bytes'] / 1e6:.2f} | {_ms(typical('baseline_latency_torch_ms'), None)} | "
                  f"{_ms(typical('baseline_latency_ort_ms'), None)} | |")
     for row in rows:
         ort = (f"{_ms(row['latency_int8_ms'], row['baseline_latency_ort_ms'])} int8"
                if row["latency_int8_ms"] is not None else _ms(row["latency_ort_ms"], row["baseline_latency_ort_ms"]))
         lines.append(
-            f"| {row['pipeline']} | {row['params'] or '-'} | {row['finetune_epochs']} | {_pct(row['accuracy'])} | "
+            f"| {row['pipeline']} | {row['params'] or '-'} | {row['finetune_epochs']} | "
+            f"{_pct(row['accuracy_before_recovery']) if row['finetune_epochs'] else ''} | {_pct(row['accuracy'])} | "
             f"{row['f1_macro']:.3f} | {_pct(row['sparsity'])} | {row['params_nonzero']:,} | {row['macs'] / 1e6:.1f} | "
-            f"{row['deployable_bytes'] / 1e6:.2f} | {_ms(row['latency_torch_ms'], row['baseline_latency_torch_ms'])} | "
+            f"{_mb(row['fp32_bytes'])} | {row['deployable_bytes'] / 1e6:.2f} | {_ms(row['latency_torch_ms'], row['baseline_latency_torch_ms'])} | "
             f"{ort} | {row['strategy_seconds']:g} |")
     return "\n".join(lines) + "\n"
+
+
+def _mb(value: int | None) -> str:
+    return "-" if value is None else f"{value / 1e6:.2f}"
+
+
+def tradeoff_section(rows: list[dict[str, Any]], budget: dict[str, float | None] | None) -> str:
+    """Pareto fronts, the headline picks (within 1 point of the baseline) and the user's budget pick, as Markdown."""
+    lines = ["## Trade-offs\n", "![accuracy vs size and latency, Pareto fronts in red](tradeoffs.png)\n"]
+    for cost, name in (("deployable_bytes", "size"), ("deployed_latency_ms", "latency")):
+        front = [label(rows[i]) for i in pareto_front(rows, cost)]
+        lines.append(f"Pareto front, accuracy vs {name} (cheapest first): " + (", ".join(front) or "-") + ".\n")
+    floor = rows[0]["baseline_accuracy"] - 0.01
+    smallest = pick_under_budget(rows, min_accuracy=floor)
+    within = [r for r in rows if r["accuracy"] >= floor and r["deployed_latency_ms"] is not None]
+    fastest = min(within, key=lambda r: r["deployed_latency_ms"], default=None)
+    lines.append(f"Within 1 point of the baseline ({_pct(rows[0]['baseline_accuracy'])} %): smallest file "
+                 + (f"**{label(smallest['pick'])}**, {smallest['pick']['deployable_bytes'] / 1e6:.2f} MB at "
+                    f"{_pct(smallest['pick']['accuracy'])} %" if smallest["pick"] else "none")
+                 + "; fastest " + (f"**{label(fastest)}**, {fastest['deployed_latency_ms']:.2f} ms at "
+                                   f"{_pct(fastest['accuracy'])} %" if fastest else "none") + ".\n")
+    if budget and any(v is not None for v in budget.values()):
+        lines.append(f"Budget pick: {pick_under_budget(rows, **budget)['why']}.\n")
+    return "\n".join(lines)
 
 
 def _csv_text(rows: list[dict[str, Any]]) -> str:
@@ -124,7 +176,8 @@ def _csv_text(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def _readme(rows: list[dict[str, Any]], title: str, command: str | None, note: str | None) -> str:
+def _readme(rows: list[dict[str, Any]], title: str, command: str | None, note: str | None,
+            budget: dict[str, float | None] | None) -> str:
     env = environment()
     baselines = {(r["arch"], r["dataset"], r["input_size"], r["seed"]) for r in rows}
     first = rows[0]
@@ -139,6 +192,7 @@ def _readme(rows: list[dict[str, Any]], title: str, command: str | None, note: s
         "Sparsity counts zero weights in conv and linear layers; MACs are dense MACs of the (possibly physically "
         "smaller) network; the deployable file is the smallest lossless artifact (see `compressor run` output).\n",
         markdown_table(rows),
+        tradeoff_section(rows, budget),
     ]
     if len(baselines) > 1:
         parts.append(f"Note: these runs come from {len(baselines)} different baselines; compare rows with care.\n")
@@ -154,16 +208,19 @@ def _readme(rows: list[dict[str, Any]], title: str, command: str | None, note: s
 
 
 def write_summary(report_paths: list[Path], out_dir: Path, *, title: str | None = None,
-                  command: str | None = None, note: str | None = None) -> list[dict[str, Any]]:
-    """Read run reports and write results.json, results.csv and README.md (a Markdown table) into `out_dir`."""
+                  command: str | None = None, note: str | None = None,
+                  budget: dict[str, float | None] | None = None) -> list[dict[str, Any]]:
+    """Read run reports / sweep directories; write results.json, results.csv, tradeoffs.png and README.md."""
     if not report_paths:
-        raise CompressorError("compressor report needs at least one run report (a JSON file from `compressor run`)")
-    rows = [run_row(load_run_report(p), str(p)) for p in report_paths]
+        raise CompressorError("compressor report needs at least one run report (a JSON file from `compressor run`) "
+                              "or sweep directory")
+    rows = collect_rows(report_paths)
     rows.sort(key=lambda r: (r["pipeline"], r["params"], r["finetune_epochs"]))
     first = rows[0]
     title = title or f"{first['arch']} on {first['dataset']}: strategies compared"
     write_json_atomic({"schema": "compressor.results/1", "rows": rows}, out_dir / "results.json")
     write_atomic(out_dir / "results.csv", lambda tmp: tmp.write_text(_csv_text(rows)))
-    write_atomic(out_dir / "README.md", lambda tmp: tmp.write_text(_readme(rows, title, command, note)))
+    plot_tradeoffs(rows, out_dir / "tradeoffs.png", title)
+    write_atomic(out_dir / "README.md", lambda tmp: tmp.write_text(_readme(rows, title, command, note, budget)))
     return rows
 

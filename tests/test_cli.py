@@ -298,9 +298,9 @@ def test_report_summarizes_runs_as_markdown_csv_and_json(first_run: tuple[Path, 
     tuned = {**source, "recovery": {"finetune_epochs": 1}, "compressed": {**source["compressed"], "accuracy": 0.25}}
     (tmp_path / "tuned.json").write_text(json.dumps(tuned))
     code, stdout, stderr = _in_process(["report", str(work / "report.json"), str(tmp_path / "tuned.json"),
-                                        "--out", str(tmp_path / "summary")])
+                                        "--out", str(tmp_path / "summary"), "--min-accuracy", "0.2"])
     assert code == 0, stderr
-    assert "2 runs summarized" in stdout
+    assert "2 runs summarized" in stdout and "budget pick: l1" in stdout
     rows = json.loads((tmp_path / "summary" / "results.json").read_text())["rows"]
     assert [(r["pipeline"], r["finetune_epochs"], r["accuracy"]) for r in rows] == [
         ("l1", 0, source["compressed"]["accuracy"]), ("l1", 1, 0.25)]
@@ -311,8 +311,29 @@ def test_report_summarizes_runs_as_markdown_csv_and_json(first_run: tuple[Path, 
     readme = (tmp_path / "summary" / "README.md").read_text()
     table = [line for line in readme.splitlines() if line.startswith("| ")]
     assert len(table) == 1 + 1 + 2  # header, baseline, two runs
-    assert "| l1 | l1.amount=0.5 l1.scope=global | 1 | 25.00 |" in readme
+    assert "| l1 | l1.amount=0.5 l1.scope=global | 1 | - | 25.00 |" in readme
     assert source["command"] in readme and "compressor report" in readme
+    assert "Pareto front, accuracy vs size" in readme and "Budget pick: l1" in readme
+    assert (tmp_path / "summary" / "tradeoffs.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_merges_sweep_shards_counting_each_cell_once(first_run: tuple[Path, subprocess.CompletedProcess],
+                                                            tmp_path: Path) -> None:
+    from compressor.sweep import CELL_SCHEMA
+
+    work, _ = first_run
+    source = json.loads((work / "report.json").read_text())
+    for shard, keys in (("a", ["k1", "k2"]), ("b", ["k2", "k3"])):
+        (tmp_path / shard / "cells").mkdir(parents=True)
+        for key in keys:
+            record = {"schema": CELL_SCHEMA, "key": key, "status": "done", "cell": {}, "report": source}
+            (tmp_path / shard / "cells" / f"{key}.json").write_text(json.dumps(record))
+    code, stdout, stderr = _in_process(["report", str(tmp_path / "a"), str(tmp_path / "b"), "--out",
+                                        str(tmp_path / "merged")])
+    assert code == 0, stderr
+    assert "3 runs summarized" in stdout
+    code, _, stderr = _in_process(["report", str(tmp_path), "--out", str(tmp_path / "x")])
+    assert code == 2 and "not a sweep" in stderr
 
 
 def test_report_refuses_a_file_that_is_not_a_run_report(tmp_path: Path) -> None:

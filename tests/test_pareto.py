@@ -1,0 +1,58 @@
+"""Pareto fronts and budget picks: the defining properties on hand-made rows."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from compressor.errors import CompressorError
+from compressor.pareto import pareto_front, pick_under_budget
+
+
+def _row(name: str, accuracy: float, mb: float, ms: float | None) -> dict:
+    return {"pipeline": name, "params": "", "finetune_epochs": 0, "accuracy": accuracy,
+            "deployable_bytes": int(mb * 1e6), "deployed_latency_ms": ms}
+
+
+ROWS = [_row("a", 0.90, 10, 5), _row("b", 0.85, 5, 3), _row("c", 0.80, 6, 2), _row("d", 0.91, 40, 8),
+        _row("e", 0.70, 2, 9), _row("f", 0.85, 5, 4), _row("g", 0.60, 3, None)]
+
+
+@pytest.mark.parametrize("cost", ["deployable_bytes", "deployed_latency_ms"])
+def test_front_is_exactly_the_non_dominated_rows(cost):
+    front = set(pareto_front(ROWS, cost))
+    for i, row in enumerate(ROWS):
+        if row[cost] is None:
+            assert i not in front
+            continue
+        dominated = any(other[cost] is not None and other[cost] <= row[cost] and other["accuracy"] >= row["accuracy"]
+                        and (other[cost] < row[cost] or other["accuracy"] > row["accuracy"])
+                        for j, other in enumerate(ROWS) if j != i)
+        assert (i in front) != dominated, row["pipeline"]
+
+
+def test_front_by_size_on_the_example():
+    assert [ROWS[i]["pipeline"] for i in pareto_front(ROWS, "deployable_bytes")] == ["e", "b", "f", "a", "d"]
+
+
+def test_budget_maximizes_accuracy_under_limits():
+    pick = pick_under_budget(ROWS, max_size_mb=8)
+    assert pick["pick"]["pipeline"] == "b" and "highest top-1" in pick["why"] and "runner-up" in pick["why"]
+    assert pick_under_budget(ROWS, max_size_mb=8, max_latency_ms=2.5)["pick"]["pipeline"] == "c"
+    for size, ms in itertools.product([3, 6, 12, 50], [2, 4, 9]):
+        chosen = pick_under_budget(ROWS, max_size_mb=size, max_latency_ms=ms)["pick"]
+        fits = [r for r in ROWS if r["deployable_bytes"] <= size * 1e6 and r["deployed_latency_ms"] is not None
+                and r["deployed_latency_ms"] <= ms]
+        assert (chosen is None) == (not fits)
+        if fits:
+            assert chosen["accuracy"] == max(r["accuracy"] for r in fits)
+
+
+def test_accuracy_floor_alone_picks_the_smallest_file():
+    assert pick_under_budget(ROWS, min_accuracy=0.84)["pick"]["pipeline"] in ("b", "f")
+    assert pick_under_budget(ROWS, min_accuracy=0.84)["pick"]["deployed_latency_ms"] == 3  # faster of the tie
+    empty = pick_under_budget(ROWS, min_accuracy=0.99)
+    assert empty["pick"] is None and "no run meets the budget" in empty["why"]
+    with pytest.raises(CompressorError, match="at least one of"):
+        pick_under_budget(ROWS)
