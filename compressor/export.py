@@ -25,7 +25,8 @@ _INT_VIEW = {torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloa
              torch.float64: torch.int64}
 
 
-def _encode(tensor: torch.Tensor) -> dict[str, Any]:
+def encode_tensor(tensor: torch.Tensor) -> dict[str, Any]:
+    """One tensor as {dense} or, when smaller, {shape, mask, values} (see the module docstring)."""
     tensor = tensor.detach().cpu().contiguous()
     if tensor.dtype not in _INT_VIEW or tensor.numel() == 0:
         return {"dense": tensor}
@@ -39,7 +40,8 @@ def _encode(tensor: torch.Tensor) -> dict[str, Any]:
     return {"shape": list(tensor.shape), "mask": mask, "values": values}
 
 
-def _decode(entry: dict[str, Any]) -> torch.Tensor:
+def decode_tensor(entry: dict[str, Any]) -> torch.Tensor:
+    """Inverse of `encode_tensor`, bit for bit."""
     if "dense" in entry:
         return entry["dense"]
     values = entry["values"]
@@ -52,7 +54,7 @@ def _decode(entry: dict[str, Any]) -> torch.Tensor:
 
 def save_sparse(state_dict: dict[str, torch.Tensor], path: str | Path) -> Path:
     """Write `state_dict` in the sparse bitmask encoding, atomically."""
-    return save_torch_atomic({"format": SPARSE_FORMAT, "tensors": {k: _encode(v) for k, v in state_dict.items()}},
+    return save_torch_atomic({"format": SPARSE_FORMAT, "tensors": {k: encode_tensor(v) for k, v in state_dict.items()}},
                              path)
 
 
@@ -61,7 +63,7 @@ def load_sparse(path: str | Path) -> dict[str, torch.Tensor]:
     payload = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != SPARSE_FORMAT:
         raise ValueError(f"{path} is not a {SPARSE_FORMAT} file")
-    return {name: _decode(entry) for name, entry in payload["tensors"].items()}
+    return {name: decode_tensor(entry) for name, entry in payload["tensors"].items()}
 
 
 def half_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -1,0 +1,119 @@
+"""OpenAImer export and score: a block-removed model loads with only torch + torchvision and is scored as the
+competition's evaluator scores it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from compressor.checkpoint import Checkpoint, ModelSpec
+from compressor.cli import main
+from compressor.data import Dataset
+from compressor.errors import CompressorError
+from compressor.models import build_model
+from compressor.openaimer import export_submission, score_submission
+from compressor.registry import StrategyContext, build_strategy
+
+FRESH_LOAD = """
+import sys, importlib.util, torch
+sys.modules["compressor"] = None  # importing the package would fail: the loader must not need it
+sys.modules["supcon"] = None
+spec = importlib.util.spec_from_file_location("model_loader", sys.argv[1] + "/model_loader.py")
+loader = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(loader)
+model = loader.load_model(sys.argv[1] + "/model.pt")
+inputs = torch.load(sys.argv[2], weights_only=True)
+with torch.no_grad():
+    torch.save({"small": model(inputs["small"]), "protocol": model(inputs["protocol"]),
+                "modules": sorted({type(m).__module__.split(".")[0] for m in model.modules()})}, sys.argv[3])
+"""
+
+
+@pytest.fixture(scope="module")
+def block_removed(digits: Dataset) -> Checkpoint:
+    torch.manual_seed(0)
+    model = build_model("resnet18", 10, 1)
+    context = StrategyContext(dataset=digits, input_size=32, show_progress=False)
+    build_strategy("blocks", {"blocks": "layer4,layer3.1"}).apply(model, context)
+    info = digits.info
+    spec = ModelSpec("resnet18", 10, 1, 32, "digits", info.classes, info.mean, info.std)
+    return Checkpoint(spec, model.eval())
+
+
+def test_submission_loads_in_a_fresh_interpreter_without_this_package(block_removed, tmp_path: Path):
+    paths = export_submission(block_removed, tmp_path / "sub")
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["metadata.json", "model.pt", "model_loader.py"]
+    assert json.loads(paths["metadata"].read_text())["model_format"] == "pytorch"
+    spec = block_removed.spec
+    gray = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(1))
+    imagenet_mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    imagenet_std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    inputs = {"small": (gray.repeat(1, 3, 1, 1) - imagenet_mean) / imagenet_std,
+              "protocol": torch.randn(1, 3, 224, 224)}
+    torch.save(inputs, tmp_path / "inputs.pt")
+    result = subprocess.run([sys.executable, "-I", "-c", FRESH_LOAD, str(tmp_path / "sub"),
+                             str(tmp_path / "inputs.pt"), str(tmp_path / "out.pt")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    out = torch.load(tmp_path / "out.pt", weights_only=True)
+    assert set(out["modules"]) <= {"torch", "torchvision", "model_loader"}
+    with torch.no_grad():
+        expected = block_removed.model((gray - spec.mean[0]) / spec.std[0])
+    torch.testing.assert_close(out["small"], expected, rtol=1e-4, atol=1e-4)
+    assert out["protocol"].shape == (1, 10) and torch.isfinite(out["protocol"]).all()
+
+
+def test_half_export_is_smaller_and_close(block_removed, tmp_path: Path):
+    full = export_submission(block_removed, tmp_path / "full")["model"].stat().st_size
+    half = export_submission(block_removed, tmp_path / "half", half=True)["model"].stat().st_size
+    assert half < 0.55 * full
+
+
+def _imagefolder(digits: Dataset, root: Path, per_class: int = 3) -> Path:
+    labels = digits.test.labels.numpy()
+    for label in range(10):
+        (root / str(label)).mkdir(parents=True)
+        for i in np.flatnonzero(labels == label)[:per_class]:
+            image = digits.test.images[i, 0].numpy()
+            Image.fromarray(image).save(root / str(label) / f"{i}.png")
+    return root
+
+
+def test_score_follows_the_protocol(block_removed, digits: Dataset, tmp_path: Path, capsys):
+    export_submission(block_removed, tmp_path / "sub")
+    folder = _imagefolder(digits, tmp_path / "images")
+    result = score_submission(tmp_path / "sub", folder, show_progress=False)
+    size = (tmp_path / "sub" / "model.pt").stat().st_size / 2**20
+    assert result["images"] == 30 and result["latency_runs"] == 30 and result["model_size"] == pytest.approx(size)
+    expected = 0.3 * 44.7 / size + 0.3 * 30.0 / result["latency"] + 0.4 * result["accuracy"] / 40.0
+    assert result["total_score"] == pytest.approx(expected) and 0 <= result["accuracy"] <= 100
+    assert not result["class_mismatch"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["score", str(tmp_path / "sub"), "--data", "imagefolder:" + str(folder), "-q", "-o",
+              str(tmp_path / "score.json")])
+    assert exit_info.value.code == 0
+    assert json.loads((tmp_path / "score.json").read_text())["accuracy"] == pytest.approx(result["accuracy"])
+
+
+def test_user_errors(block_removed, tmp_path: Path, capsys):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "model.pth").write_bytes(b"x")
+    with pytest.raises(CompressorError, match="export into an empty directory"):
+        export_submission(block_removed, tmp_path / "sub")
+    for args, message in ((["score", str(tmp_path / "sub"), "--data", "digits"], "imagefolder:PATH"),
+                          (["score", str(tmp_path / "sub"), "--data", "imagefolder:x", "--protocol", "mlperf"],
+                           "unknown --protocol 'mlperf'"),
+                          (["score", str(tmp_path / "sub"), "--data", "imagefolder:" + str(tmp_path)],
+                           "has no model_loader.py"),
+                          (["export", str(tmp_path / "o"), "--model", "x.pt", "--format", "tflite"],
+                           "unknown --format 'tflite'")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(args)
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
