@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 import torch.distributed.nn.functional as dist_fn
 
+from compressor.errors import CompressorError
 from supcon.loss import anchor_losses, flatten_views, supcon_loss
 
 
@@ -36,6 +37,10 @@ def setup_world(device: str | None = None) -> World:
     """Join the process group when started by torchrun (gloo on CPU, NCCL on GPU); a one-process world otherwise."""
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise CompressorError(f"--device {device}: CUDA is not available here; use --device cpu")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise CompressorError(f"--device must be cpu or cuda[:N]; got {device!r}")
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return World(device=torch.device(device))
     if not dist.is_initialized():

@@ -43,3 +43,14 @@ def test_corrupt_or_missing_pretraining_checkpoint(capsys, tmp_path: Path) -> No
 def test_evaluate_rejects_unknown_split(capsys, tmp_path: Path) -> None:
     assert "--split must be test or calib" in _fails(["evaluate", str(tmp_path / "c.pt"), "--split", "train"],
                                                      capsys)
+
+
+def test_unavailable_device(capsys, tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert "CUDA is not available here" in _fails(["pretrain", "-o", str(tmp_path / "p.pt"), "--device", "cuda"],
+                                                  capsys)
+    assert "--device must be cpu or cuda" in _fails(["pretrain", "-o", str(tmp_path / "p.pt"), "--device", "tpu"],
+                                                    capsys)
