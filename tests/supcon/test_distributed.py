@@ -70,3 +70,20 @@ def test_single_process_falls_back_to_plain_loss():
     features = torch.randn(6, 2, 4, dtype=torch.float64)
     labels = torch.tensor([0, 0, 1, 1, 2, 2])
     assert distributed_supcon_loss(features, labels).item() == pytest.approx(supcon_loss(features, labels).item())
+
+
+def test_pretraining_under_torchrun_with_two_processes(tmp_path):
+    """`torchrun -m supcon pretrain` on 2 CPU processes: one checkpoint, written by rank 0, records the world."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "supcon", "pretrain",
+               "--arch", "resnet18", "--epochs", "1", "--batch-size", "128", "-o", str(tmp_path / "pre.pt"), "-q",
+               "--cache-dir", str(tmp_path / "cache")]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = torch.load(tmp_path / "pre.pt", weights_only=True)
+    assert state["world_size"] == 2 and state["epoch"] == 1
+    assert state["history"][0]["steps"] == (1293 // 2) // 64  # each rank: its half of the data, 64 per step
+    assert result.stdout.count("pre-trained resnet18") == 1  # only rank 0 reports
