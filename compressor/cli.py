@@ -252,8 +252,8 @@ def sweep_command(
     archs: Annotated[str | None, typer.Option("--archs", help="comma-separated architectures (default: the "
                                                               "run default, or the --model's)")] = None,
     datasets: Annotated[str | None, typer.Option("--datasets", help="comma-separated datasets")] = None,
-    finetune_epochs: Annotated[str | None, typer.Option("--finetune-epochs", help="comma-separated fine-tuning "
-                                                                                  "epochs, e.g. 0,1 (default 0)")] = None,
+    finetune_epochs: Annotated[str | None, typer.Option(
+        "--finetune-epochs", help="comma-separated fine-tuning epochs, e.g. 0,1 (default 0)")] = None,
     seeds: Annotated[str | None, typer.Option("--seeds", help="comma-separated seeds (default 0)")] = None,
     grid: Annotated[Path | None, typer.Option("--grid", help="TOML file with the same keys (and [[pipeline]] "
                                                              "tables); options given here override it")] = None,
@@ -343,7 +343,8 @@ def score_command(
                               Baseline(baseline_size, baseline_latency, baseline_accuracy), show_progress=not quiet)
     result["command"] = _command_line()
     out.print(f"size {result['model_size']:.3f} MB, latency {result['latency']:.2f} ms (mean of "
-              f"{result['latency_runs']}; median {result['latency_median_ms']:.2f}), accuracy {result['accuracy']:.2f} % "
+              f"{result['latency_runs']}; median {result['latency_median_ms']:.2f}), "
+              f"accuracy {result['accuracy']:.2f} % "
               f"on {result['images']} images -> score {result['total_score']:.3f} (size {result['size_score']:.2f}, "
               f"latency {result['latency_score']:.2f}, accuracy {result['accuracy_score']:.2f})")
     if result["class_mismatch"]:

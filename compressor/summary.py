@@ -139,7 +139,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             f"| {row['pipeline']} | {row['params'] or '-'} | {row['finetune_epochs']} | "
             f"{_pct(row['accuracy_before_recovery']) if row['finetune_epochs'] else ''} | {_pct(row['accuracy'])} | "
             f"{row['f1_macro']:.3f} | {_pct(row['sparsity'])} | {row['params_nonzero']:,} | {row['macs'] / 1e6:.1f} | "
-            f"{_mb(row['fp32_bytes'])} | {row['deployable_bytes'] / 1e6:.2f} | {_ms(row['latency_torch_ms'], row['baseline_latency_torch_ms'])} | "
+            f"{_mb(row['fp32_bytes'])} | {row['deployable_bytes'] / 1e6:.2f} | "
+            f"{_ms(row['latency_torch_ms'], row['baseline_latency_torch_ms'])} | "
             f"{ort} | {row['strategy_seconds']:g} |")
     return "\n".join(lines) + "\n"
 

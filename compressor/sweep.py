@@ -120,7 +120,8 @@ def load_grid(path: Path) -> SweepSpec:
     known = {"strategies", "pipeline", "amounts", "archs", "datasets", "finetune_epochs", "seeds", "run_args"}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise CompressorError(f"sweep file {path}: unknown keys {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise CompressorError(f"sweep file {path}: unknown keys {', '.join(unknown)}; "
+                              f"known: {', '.join(sorted(known))}")
     pipelines = [Pipeline(s) for s in data.get("strategies", [])]
     for table in data.get("pipeline", []):
         if "strategy" not in table:

@@ -44,9 +44,9 @@ def markdown(rows: list[dict[str, Any]], command: str, env: dict[str, Any]) -> s
     """The report's README: comparison table, per-class F1, figures, target, command and environment."""
     lines = ["# DenseNet201 on Fashion-MNIST: SupCon + linear vs cross-entropy on the same budget", "",
              f"Regenerate: `{command}` (from the repository root; `make install` first).", "",
-             f"Test split: {rows[0]['samples']:,} images. The budget is counted in image passes through the encoder: SupCon "
-             "sees every training image once per view per epoch, so cross-entropy gets epochs x views epochs. "
-             "Times are wall-clock on the machine below.", "",
+             f"Test split: {rows[0]['samples']:,} images. The budget is counted in image passes through the "
+             "encoder: SupCon sees every training image once per view per epoch, so cross-entropy gets "
+             "epochs x views epochs. Times are wall-clock on the machine below.", "",
              "| method | budget | train time | accuracy | macro precision | macro recall | macro F1 | weighted F1 |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
