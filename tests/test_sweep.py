@@ -93,3 +93,10 @@ def test_killed_sweep_resumes_with_every_cell_exactly_once(tmp_path: Path):
     assert sorted(r["amount"] for r in rows) == [0.3, 0.6]
     assert all(r["status"] == "done" and r["sparsity"] > 0 for r in rows)
     assert first[0].stat().st_mtime_ns == stamp, "a finished cell was run again"
+
+
+def test_committed_grids_are_valid():
+    grids = sorted((Path(__file__).parents[1] / "scripts" / "grids").glob("*.toml"))
+    assert grids
+    for path in grids:
+        validate(load_grid(path))
