@@ -181,8 +181,8 @@ def pretrain(dataset: Dataset, config: PretrainConfig, checkpoint: Path, *, resu
                 if log_every and world.is_main and (i + 1) % log_every == 0:
                     console.print(f"epoch {epoch + 1} step {i + 1}/{per_epoch}: loss {running:.4f}, "
                                   f"{time.perf_counter() - started:.0f} s")
-            record = {"epoch": epoch + 1, "loss": round(running, 4), "seconds": round(time.perf_counter() - started, 2),
-                      "steps": per_epoch, "lr_end": optimizer.param_groups[0]["lr"]}
+            record = {"epoch": epoch + 1, "loss": round(running, 4), "steps": per_epoch,
+                      "seconds": round(time.perf_counter() - started, 2), "lr_end": optimizer.param_groups[0]["lr"]}
             history.append(record)
             if world.is_main:
                 _save(checkpoint, model, optimizer, config, dataset.info, input_size, epoch + 1, history, world)
