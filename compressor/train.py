@@ -72,6 +72,7 @@ def train(model: nn.Module, split: Split, input_size: int, config: TrainConfig, 
                TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, disable=not show_progress, transient=False) as progress:
         task = progress.add_task(description, total=total, info="")
+        log_every = max(1, per_epoch // 10) if show_progress and not progress.console.is_terminal else 0
         for epoch in range(config.epochs):
             for x, y in split.batches(input_size, config.batch_size, shuffle=True, augment=config.augment,
                                       seed=config.seed * 1000 + epoch):
@@ -95,6 +96,10 @@ def train(model: nn.Module, split: Split, input_size: int, config: TrainConfig, 
                 running = 0.9 * running + 0.1 * loss.item() if step > 1 else loss.item()
                 progress.update(task, advance=1, info=f"epoch {epoch + 1}/{config.epochs} loss {running:.3f} "
                                                       f"acc {correct / seen:.3f}")
+                if log_every and step % log_every == 0:
+                    progress.console.print(f"{description}: epoch {epoch + 1}/{config.epochs} step {step}/{total} "
+                                           f"loss {running:.4f} acc {correct / seen:.3f} "
+                                           f"{time.perf_counter() - start:.0f} s")
             seen, correct = 0, 0
     model.eval()
     return {"epochs": config.epochs, "steps": step, "seconds": round(time.perf_counter() - start, 2),
