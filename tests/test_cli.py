@@ -117,6 +117,7 @@ def _in_process(args: list[str]) -> tuple[int, str, str]:
     stdout, stderr = io.StringIO(), io.StringIO()
     from compressor import cli
 
+    files = cli.out._file, cli.err._file  # None: rich follows sys.stdout/sys.stderr (and pytest's capture)
     cli.out.file, cli.err.file = stdout, stderr
     widths = cli.out.width, cli.err.width
     cli.out.width = cli.err.width = 200
@@ -127,7 +128,7 @@ def _in_process(args: list[str]) -> tuple[int, str, str]:
     except SystemExit as exc:
         code = int(exc.code or 0)
     finally:
-        cli.out.file, cli.err.file = sys.stdout, sys.stderr
+        cli.out._file, cli.err._file = files
         cli.out.width, cli.err.width = widths
     return code, stdout.getvalue(), stderr.getvalue()
 
