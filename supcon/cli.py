@@ -72,7 +72,8 @@ def pretrain_command(
 @app.command("baseline")
 def baseline_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="where to write the classifier checkpoint")],
-    arch: ArchOpt = "densenet201",
+    arch: Annotated[str | None, typer.Option("--arch", "-a", help="architecture (default: the --budget-from "
+                                                                  "checkpoint's, else densenet201)")] = None,
     data: DataOpt = None,
     data_dir: DataDirOpt = None,
     cache_dir: CacheOpt = None,
@@ -94,12 +95,16 @@ def baseline_command(
     if (epochs is None) == (budget_from is None):
         raise CompressorError("give exactly one of --epochs N and --budget-from PRETRAIN.pt")
     if budget_from is not None:
-        config = PretrainConfig.from_dict(load_pretrain_checkpoint(budget_from)["config"])
+        state = load_pretrain_checkpoint(budget_from)
+        config = PretrainConfig.from_dict(state["config"])
         epochs = config.epochs * config.views.views
         input_size = input_size or config.input_size
+        arch = arch or config.arch
+        data = data or state["dataset"]["name"]
         err.print(f"budget from {budget_from}: {config.epochs} epochs x {config.views.views} views = {epochs} "
                   "cross-entropy epochs")
     dataset = load_dataset(data or "digits", data_dir=data_dir, cache_dir=cache_dir)
+    arch = arch or "densenet201"
     request = BaselineRequest(arch=arch, input_size=input_size, epochs=epochs, lr=lr, seed=seed)
     checkpoint = train_baseline(request, dataset, show_progress=not quiet)
     save_checkpoint(checkpoint, output)

@@ -64,3 +64,11 @@ def test_tsne_and_compression_ran_on_the_result(chain: Path) -> None:
     report = json.loads((chain / "run.json").read_text())
     assert str(report["model"]["baseline"]).endswith("classifier.pt")
     assert report["compressed"]["sparsity"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_baseline_takes_arch_data_and_budget_from_the_pretraining_run(chain: Path) -> None:
+    result = _run("supcon", ["baseline", "--budget-from", "pre.pt", "-o", "ce.pt", "-q"], chain)
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoint = load_checkpoint(chain / "ce.pt")
+    assert checkpoint.spec.arch == "resnet18" and checkpoint.spec.dataset == "digits"
+    assert checkpoint.history[0]["epochs"] == 2  # 1 SupCon epoch x 2 views
