@@ -112,9 +112,8 @@ def tsne_before_after(pretrained: Path, split: Split, path: Path, *, samples: in
 
     The initial encoder is rebuilt with the pre-training seed, so it is the network pre-training started from.
     """
-    from compressor.models import get_arch, set_submodule
     from supcon.linear import encode
-    from supcon.model import SupConModel
+    from supcon.model import SupConModel, remove_classifier
     from supcon.pretrain import PretrainConfig, build_pretrained, load_pretrain_checkpoint
 
     state = load_pretrain_checkpoint(pretrained)
@@ -125,7 +124,7 @@ def tsne_before_after(pretrained: Path, split: Split, path: Path, *, samples: in
                 f"SupCon, {state['epoch']} epochs": build_pretrained(state).encoder}
     for title, classifier in (classifiers or {}).items():
         headless = copy.deepcopy(classifier)
-        set_submodule(headless, get_arch(config.arch).classifier, nn.Identity())
+        remove_classifier(headless, config.arch)
         encoders[title] = headless
     chosen = subsample(split, samples, seed)
     input_size = int(state["input_size"])

@@ -9,6 +9,14 @@ from torch import nn
 from compressor.models import build_model, get_arch, set_submodule
 
 
+def remove_classifier(model: nn.Module, arch: str) -> int:
+    """Replace the zoo classifier of `model` (an `arch`) by Identity in place; return the feature width."""
+    classifier_path = get_arch(arch).classifier
+    width = model.get_submodule(classifier_path).in_features
+    set_submodule(model, classifier_path, nn.Identity())
+    return width
+
+
 def build_encoder(arch: str, in_channels: int, num_classes: int = 2) -> tuple[nn.Module, int]:
     """The zoo's `arch` with its classifier replaced by Identity, and the width of the features it returns.
 
@@ -16,10 +24,7 @@ def build_encoder(arch: str, in_channels: int, num_classes: int = 2) -> tuple[nn
     architecture (see `to_classifier`).
     """
     model = build_model(arch, num_classes, in_channels)
-    classifier_path = get_arch(arch).classifier
-    width = model.get_submodule(classifier_path).in_features
-    set_submodule(model, classifier_path, nn.Identity())
-    return model, width
+    return model, remove_classifier(model, arch)
 
 
 class ProjectionHead(nn.Module):
