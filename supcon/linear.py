@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 
 from compressor.checkpoint import Checkpoint
-from compressor.data import Dataset, Split, default_cache_dir
+from compressor.data import Dataset, Split, dataset_slug, default_cache_dir
 from compressor.errors import CompressorError
 from compressor.fileio import save_torch_atomic
 from compressor.measure.accuracy import classification_metrics
@@ -70,8 +70,8 @@ def file_digest(path: Path) -> str:
 def cached_features(encoder: nn.Module, dataset: Dataset, split_name: str, input_size: int, key: str,
                     cache_dir: Path | None, show_progress: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Features of one split, read from the cache when this checkpoint's were computed before."""
-    path = (cache_dir or default_cache_dir()) / "features" / f"{key}-{dataset.info.name.replace(':', '_')}-" \
-        f"{split_name}-{input_size}px.pt"
+    name = f"{key}-{dataset_slug(dataset.info.name)}-{split_name}-{input_size}px.pt"
+    path = (cache_dir or default_cache_dir()) / "features" / name
     if path.exists():
         try:
             stored = torch.load(path, map_location="cpu", weights_only=True)
