@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from compressor.checkpoint import Checkpoint, structure_edits
 from compressor.errors import CompressorError
-from compressor.export import encode_tensor
+from compressor.export import encode_tensor, half_state_dict
 from compressor.fileio import save_torch_atomic, write_atomic, write_json_atomic
 from compressor.models import build_model, get_arch
 
@@ -44,31 +44,27 @@ def export_submission(checkpoint: Checkpoint, out_dir: Path, *, half: bool = Fal
                       username: str = "compressor") -> dict[str, Path]:
     """Write model.pt (state_dict, bitmask-sparse where smaller), metadata.json and model_loader.py to `out_dir`."""
     spec, model = checkpoint.spec, checkpoint.model
-    if out_dir.exists() and any(p.name.startswith("model.") for p in out_dir.iterdir()):
-        stale = [p.name for p in out_dir.iterdir() if p.name.startswith("model.") and p.name != "model.pt"]
-        if stale:
-            raise CompressorError(f"{out_dir} already holds {', '.join(stale)}; the evaluator takes the first "
-                                  "model.* file it finds, so export into an empty directory")
+    stale = [p.name for p in out_dir.glob("model.*") if p.name != "model.pt"] if out_dir.exists() else []
+    if stale:
+        raise CompressorError(f"{out_dir} already holds {', '.join(stale)}; the evaluator takes the first "
+                              "model.* file it finds, so export into an empty directory")
     info = get_arch(spec.arch)
     edits = structure_edits(build_model(spec.arch, spec.num_classes, spec.in_channels), model)
-    state = {}
-    for name, tensor in model.state_dict().items():
-        tensor = tensor.detach().cpu()
-        state[name] = encode_tensor(tensor.half() if half and tensor.is_floating_point() else tensor)
+    weights = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    state = {name: encode_tensor(tensor) for name, tensor in (half_state_dict(weights) if half else weights).items()}
+    paths = {"model": out_dir / "model.pt", "metadata": out_dir / "metadata.json",
+             "loader": out_dir / "model_loader.py"}
+    save_torch_atomic(state, paths["model"])
     meta = {"username": username, "model_format": "pytorch",
             "additional_notes": f"{spec.arch} trained on {spec.dataset} at {spec.input_size} px, exported by "
                                 "compressor; model_loader.py adapts the protocol's 224 px RGB input",
             "compressor": {"arch": spec.arch, "num_classes": spec.num_classes, "in_channels": spec.in_channels,
                            "input_size": spec.input_size, "mean": list(spec.mean), "std": list(spec.std),
                            "classes": list(spec.classes), "stem_conv": info.stem_conv,
-                           "classifier": info.classifier, "edits": edits, "half": half}}
-    paths = {"model": out_dir / "model.pt", "metadata": out_dir / "metadata.json",
-             "loader": out_dir / "model_loader.py"}
-    save_torch_atomic(state, paths["model"])
+                           "classifier": info.classifier, "edits": edits, "half": half},
+            "model_size_mb": round(paths["model"].stat().st_size / 2**20, 4)}
     write_json_atomic(meta, paths["metadata"])
     write_atomic(paths["loader"], lambda tmp: shutil.copyfile(LOADER_SOURCE, tmp))
-    meta["model_size_mb"] = round(paths["model"].stat().st_size / 2**20, 4)
-    write_json_atomic(meta, paths["metadata"])
     return paths
 
 
