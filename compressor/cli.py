@@ -82,8 +82,8 @@ def run_command(
     epochs: EpochsOpt = None,
     seed: SeedOpt = 0,
     pretrained: PretrainedOpt = False,
-    finetune_epochs: Annotated[int, typer.Option("--finetune-epochs", help="recovery fine-tuning epochs after the "
-                                                                         "pipeline (pruned weights stay zero)")] = 0,
+    finetune_epochs: Annotated[float, typer.Option("--finetune-epochs", help="recovery fine-tuning epochs after "
+                                                   "the pipeline, fractions allowed (pruned weights stay zero)")] = 0,
     finetune_lr: Annotated[float, typer.Option("--finetune-lr", help="peak learning rate of fine-tuning")] = 0.01,
     bn_recalibrate: Annotated[bool, typer.Option("--bn-recalibrate", help="re-estimate BatchNorm statistics on "
                                                                           "training images after the pipeline")] = False,
@@ -97,15 +97,17 @@ def run_command(
     """Compress a baseline with one strategy or a pipeline, measure both, print the table and write the report."""
     from compressor.pipeline import RunConfig, parse_steps, run
     from compressor.report import run_table, sensitivity_table
+    from compressor.train import whole_if_integral
 
     measure = _measure_config(backends, batch_size, threads, compress)
-    if finetune_epochs < 0 or not finetune_lr > 0:
-        raise CompressorError(f"--finetune-epochs must be ≥ 0 and --finetune-lr > 0; got {finetune_epochs}, "
-                              f"{finetune_lr}")
+    if not finetune_epochs >= 0 or not finetune_lr > 0:
+        raise CompressorError(f"--finetune-epochs must be ≥ 0 and --finetune-lr > 0; got {finetune_epochs:g}, "
+                              f"{finetune_lr:g}")
     steps = parse_steps(strategy, amount, param)
     config = RunConfig(steps=steps, arch=arch, dataset=data, model=model, data_dir=data_dir, cache_dir=cache_dir,
                        input_size=input_size, epochs=epochs, seed=seed, pretrained=pretrained, output=output,
-                       finetune_epochs=finetune_epochs, finetune_lr=finetune_lr, bn_recalibrate=bn_recalibrate,
+                       finetune_epochs=whole_if_integral(finetune_epochs), finetune_lr=finetune_lr,
+                       bn_recalibrate=bn_recalibrate,
                        measure=measure, artifacts_dir=artifacts, show_progress=not quiet,
                        command=_command_line())
     result = run(config, console=err)
@@ -253,7 +255,7 @@ def sweep_command(
                                                               "run default, or the --model's)")] = None,
     datasets: Annotated[str | None, typer.Option("--datasets", help="comma-separated datasets")] = None,
     finetune_epochs: Annotated[str | None, typer.Option(
-        "--finetune-epochs", help="comma-separated fine-tuning epochs, e.g. 0,1 (default 0)")] = None,
+        "--finetune-epochs", help="comma-separated fine-tuning epochs, e.g. 0,0.25,1 (default 0)")] = None,
     seeds: Annotated[str | None, typer.Option("--seeds", help="comma-separated seeds (default 0)")] = None,
     grid: Annotated[Path | None, typer.Option("--grid", help="TOML file with the same keys (and [[pipeline]] "
                                                              "tables); options given here override it")] = None,
@@ -263,14 +265,18 @@ def sweep_command(
     model: Annotated[Path | None, typer.Option("--model", "-m", help="baseline checkpoint for every cell")] = None,
     data_dir: DataDirOpt = None,
     cache_dir: CacheOpt = None,
-    backends: BackendsOpt = "torch,onnxruntime",
+    backends: Annotated[str | None, typer.Option("--backends", help="latency backends (default: the run "
+                                                                    "default)")] = None,
     threads: ThreadsOpt = None,
-    compress: CompressOpt = "zip,xz",
-    finetune_lr: Annotated[float, typer.Option("--finetune-lr", help="peak learning rate of fine-tuning")] = 0.01,
+    compress: Annotated[str | None, typer.Option("--compress", help="also size each artifact compressed (default: "
+                                                                    "the run default)")] = None,
+    finetune_lr: Annotated[float | None, typer.Option("--finetune-lr", help="peak learning rate of fine-tuning "
+                                                                            "(default: the run default)")] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Run a grid of `compressor run` cells; finished cells are recorded atomically and skipped on rerun."""
     from compressor.sweep import Pipeline, SweepSpec, load_grid, parse_shard, run_sweep
+    from compressor.train import whole_if_integral
 
     spec = load_grid(grid) if grid is not None else SweepSpec(pipelines=[])
     if strategies is not None:
@@ -281,12 +287,13 @@ def sweep_command(
         if value is not None:
             setattr(spec, name, _names(value))
     if finetune_epochs is not None:
-        spec.finetune_epochs = _ints(finetune_epochs, "--finetune-epochs")
+        spec.finetune_epochs = tuple(whole_if_integral(e) for e in _floats(finetune_epochs, "--finetune-epochs"))
     if seeds is not None:
         spec.seeds = _ints(seeds, "--seeds")
-    extra = ["--backends", backends, "--compress", compress, "--finetune-lr", str(finetune_lr)]
+    extra = []
     for name, value in (("--model", model), ("--data-dir", data_dir), ("--cache-dir", cache_dir),
-                        ("--threads", threads)):
+                        ("--threads", threads), ("--backends", backends), ("--compress", compress),
+                        ("--finetune-lr", finetune_lr)):
         if value is not None:
             extra += [name, str(value)]
     for item in param or []:

@@ -55,7 +55,7 @@ class RunConfig:
     seed: int = 0
     pretrained: bool = False
     output: Path | None = None
-    finetune_epochs: int = 0
+    finetune_epochs: float = 0  # fractions run the first part of one shuffled epoch
     finetune_lr: float = 0.01
     bn_recalibrate: bool = False
     measure: MeasureConfig = MeasureConfig()

@@ -26,6 +26,7 @@ from compressor.errors import CompressorError
 from compressor.fileio import write_atomic, write_json_atomic
 from compressor.pipeline import REPORT_SCHEMA, parse_steps
 from compressor.summary import run_row
+from compressor.train import whole_if_integral
 
 CELL_SCHEMA = "compressor.sweep-cell/1"
 
@@ -48,7 +49,7 @@ class Cell:
     amount: float | None
     arch: str | None
     dataset: str | None
-    finetune_epochs: int
+    finetune_epochs: float
     seed: int
 
     @property
@@ -70,7 +71,7 @@ class SweepSpec:
     amounts: tuple[float, ...] = (0.5,)
     archs: tuple[str | None, ...] = (None,)
     datasets: tuple[str | None, ...] = (None,)
-    finetune_epochs: tuple[int, ...] = (0,)
+    finetune_epochs: tuple[float, ...] = (0,)
     seeds: tuple[int, ...] = (0,)
     run_args: list[str] = field(default_factory=list)
 
@@ -133,6 +134,9 @@ def load_grid(path: Path) -> SweepSpec:
     for name in ("amounts", "archs", "datasets", "finetune_epochs", "seeds"):
         if name in data:
             setattr(spec, name, tuple(data[name]))
+    if not all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in spec.finetune_epochs):
+        raise CompressorError(f"sweep file {path}: finetune_epochs takes numbers; got {list(spec.finetune_epochs)}")
+    spec.finetune_epochs = tuple(whole_if_integral(e) for e in spec.finetune_epochs)
     return spec
 
 
@@ -140,6 +144,9 @@ def validate(spec: SweepSpec) -> None:
     """Fail before running anything if a pipeline, parameter or amount is wrong."""
     if not spec.pipelines:
         raise CompressorError("the sweep has no strategies; pass --strategies or a grid file with some")
+    bad = [e for e in spec.finetune_epochs if not e >= 0]
+    if bad:
+        raise CompressorError(f"fine-tuning epochs must be ≥ 0; got {bad[0]:g}")
     for cell in spec.cells():
         parse_steps([cell.strategy], cell.amount, list(cell.params))
 

@@ -20,13 +20,18 @@ from compressor.models import PRUNABLE_TYPES
 class TrainConfig:
     """Hyper-parameters of one training run."""
 
-    epochs: int
+    epochs: float  # fractions allowed: 0.25 runs the first quarter of one shuffled epoch
     lr: float = 0.1
     batch_size: int = 128
     weight_decay: float = 5e-4
     momentum: float = 0.9
     augment: bool = True
     seed: int = 0
+
+
+def whole_if_integral(epochs: float) -> int | float:
+    """1.0 -> 1, 0.25 -> 0.25: epoch counts print, hash and compare the same however they were typed."""
+    return int(epochs) if float(epochs).is_integer() else float(epochs)
 
 
 def steps_per_epoch(n_samples: int, batch_size: int) -> int:
@@ -60,7 +65,7 @@ def train(model: nn.Module, split: Split, input_size: int, config: TrainConfig, 
                                  {"params": no_decay, "weight_decay": 0.0}],
                                 lr=config.lr, momentum=config.momentum, nesterov=True)
     per_epoch = steps_per_epoch(len(split), config.batch_size)
-    total = per_epoch * config.epochs
+    total = math.ceil(per_epoch * config.epochs)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total,
                                                     pct_start=0.25)
     loss_fn = nn.CrossEntropyLoss()
@@ -73,7 +78,7 @@ def train(model: nn.Module, split: Split, input_size: int, config: TrainConfig, 
     with Progress(*columns, disable=not show_progress, transient=False) as progress:
         task = progress.add_task(description, total=total, info="")
         log_every = max(1, per_epoch // 10) if show_progress and not progress.console.is_terminal else 0
-        for epoch in range(config.epochs):
+        for epoch in range(math.ceil(config.epochs)):
             for x, y in split.batches(input_size, config.batch_size, shuffle=True, augment=config.augment,
                                       seed=config.seed * 1000 + epoch):
                 x, y = x.to(device), y.to(device)
@@ -94,12 +99,14 @@ def train(model: nn.Module, split: Split, input_size: int, config: TrainConfig, 
                 seen += len(y)
                 correct += int((logits.argmax(1) == y).sum())
                 running = 0.9 * running + 0.1 * loss.item() if step > 1 else loss.item()
-                progress.update(task, advance=1, info=f"epoch {epoch + 1}/{config.epochs} loss {running:.3f} "
+                progress.update(task, advance=1, info=f"epoch {epoch + 1}/{config.epochs:g} loss {running:.3f} "
                                                       f"acc {correct / seen:.3f}")
                 if log_every and step % log_every == 0:
-                    progress.console.print(f"{description}: epoch {epoch + 1}/{config.epochs} step {step}/{total} "
+                    progress.console.print(f"{description}: epoch {epoch + 1}/{config.epochs:g} step {step}/{total} "
                                            f"loss {running:.4f} acc {correct / seen:.3f} "
                                            f"{time.perf_counter() - start:.0f} s")
+                if step == total:
+                    break
             seen, correct = 0, 0
     model.eval()
     return {"epochs": config.epochs, "steps": step, "seconds": round(time.perf_counter() - start, 2),

@@ -62,6 +62,22 @@ def test_toml_grid(tmp_path: Path):
         load_grid(path)
 
 
+def test_fractional_finetune_epochs_and_stable_keys(tmp_path: Path):
+    whole = SweepSpec([Pipeline("l1")], finetune_epochs=(0,)).cells()[0]
+    assert whole.key == "model-data-l1-0.5-ft0-s0-" + whole.key.rsplit("-", 1)[1]
+    path = tmp_path / "grid.toml"
+    path.write_text('strategies = ["l1"]\nfinetune_epochs = [0.0, 0.25, 1.0]\n')
+    spec = load_grid(path)
+    assert spec.finetune_epochs == (0, 0.25, 1)
+    assert spec.cells()[0].key == whole.key  # 0.0 typed in a grid is the same cell as 0
+    assert [c.key.split("-")[-3] for c in spec.cells()] == ["ft0", "ft0.25", "ft1"]
+    path.write_text('strategies = ["l1"]\nfinetune_epochs = ["1"]\n')
+    with pytest.raises(CompressorError, match="finetune_epochs takes numbers"):
+        load_grid(path)
+    with pytest.raises(CompressorError, match="fine-tuning epochs must be ≥ 0; got -1"):
+        validate(SweepSpec([Pipeline("l1")], finetune_epochs=(-1,)))
+
+
 def _sweep(work: Path) -> subprocess.Popen:
     args = ["sweep", "--out", "out", "--strategies", "l1", "--amounts", "0.3,0.6", "--model", "base.pt",
             "--backends", "torch", "--compress", "none", "--quiet"]

@@ -28,6 +28,15 @@ def test_masked_weights_stay_exactly_zero(tiny_net: nn.Module, digits: Dataset) 
     assert torch.all(tiny_net.conv1.weight[keep] != 0)
 
 
+def test_fractional_epochs_run_that_share_of_the_steps(tiny_net: nn.Module, digits: Dataset) -> None:
+    from compressor.train import steps_per_epoch
+
+    record = train(tiny_net, digits.train, 8, TrainConfig(epochs=0.25, batch_size=32), show_progress=False)
+    assert record["steps"] == -(-steps_per_epoch(len(digits.train), 32) // 4)
+    record = train(tiny_net, digits.train, 8, TrainConfig(epochs=1.5, batch_size=32), show_progress=False)
+    assert record["steps"] == -(-steps_per_epoch(len(digits.train), 32) * 3 // 2)
+
+
 def test_divergence_stops_with_a_clear_message(tiny_net: nn.Module, digits: Dataset) -> None:
     with pytest.raises(CompressorError, match="training diverged: loss is .* at epoch 1, step"):
         train(tiny_net, digits.train, 8, TrainConfig(epochs=1, lr=1e6), show_progress=False)
