@@ -213,6 +213,9 @@ def report_command(
                                                                                   "most this many ms")] = None,
     min_accuracy: Annotated[float | None, typer.Option("--min-accuracy", help="budget: top-1 at least this "
                                                                               "fraction, e.g. 0.9")] = None,
+    openaimer: Annotated[list[Path] | None, typer.Option("--openaimer", help="score files (or directories of them) "
+                                                         "from `compressor score CHECKPOINT -o FILE`, shown beside "
+                                                         "the Pareto view")] = None,
 ) -> None:
     """Summarize runs: tables, accuracy-vs-size/latency plots with Pareto fronts, and a pick under a budget."""
     from compressor.pareto import pick_under_budget
@@ -224,7 +227,8 @@ def report_command(
     if min_accuracy is not None and not 0 < min_accuracy <= 1:
         raise CompressorError(f"--min-accuracy is a fraction in (0, 1], e.g. 0.9; got {min_accuracy}")
     budget = {"max_size_mb": max_size_mb, "max_latency_ms": max_latency_ms, "min_accuracy": min_accuracy}
-    rows = write_summary(reports, out_dir, title=title, note=note, command=_command_line(), budget=budget)
+    rows = write_summary(reports, out_dir, title=title, note=note, command=_command_line(), budget=budget,
+                         score_paths=openaimer)
     out.print(f"{len(rows)} runs summarized in {out_dir / 'README.md'} (plots: {out_dir / 'tradeoffs.png'})")
     if any(v is not None for v in budget.values()):
         out.print(f"budget pick: {pick_under_budget(rows, **budget)['why']}")
@@ -327,18 +331,20 @@ def export_command(
 
 @app.command("score")
 def score_command(
-    submission: Annotated[Path, typer.Argument(help="submission directory (from `compressor export`)")],
+    submission: Annotated[Path, typer.Argument(help="submission directory (from `compressor export`), or a "
+                                                    "checkpoint to export to a temporary one and score")],
     data: Annotated[str, typer.Option("--data", "-d", help="imagefolder:PATH, the evaluation images")],
     protocol: Annotated[str, typer.Option("--protocol", help="scoring protocol: openaimer")] = "openaimer",
     baseline_size: Annotated[float, typer.Option("--baseline-size", help="baseline size in MB")] = 44.7,
     baseline_latency: Annotated[float, typer.Option("--baseline-latency", help="baseline latency in ms")] = 30.0,
     baseline_accuracy: Annotated[float, typer.Option("--baseline-accuracy", help="baseline accuracy in %")] = 40.0,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="JSON file to write")] = None,
+    half: Annotated[bool, typer.Option("--half", help="when scoring a checkpoint, export fp16 weights")] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Compute a submission's size, latency, accuracy and score exactly as the competition's evaluator does."""
     from compressor.fileio import write_json_atomic
-    from compressor.openaimer import Baseline, score_submission
+    from compressor.openaimer import Baseline, score_checkpoint, score_submission
 
     if protocol != "openaimer":
         raise CompressorError(f"unknown --protocol {protocol!r}; supported: openaimer")
@@ -346,8 +352,11 @@ def score_command(
         raise CompressorError(f"--data must be imagefolder:PATH for the openaimer protocol; got {data!r}")
     if min(baseline_size, baseline_latency, baseline_accuracy) <= 0:
         raise CompressorError("baseline size, latency and accuracy must be positive")
-    result = score_submission(submission, Path(data.split(":", 1)[1]),
-                              Baseline(baseline_size, baseline_latency, baseline_accuracy), show_progress=not quiet)
+    reference, data_dir = Baseline(baseline_size, baseline_latency, baseline_accuracy), Path(data.split(":", 1)[1])
+    if submission.is_file():
+        result = score_checkpoint(submission, data_dir, reference, half=half, show_progress=not quiet)
+    else:
+        result = score_submission(submission, data_dir, reference, show_progress=not quiet)
     result["command"] = _command_line()
     out.print(f"size {result['model_size']:.3f} MB, latency {result['latency']:.2f} ms (mean of "
               f"{result['latency_runs']}; median {result['latency_median_ms']:.2f}), "

@@ -13,6 +13,7 @@ import json
 import shutil
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from compressor.checkpoint import Checkpoint, structure_edits
+from compressor.checkpoint import Checkpoint, load_checkpoint, structure_edits
 from compressor.errors import CompressorError
 from compressor.export import encode_tensor, half_state_dict
 from compressor.fileio import save_torch_atomic, write_atomic, write_json_atomic
@@ -139,3 +140,13 @@ def score_submission(directory: Path, data_dir: Path, baseline: Baseline = Basel
                          "accuracy_pct": baseline.accuracy_pct},
             "class_mismatch": classes is not None and [str(c) for c in classes] != folder_classes,
             "python": sys.version.split()[0]}
+
+
+def score_checkpoint(checkpoint_path: Path, data_dir: Path, baseline: Baseline = Baseline(), *, half: bool = False,
+                     show_progress: bool = True) -> dict[str, Any]:
+    """Export a checkpoint to a temporary submission and score it; the result names the checkpoint."""
+    checkpoint = load_checkpoint(checkpoint_path)
+    with tempfile.TemporaryDirectory(prefix="compressor-openaimer-") as tmp:
+        export_submission(checkpoint, Path(tmp), half=half)
+        result = score_submission(Path(tmp), data_dir, baseline, show_progress=show_progress)
+    return {**result, "checkpoint": str(checkpoint_path), "half": half}

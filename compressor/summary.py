@@ -19,7 +19,8 @@ ROW_FIELDS = ("pipeline", "params", "finetune_epochs", "accuracy", "accuracy_bef
               "sparsity", "params_nonzero", "macs", "deployable_bytes", "latency_torch_ms", "latency_ort_ms",
               "latency_int8_ms", "baseline_accuracy", "baseline_deployable_bytes", "baseline_latency_torch_ms",
               "baseline_latency_ort_ms", "deployed_latency_ms", "baseline_deployed_latency_ms", "fp32_bytes",
-              "strategy_seconds", "arch", "dataset", "input_size", "seed", "command", "source")
+              "strategy_seconds", "arch", "dataset", "input_size", "seed", "command", "source", "checkpoint",
+              "baseline_checkpoint")
 
 
 def load_run_report(path: Path) -> dict[str, Any]:
@@ -80,6 +81,8 @@ def run_row(report: dict[str, Any], source: str = "") -> dict[str, Any]:
         "seed": report["model"]["seed"],
         "command": report.get("command"),
         "source": source,
+        "checkpoint": report.get("checkpoint"),
+        "baseline_checkpoint": report["model"].get("baseline"),
     }
     row["deployed_latency_ms"] = deployed_latency_ms(row)
     row["baseline_deployed_latency_ms"] = row["baseline_latency_ort_ms"] or row["baseline_latency_torch_ms"]
@@ -169,6 +172,57 @@ def tradeoff_section(rows: list[dict[str, Any]], budget: dict[str, float | None]
     return "\n".join(lines)
 
 
+def load_scores(paths: list[Path]) -> list[dict[str, Any]]:
+    """OpenAImer score files written by `compressor score CHECKPOINT -o FILE` (a directory: every *.json in it)."""
+    scores = []
+    files = [f for p in paths for f in (sorted(Path(p).glob("*.json")) if Path(p).is_dir() else [Path(p)])]
+    for path in files:
+        try:
+            score = json.loads(Path(path).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CompressorError(f"score file {path} is not readable JSON ({exc})") from None
+        if not isinstance(score, dict) or score.get("protocol") != "openaimer" or not score.get("checkpoint"):
+            raise CompressorError(f"{path} is not a score of a checkpoint; write one with "
+                                  "`compressor score CHECKPOINT --data imagefolder:PATH -o FILE`")
+        scores.append(score)
+    return scores
+
+
+def openaimer_section(rows: list[dict[str, Any]], scores: list[dict[str, Any]]) -> str:
+    """The competition score of every scored model beside its Pareto standing, and why the score misleads."""
+    names = {str(rows[0]["baseline_checkpoint"]): "dense baseline"}
+    fronts = {i for cost in ("deployable_bytes", "deployed_latency_ms") for i in pareto_front(rows, cost)}
+    on_front = {str(r["checkpoint"]): i in fronts for i, r in enumerate(rows)}
+    names.update({str(r["checkpoint"]): label(r) for r in rows})
+    unknown = [s["checkpoint"] for s in scores if s["checkpoint"] not in names]
+    if unknown:
+        raise CompressorError(f"score of {unknown[0]} matches no run in this report (scores are matched by "
+                              "checkpoint path)")
+    ranked = sorted(scores, key=lambda s: -s["total_score"])
+    base = ranked[0]["baseline"]
+    lines = ["## OpenAImer Track-2 score\n",
+             f"The competition's score, 0.3·({base['size_mb']} MB / size) + 0.3·({base['latency_ms']} ms / latency) "
+             f"+ 0.4·(accuracy / {base['accuracy_pct']} %), of each scored model, measured by `compressor score` "
+             f"as its evaluator does (224 px ImageNet-normalized RGB through the exported `model_loader.py`, "
+             f"batch 1, size of `model.pt` in MiB, mean latency of the first {ranked[0]['latency_runs']} images) "
+             f"on {ranked[0]['images']} images. Highest score first.\n",
+             "| model | top-1 here % | model.pt MiB | mean latency ms | score | on a Pareto front |",
+             "|---|---:|---:|---:|---:|:---:|"]
+    for s in ranked:
+        front = {True: "yes", False: "no"}.get(on_front.get(s["checkpoint"]), "-")
+        lines.append(f"| {names[s['checkpoint']]} | {s['accuracy']:.2f} | {s['model_size']:.3f} | "
+                     f"{s['latency']:.2f} | {s['total_score']:.2f} | {front} |")
+    best = max(ranked, key=lambda s: s["accuracy"])
+    lines.append(f"\nThe top score goes to **{names[ranked[0]['checkpoint']]}** ({ranked[0]['accuracy']:.2f} %); "
+                 f"the most accurate scored model, {names[best['checkpoint']]} ({best['accuracy']:.2f} %), scores "
+                 f"{best['total_score']:.2f}. The size and latency terms are unbounded ratios while accuracy adds at "
+                 "most 0.4·100/40 = 1.0, so the score is maximized by shrinking the file whatever the model "
+                 "predicts: a file 100 times smaller than the baseline's earns 30 from its size term alone. The competition's leaderboard was won at "
+                 "0.82 % accuracy. Choose a model on the Pareto view above; read this score beside it, never "
+                 "instead of it.\n")
+    return "\n".join(lines)
+
+
 def _csv_text(rows: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=ROW_FIELDS, lineterminator="\n")
@@ -178,7 +232,7 @@ def _csv_text(rows: list[dict[str, Any]]) -> str:
 
 
 def _readme(rows: list[dict[str, Any]], title: str, command: str | None, note: str | None,
-            budget: dict[str, float | None] | None) -> str:
+            budget: dict[str, float | None] | None, scores: list[dict[str, Any]]) -> str:
     env = environment()
     baselines = {(r["arch"], r["dataset"], r["input_size"], r["seed"]) for r in rows}
     first = rows[0]
@@ -194,6 +248,7 @@ def _readme(rows: list[dict[str, Any]], title: str, command: str | None, note: s
         "smaller) network; the deployable file is the smallest lossless artifact (see `compressor run` output).\n",
         markdown_table(rows),
         tradeoff_section(rows, budget),
+        *([openaimer_section(rows, scores)] if scores else []),
     ]
     if len(baselines) > 1:
         parts.append(f"Note: these runs come from {len(baselines)} different baselines; compare rows with care.\n")
@@ -210,18 +265,20 @@ def _readme(rows: list[dict[str, Any]], title: str, command: str | None, note: s
 
 def write_summary(report_paths: list[Path], out_dir: Path, *, title: str | None = None,
                   command: str | None = None, note: str | None = None,
-                  budget: dict[str, float | None] | None = None) -> list[dict[str, Any]]:
+                  budget: dict[str, float | None] | None = None,
+                  score_paths: list[Path] | None = None) -> list[dict[str, Any]]:
     """Read run reports / sweep directories; write results.json, results.csv, tradeoffs.png and README.md."""
     if not report_paths:
         raise CompressorError("compressor report needs at least one run report (a JSON file from `compressor run`) "
                               "or sweep directory")
     rows = collect_rows(report_paths)
+    scores = load_scores(score_paths or [])
     rows.sort(key=lambda r: (r["pipeline"], r["params"], r["finetune_epochs"]))
     first = rows[0]
     title = title or f"{first['arch']} on {first['dataset']}: strategies compared"
     write_json_atomic({"schema": "compressor.results/1", "rows": rows}, out_dir / "results.json")
     write_atomic(out_dir / "results.csv", lambda tmp: tmp.write_text(_csv_text(rows)))
     plot_tradeoffs(rows, out_dir / "tradeoffs.png", title)
-    write_atomic(out_dir / "README.md", lambda tmp: tmp.write_text(_readme(rows, title, command, note, budget)))
+    write_atomic(out_dir / "README.md", lambda tmp: tmp.write_text(_readme(rows, title, command, note, budget, scores)))
     return rows
 

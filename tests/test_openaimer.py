@@ -101,6 +101,23 @@ def test_score_follows_the_protocol(block_removed, digits: Dataset, tmp_path: Pa
     assert json.loads((tmp_path / "score.json").read_text())["accuracy"] == pytest.approx(result["accuracy"])
 
 
+def test_scoring_a_checkpoint_exports_it_first(block_removed, digits: Dataset, tmp_path: Path, capsys):
+    from compressor.checkpoint import save_checkpoint
+
+    save_checkpoint(block_removed, tmp_path / "model.ckpt")
+    export_submission(block_removed, tmp_path / "sub")
+    folder = _imagefolder(digits, tmp_path / "images")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["score", str(tmp_path / "model.ckpt"), "--data", "imagefolder:" + str(folder), "-q", "-o",
+              str(tmp_path / "score.json")])
+    assert exit_info.value.code == 0
+    from_checkpoint = json.loads((tmp_path / "score.json").read_text())
+    from_directory = score_submission(tmp_path / "sub", folder, show_progress=False)
+    assert from_checkpoint["checkpoint"] == str(tmp_path / "model.ckpt")
+    assert from_checkpoint["accuracy"] == from_directory["accuracy"]
+    assert from_checkpoint["model_size"] == from_directory["model_size"]
+
+
 def test_user_errors(block_removed, tmp_path: Path, capsys):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "model.pth").write_bytes(b"x")

@@ -56,3 +56,24 @@ def test_accuracy_floor_alone_picks_the_smallest_file():
     assert empty["pick"] is None and "no run meets the budget" in empty["why"]
     with pytest.raises(CompressorError, match="at least one of"):
         pick_under_budget(ROWS)
+
+
+def _score(checkpoint: str, accuracy: float, mib: float, ms: float) -> dict:
+    total = 0.3 * 44.7 / mib + 0.3 * 30 / ms + 0.4 * accuracy / 40
+    return {"protocol": "openaimer", "checkpoint": checkpoint, "accuracy": accuracy, "model_size": mib,
+            "latency": ms, "total_score": total, "images": 100, "latency_runs": 100,
+            "baseline": {"size_mb": 44.7, "latency_ms": 30.0, "accuracy_pct": 40.0}}
+
+
+def test_openaimer_section_ranks_by_score_and_names_each_model():
+    from compressor.summary import openaimer_section
+
+    rows = [{**row, "checkpoint": f"{row['pipeline']}.pt", "baseline_checkpoint": "base.pt"} for row in ROWS]
+    scores = [_score("base.pt", 92.0, 42.0, 3.0), _score("a.pt", 90.0, 9.5, 2.0), _score("e.pt", 9.0, 0.3, 1.0)]
+    text = openaimer_section(rows, scores)
+    table = [line for line in text.splitlines() if line.startswith("| ") and "score" not in line]
+    assert [line.split(" | ")[0] for line in table] == ["| e", "| a", "| dense baseline"]
+    assert table[0].endswith("| yes |") and table[2].endswith("| - |")
+    assert "top score goes to **e** (9.00 %)" in text and "dense baseline (92.00 %)" in text
+    with pytest.raises(CompressorError, match="score of other.pt matches no run"):
+        openaimer_section(rows, [_score("other.pt", 50.0, 1.0, 1.0)])
