@@ -29,7 +29,7 @@ cells = sorted(pathlib.Path(sys.argv[1]).glob("cells/*.json"))
 print(json.loads(cells[0].read_text())["report"]["model"]["baseline"])' "$dir")"
   for checkpoint in "$baseline" "$dir"/runs/*.pt; do
     local out="$scores/$(basename "$checkpoint" .pt).json"
-    [ -f "$out" ] || $BIN/compressor score "$checkpoint" --data "imagefolder:$IMAGES" --quiet -o "$out" 2>/dev/null
+    [ -f "$out" ] || $BIN/compressor score "$checkpoint" --data "imagefolder:$IMAGES" --quiet -o "$out"
   done
   $BIN/compressor report "$dir" --out "reports/$name" --title "$title" --openaimer "$scores" --note "$note
 Regenerate: \`scripts/fashion-mnist-reports.sh ${name%%-*}\` (the grid is \`scripts/grids/$name.toml\`). One-shot
