@@ -13,6 +13,7 @@ from rich.table import Table
 
 from compressor.errors import CompressorError
 from compressor.measure import MeasureConfig
+from compressor.preflight import ensure_writable_dir, ensure_writable_file
 
 app = typer.Typer(help="Compress image classifiers and measure what each recipe costs and buys.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -93,16 +94,21 @@ def run_command(
     compress: CompressOpt = "zip,xz",
     artifacts: ArtifactsOpt = None,
     quiet: QuietOpt = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="check options, data, checkpoint, strategy fit and "
+                                                            "output space, then stop")] = False,
 ) -> None:
     """Compress a baseline with one strategy or a pipeline, measure both, print the table and write the report."""
-    from compressor.pipeline import RunConfig, parse_steps, run
+    import math
+
+    from compressor.pipeline import RunConfig, parse_steps, plan_run, run
     from compressor.report import run_table, sensitivity_table
     from compressor.train import whole_if_integral
 
     measure = _measure_config(backends, batch_size, threads, compress)
-    if not finetune_epochs >= 0 or not finetune_lr > 0:
-        raise CompressorError(f"--finetune-epochs must be ≥ 0 and --finetune-lr > 0; got {finetune_epochs:g}, "
-                              f"{finetune_lr:g}")
+    if not (math.isfinite(finetune_epochs) and finetune_epochs >= 0):
+        raise CompressorError(f"--finetune-epochs must be a finite number ≥ 0; got {finetune_epochs:g}")
+    if not (math.isfinite(finetune_lr) and finetune_lr > 0):
+        raise CompressorError(f"--finetune-lr must be a finite number > 0; got {finetune_lr:g}")
     steps = parse_steps(strategy, amount, param)
     config = RunConfig(steps=steps, arch=arch, dataset=data, model=model, data_dir=data_dir, cache_dir=cache_dir,
                        input_size=input_size, epochs=epochs, seed=seed, pretrained=pretrained, output=output,
@@ -110,6 +116,12 @@ def run_command(
                        bn_recalibrate=bn_recalibrate,
                        measure=measure, artifacts_dir=artifacts, show_progress=not quiet,
                        command=_command_line())
+    if dry_run:
+        plan = plan_run(config)
+        baseline = config.model or "the cached baseline (trained first if missing)"
+        out.print(f"dry run OK: {'+'.join(s.strategy for s in steps)} on {plan.arch} / {plan.dataset.info.name} "
+                  f"from {baseline}; would write {plan.report_path} and {plan.checkpoint_path}")
+        return
     result = run(config, console=err)
     for step in result.report["steps"]:
         if "sensitivity" in step["record"]:
@@ -148,6 +160,8 @@ def bench_command(
     from compressor.fileio import write_json_atomic
     from compressor.report import accuracy_table, complexity_table, latency_table, size_table
 
+    if output is not None:
+        ensure_writable_file(output, "the report")
     if (model is None) == (arch is None):
         raise CompressorError("bench needs exactly one of --model CKPT or --arch NAME")
     config = _measure_config(backends, batch_size, threads, compress, input_size, repeats)
@@ -186,6 +200,7 @@ def train_command(
     from compressor.data import load_dataset
     from compressor.measure.accuracy import evaluate, torch_forward
 
+    ensure_writable_file(output, "the checkpoint")
     if not lr > 0:
         raise CompressorError(f"--lr must be a positive number; got {lr}")
     dataset = load_dataset(data or "digits", data_dir=data_dir, cache_dir=cache_dir)
@@ -221,6 +236,7 @@ def report_command(
     from compressor.pareto import pick_under_budget
     from compressor.summary import write_summary
 
+    ensure_writable_dir(out_dir, "the report directory")
     for name, value in (("--max-size-mb", max_size_mb), ("--max-latency-ms", max_latency_ms)):
         if value is not None and not value > 0:
             raise CompressorError(f"{name} must be a positive number; got {value}")
@@ -282,6 +298,7 @@ def sweep_command(
     from compressor.sweep import Pipeline, SweepSpec, load_grid, parse_shard, run_sweep
     from compressor.train import whole_if_integral
 
+    ensure_writable_dir(out_dir, "the sweep directory")
     spec = load_grid(grid) if grid is not None else SweepSpec(pipelines=[])
     if strategies is not None:
         spec.pipelines = [Pipeline(s) for s in _names(strategies)]
@@ -322,6 +339,7 @@ def export_command(
     from compressor.checkpoint import load_checkpoint
     from compressor.openaimer import export_submission
 
+    ensure_writable_dir(out_dir, "the submission directory")
     if export_format != "openaimer":
         raise CompressorError(f"unknown --format {export_format!r}; supported: openaimer")
     paths = export_submission(load_checkpoint(model), out_dir, half=half, username=username)
@@ -346,6 +364,8 @@ def score_command(
     from compressor.fileio import write_json_atomic
     from compressor.openaimer import Baseline, score_checkpoint, score_submission
 
+    if output is not None:
+        ensure_writable_file(output, "the score file")
     if protocol != "openaimer":
         raise CompressorError(f"unknown --protocol {protocol!r}; supported: openaimer")
     if not data.startswith("imagefolder:"):

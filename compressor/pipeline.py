@@ -22,6 +22,8 @@ from compressor.data import Dataset, dataset_slug, default_cache_dir, load_datas
 from compressor.environment import environment
 from compressor.errors import CompressorError
 from compressor.fileio import write_json_atomic
+from compressor.models import build_model
+from compressor.preflight import ensure_writable_dir, ensure_writable_file, measurement_bytes
 from compressor.measure import MeasureConfig, measure_model
 from compressor.measure.accuracy import evaluate, torch_forward
 from compressor.measure.harness import Int8Plan, latency_block, with_latency
@@ -119,8 +121,31 @@ def _pipeline_slug(steps: list[Step]) -> str:
     return "+".join(parts)
 
 
-def _load_inputs(config: RunConfig, console: Console) -> tuple[Checkpoint, Dataset, str]:
-    """The baseline checkpoint, the dataset it is evaluated on, and where the baseline came from."""
+@dataclass
+class RunPlan:
+    """What `run` will do, checked before any expensive work: inputs found, steps fit the model, outputs writable."""
+
+    dataset: Dataset
+    arch: str
+    report_path: Path
+    checkpoint_path: Path
+    baseline: Checkpoint | None  # None: the cached baseline is loaded, or trained, by `run`
+    request: BaselineRequest | None
+
+
+def check_fit(steps: list[Step], model: nn.Module) -> None:
+    """Fail if a step cannot act on this architecture (strategies with a `check(model)` method say so)."""
+    for step in steps:
+        check = getattr(build_strategy(step.strategy, step.params), "check", None)
+        if check is not None:
+            check(model)
+
+
+def plan_run(config: RunConfig) -> RunPlan:
+    """Every check that takes seconds: options, dataset, checkpoint, strategy fit, output and scratch space."""
+    if config.output is not None and config.output.suffix == ".pt":
+        raise CompressorError(f"--output {config.output} would collide with the checkpoint written beside the "
+                              "report (same name, .pt); name the report .json")
     if config.model is not None:
         checkpoint = load_checkpoint(config.model)
         spec = checkpoint.spec
@@ -131,13 +156,32 @@ def _load_inputs(config: RunConfig, console: Console) -> tuple[Checkpoint, Datas
             raise CompressorError(f"--input-size {config.input_size} contradicts the checkpoint's input size "
                                   f"{spec.input_size}")
         dataset = load_dataset_for(spec, config.dataset, data_dir=config.data_dir, cache_dir=config.cache_dir)
-        return checkpoint, dataset, str(config.model)
-    dataset = load_dataset(config.dataset or "digits", data_dir=config.data_dir, cache_dir=config.cache_dir)
-    request = BaselineRequest(arch=config.arch or "resnet18", input_size=config.input_size, epochs=config.epochs,
-                              seed=config.seed, pretrained=config.pretrained)
-    checkpoint, path = get_baseline(request, dataset, cache_dir=config.cache_dir,
+        model, arch, request = checkpoint.model, spec.arch, None
+    else:
+        checkpoint = None
+        dataset = load_dataset(config.dataset or "digits", data_dir=config.data_dir, cache_dir=config.cache_dir)
+        arch = config.arch or "resnet18"
+        request = BaselineRequest(arch=arch, input_size=config.input_size, epochs=config.epochs, seed=config.seed,
+                                  pretrained=config.pretrained)
+        model = build_model(arch, dataset.info.num_classes, dataset.info.channels)
+    check_fit(config.steps, model)
+    report_path = config.output or Path("runs") / f"{arch}-{dataset_slug(dataset.info.name)}-" \
+                                                  f"{_pipeline_slug(config.steps)}.json"
+    n_params = sum(p.numel() for p in model.parameters())
+    ensure_writable_file(report_path, "the report", need_bytes=3 * 4 * n_params)
+    scratch = config.artifacts_dir or Path(tempfile.gettempdir())
+    ensure_writable_dir(scratch, "the measurement scratch directory",
+                        need_bytes=measurement_bytes(n_params, len(config.measure.compressions)))
+    return RunPlan(dataset, arch, report_path, report_path.with_suffix(".pt"), checkpoint, request)
+
+
+def _load_baseline(plan: RunPlan, config: RunConfig, console: Console) -> tuple[Checkpoint, str]:
+    """The baseline the plan names: the given checkpoint, or the cached (or freshly trained) one."""
+    if plan.baseline is not None:
+        return plan.baseline, str(config.model)
+    checkpoint, path = get_baseline(plan.request, plan.dataset, cache_dir=config.cache_dir,
                                     show_progress=config.show_progress, console=console)
-    return checkpoint, dataset, str(path)
+    return checkpoint, str(path)
 
 
 def _recover(model: nn.Module, dataset: Dataset, spec: ModelSpec, config: RunConfig, history: list[dict[str, Any]],
@@ -201,14 +245,10 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
     """Apply the pipeline to the baseline, measure baseline and result on the test split, save both artifacts."""
     console = console or Console(stderr=True)
     steps = config.steps
-    if config.output is not None and config.output.suffix == ".pt":
-        raise CompressorError(f"--output {config.output} would collide with the checkpoint written beside the "
-                              "report (same name, .pt); name the report .json")
-    baseline, dataset, baseline_source = _load_inputs(config, console)
-    spec = baseline.spec
-    slug = _pipeline_slug(steps)
-    report_path = config.output or Path("runs") / f"{spec.arch}-{dataset_slug(spec.dataset)}-{slug}.json"
-    checkpoint_path = report_path.with_suffix(".pt")
+    plan = plan_run(config)
+    baseline, baseline_source = _load_baseline(plan, config, console)
+    spec, dataset = baseline.spec, plan.dataset
+    report_path, checkpoint_path = plan.report_path, plan.checkpoint_path
 
     torch.manual_seed(config.seed)
     model = copy.deepcopy(baseline.model)

@@ -53,7 +53,12 @@ class StrategyOutput:
 
 
 class Strategy(Protocol):
-    """The contract every registered strategy class fulfils."""
+    """The contract every registered strategy class fulfils.
+
+    A strategy may also define `check(self, model) -> None`: raise CompressorError when it cannot act on this
+    architecture (e.g. no removable blocks). `compressor run` calls it before training or loading anything heavy,
+    with an untrained model of the same architecture; it must not modify the model.
+    """
 
     def apply(self, model: nn.Module, context: StrategyContext) -> StrategyOutput: ...
 

@@ -11,6 +11,7 @@ from rich.console import Console
 from compressor.cli import CacheOpt, DataDirOpt, DataOpt, QuietOpt, SeedOpt, SizeOpt, run_app
 from compressor.data import Dataset
 from compressor.errors import CompressorError
+from compressor.preflight import ensure_writable_dir, ensure_writable_file
 
 app = typer.Typer(help="Supervised contrastive pre-training and linear evaluation of zoo encoders.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -54,6 +55,7 @@ def pretrain_command(
     from supcon.pretrain import PretrainConfig, pretrain
     from supcon.views import ViewConfig
 
+    ensure_writable_file(output, "the pre-training checkpoint")
     try:
         view_config = ViewConfig(views=views, crop_scale=(crop_min, 1.0))
     except ValueError as exc:
@@ -92,6 +94,7 @@ def baseline_command(
     from compressor.data import load_dataset
     from supcon.pretrain import PretrainConfig, load_pretrain_checkpoint
 
+    ensure_writable_file(output, "the classifier checkpoint")
     if (epochs is None) == (budget_from is None):
         raise CompressorError("give exactly one of --epochs N and --budget-from PRETRAIN.pt")
     if budget_from is not None:
@@ -144,6 +147,7 @@ def linear_command(
     from compressor.checkpoint import save_checkpoint
     from supcon.linear import LinearConfig, linear_evaluation
 
+    ensure_writable_file(output, "the classifier checkpoint")
     dataset = _pretrained_dataset(pretrained, data, data_dir, cache_dir)
     config = LinearConfig(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay, seed=seed)
     checkpoint, record = linear_evaluation(pretrained, dataset, config, cache_dir=cache_dir,
@@ -171,6 +175,8 @@ def evaluate_command(
     from compressor.fileio import write_json_atomic
     from supcon.evaluate import evaluate_classifier, plot_confusion
 
+    if out_dir is not None:
+        ensure_writable_dir(out_dir, "the evaluation directory")
     if split not in ("test", "calib"):
         raise CompressorError(f"--split must be test or calib; got {split!r}")
     checkpoint = load_checkpoint(model)
@@ -213,6 +219,7 @@ def tsne_command(
     from compressor.checkpoint import load_checkpoint
     from supcon.evaluate import tsne_before_after
 
+    ensure_writable_file(output, "the plot")
     if samples < 10:
         raise CompressorError(f"--samples must be at least 10; got {samples}")
     dataset = _pretrained_dataset(pretrained, data, data_dir, cache_dir)

@@ -175,7 +175,11 @@ def pretrain(dataset: Dataset, config: PretrainConfig, checkpoint: Path, *, resu
                 step = epoch * per_epoch + i
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(step, total, warmup, config.lr)
-                loss = _step(trained, optimizer, views, x, y, config, world)
+                try:
+                    loss = _step(trained, optimizer, views, x, y, config, world)
+                except Diverged as exc:
+                    raise _diverged(f"epoch {epoch + 1}, step {i + 1}/{per_epoch} ({exc})", checkpoint, epoch,
+                                    config) from None
                 running = loss if i == 0 else 0.95 * running + 0.05 * loss
                 progress.update(task, advance=1, info=f"epoch {epoch + 1}/{config.epochs} loss {running:.3f}")
                 if log_every and world.is_main and (i + 1) % log_every == 0:
@@ -184,6 +188,8 @@ def pretrain(dataset: Dataset, config: PretrainConfig, checkpoint: Path, *, resu
             record = {"epoch": epoch + 1, "loss": round(running, 4), "steps": per_epoch,
                       "seconds": round(time.perf_counter() - started, 2), "lr_end": optimizer.param_groups[0]["lr"]}
             history.append(record)
+            if not all(torch.isfinite(p).all() for p in model.parameters()):
+                raise _diverged(f"the end of epoch {epoch + 1} (non-finite weights)", checkpoint, epoch, config)
             if world.is_main:
                 _save(checkpoint, model, optimizer, config, dataset.info, input_size, epoch + 1, history, world)
                 console.print(f"epoch {epoch + 1}/{config.epochs}: loss {record['loss']:.4f}, "
@@ -193,6 +199,10 @@ def pretrain(dataset: Dataset, config: PretrainConfig, checkpoint: Path, *, resu
     model.eval()
     return {"epochs": config.epochs, "steps_per_epoch": per_epoch, "input_size": input_size,
             "seconds": round(sum(r["seconds"] for r in history), 2), "history": history, **config.to_dict()}
+
+
+class Diverged(CompressorError):
+    """The loss or the weights stopped being finite; the message says where and which checkpoint is kept."""
 
 
 def _step(model: nn.Module, optimizer: torch.optim.Optimizer, views: ViewMaker, x: torch.Tensor,
@@ -205,7 +215,7 @@ def _step(model: nn.Module, optimizer: torch.optim.Optimizer, views: ViewMaker, 
     labels = y.to(world.device) if config.supervised else None
     loss = distributed_supcon_loss(features, labels, temperature=config.temperature)
     if not torch.isfinite(loss):
-        raise CompressorError(f"pre-training diverged (loss {loss.item()}); lower --lr (now {config.lr})")
+        raise Diverged(f"loss {loss.item()}")
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -214,6 +224,13 @@ def _step(model: nn.Module, optimizer: torch.optim.Optimizer, views: ViewMaker, 
         dist.all_reduce(value)
         value /= world.size
     return float(value)
+
+
+def _diverged(where: str, checkpoint: Path, epochs_done: int, config: PretrainConfig) -> Diverged:
+    """The one-line error for a run that stopped being finite, naming the checkpoint that stays valid."""
+    kept = (f"{checkpoint} still holds epoch {epochs_done} and resumes from there" if epochs_done
+            else f"no epoch finished, so nothing was written to {checkpoint}")
+    return Diverged(f"pre-training diverged at {where}; {kept}; lower --lr (now {config.lr})")
 
 
 def _check_resumable(state: dict[str, Any], config: PretrainConfig, info: DatasetInfo, path: Path) -> None:

@@ -173,16 +173,29 @@ class BlockRemoval:
             raise CompressorError("blocks needs names (-p blocks=layer4), a preset (-p preset=competition) or "
                                   "--amount to pick the cheapest blocks")
 
-    def apply(self, model: nn.Module, context: StrategyContext) -> StrategyOutput:
-        """Remove the named (or measured-cheapest) blocks and return the rewired model."""
-        costs = None
+    def _named(self, model: nn.Module) -> list[str] | None:
+        """The blocks named by the preset or `blocks`; None when they are to be picked by measurement."""
         if self.preset != "none":
             if not isinstance(model, ResNet):
                 raise CompressorError(f"preset {self.preset!r} is for ResNet models; got {type(model).__name__}")
-            names = PRESETS[self.preset].split(",")
-        elif self.blocks:
-            names = [n.strip() for n in self.blocks.split(",") if n.strip()]
+            return PRESETS[self.preset].split(",")
+        if self.blocks:
+            return [n.strip() for n in self.blocks.split(",") if n.strip()]
+        return None
+
+    def check(self, model: nn.Module) -> None:
+        """Fail now if `model` has no removable blocks or lacks the named ones (a copy is edited, not `model`)."""
+        names = self._named(model)
+        if names is None:
+            removable_units(model)
         else:
+            remove_blocks(copy.deepcopy(model), names)
+
+    def apply(self, model: nn.Module, context: StrategyContext) -> StrategyOutput:
+        """Remove the named (or measured-cheapest) blocks and return the rewired model."""
+        costs = None
+        names = self._named(model)
+        if names is None:
             costs = self._costs(model, context)
             count = round(self.amount * len(costs))
             names = sorted(costs, key=costs.get)[:count]

@@ -51,12 +51,16 @@ class ChannelPruning:
         if self.calib_batches < 1:
             raise CompressorError(f"channels.calib_batches must be at least 1; got {self.calib_batches}")
 
+    def check(self, model: nn.Module) -> None:
+        """Fail now if `model` has no convolution to slim."""
+        if not any(isinstance(m, nn.Conv2d) for m in model.modules()):
+            raise CompressorError("channels needs a model with Conv2d layers; this one has none")
+
     def apply(self, model: nn.Module, context: StrategyContext) -> StrategyOutput:
         """Score channel groups, remove the lowest `amount` of them, and return the smaller model."""
+        self.check(model)
         convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
         linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-        if not convs:
-            raise CompressorError("channels needs a model with Conv2d layers; this one has none")
         in_channels = convs[0].in_channels
         device = next(model.parameters()).device
         example = torch.zeros(1, in_channels, context.input_size, context.input_size, device=device)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from compressor.errors import CompressorError
@@ -25,8 +26,7 @@ class NMSparsity:
         if not (isinstance(self.n, int) and isinstance(self.m, int) and 1 <= self.n < self.m):
             raise CompressorError(f"nm needs integers 1 <= n < m; got n={self.n!r}, m={self.m!r}")
 
-    def apply(self, model: nn.Module, context: StrategyContext) -> StrategyOutput:
-        """Mask every eligible layer whose input dimension is a multiple of m; list the layers that are not."""
+    def _masks(self, model: nn.Module) -> tuple[dict[str, nn.Module], dict[str, torch.Tensor], dict[str, str]]:
         layers = prunable_layers(model, include_first_conv=self.include_first_conv,
                                  include_classifier=self.include_classifier)
         masks, skipped = {}, {}
@@ -38,6 +38,15 @@ class NMSparsity:
                 masks[name] = keep
         if not masks:
             raise CompressorError(f"nm {self.n}:{self.m} fits no layer of this model: {skipped}")
+        return layers, masks, skipped
+
+    def check(self, model: nn.Module) -> None:
+        """Fail now if no eligible layer's input dimension is a multiple of m."""
+        self._masks(model)
+
+    def apply(self, model: nn.Module, context: StrategyContext) -> StrategyOutput:
+        """Mask every eligible layer whose input dimension is a multiple of m; list the layers that are not."""
+        layers, masks, skipped = self._masks(model)
         apply_masks(layers, masks)
         return StrategyOutput(model, {"pattern": f"{self.n}:{self.m}", **sparsity_record(masks),
                                       "skipped_layers": skipped})

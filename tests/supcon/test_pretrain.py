@@ -87,3 +87,29 @@ def test_config_round_trips_through_plain_data():
     config = PretrainConfig(arch="resnet50", epochs=3, optimizer="adamw", supervised=False)
     restored = PretrainConfig.from_dict(config.to_dict())
     assert restored == config and isinstance(restored.views.crop_scale, tuple)
+
+
+def test_divergence_names_the_step_and_keeps_the_last_good_checkpoint(small, tmp_path, monkeypatch):
+    module = pretrain_module
+    calls = {"n": 0}
+    real = module.distributed_supcon_loss
+    per_epoch = len(small.train) // 32
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls["n"] == per_epoch + 2 else loss
+
+    monkeypatch.setattr(module, "distributed_supcon_loss", poisoned)
+    path = tmp_path / "pre.pt"
+    config = PretrainConfig(arch="resnet18", epochs=2, batch_size=32, lr=0.05)
+    with pytest.raises(CompressorError, match=rf"diverged at epoch 2, step 2/{per_epoch} \(loss nan\); "
+                                              rf".*pre.pt still holds epoch 1"):
+        pretrain(small, config, path, show_progress=False)
+    state = load_pretrain_checkpoint(path)
+    assert state["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    calls["n"] = per_epoch + 2 - 1  # the next call is poisoned again: the first step after resuming
+    with pytest.raises(CompressorError, match="diverged at epoch 2, step 1/"):
+        pretrain(small, config, path, show_progress=False)
+    assert load_pretrain_checkpoint(path)["epoch"] == 1
