@@ -207,7 +207,12 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     except (KeyError, TypeError, ValueError) as exc:
         raise CompressorError(f"checkpoint {path} is missing or has a malformed field: {exc}") from exc
     get_arch(spec.arch)
-    model = apply_edits(_base_model(spec), edits)
+    try:
+        model = apply_edits(_base_model(spec), edits)
+    except (AttributeError, KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CompressorError(f"checkpoint {path}: its structural edits do not apply to {spec.arch} "
+                              f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''})"
+                              ) from exc
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

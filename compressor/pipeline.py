@@ -108,8 +108,11 @@ def parse_steps(strategies: list[str], amount: float | str | None = None,
         for step, info in chosen:
             info.param(pname)
             step.params[pname] = value
-    for step in steps:
-        build_strategy(step.strategy, step.params)
+    for index, step in enumerate(steps):
+        strategy = build_strategy(step.strategy, step.params)
+        if getattr(strategy, "acts_on_export", False) and index < len(steps) - 1:
+            raise CompressorError(f"{step.strategy} acts on the exported model and must be the last step; "
+                                  f"{steps[index + 1].strategy} comes after it")
     return steps
 
 

@@ -271,8 +271,8 @@ def write_summary(report_paths: list[Path], out_dir: Path, *, title: str | None 
     if not report_paths:
         raise CompressorError("compressor report needs at least one run report (a JSON file from `compressor run`) "
                               "or sweep directory")
-    rows = collect_rows(report_paths)
     scores = load_scores(score_paths or [])
+    rows = collect_rows(report_paths)
     rows.sort(key=lambda r: (r["pipeline"], r["params"], r["finetune_epochs"]))
     first = rows[0]
     title = title or f"{first['arch']} on {first['dataset']}: strategies compared"

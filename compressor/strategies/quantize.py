@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import nn
 
@@ -14,6 +15,7 @@ from compressor.registry import StrategyContext, StrategyOutput, check_int, para
 class Int8Static:
     """Static int8 quantization of the deployed ONNX model; accuracy, size and latency are measured on it."""
 
+    acts_on_export: ClassVar[bool] = True  # so it must be the last step of a pipeline
     calib_samples: int = param(256, "training images used to calibrate activation ranges")
     per_channel: bool = param(True, "one weight scale per output channel instead of per tensor")
 
