@@ -9,8 +9,6 @@ dotted path, with the new module described by its type (from a fixed list of tor
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ from torch import nn
 
 from compressor.data import Dataset, load_dataset
 from compressor.errors import CompressorError
-from compressor.fileio import save_torch_atomic
+from compressor.fileio import load_torch_file, save_torch_atomic
 from compressor.models import build_model, get_arch, set_submodule
 
 FORMAT = "compressor.checkpoint"
@@ -171,19 +169,7 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> Path:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise CompressorError(f"checkpoint {path} does not exist")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        globals_line = next((line.strip() for line in str(exc).splitlines() if "GLOBAL" in line), None)
-        if globals_line is None:
-            raise CompressorError(f"cannot read checkpoint {path}: empty, truncated or not a torch file") from exc
-        raise CompressorError(f"refusing to load {path}: it holds objects other than tensors and plain data, and "
-                              f"checkpoints load with weights_only=True ({globals_line})") from exc
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CompressorError(f"cannot read checkpoint {path}: empty, truncated or not a torch file ({first})")
+    payload = load_torch_file(path, "checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CompressorError(f"{path} is not a compressor checkpoint (expected format {FORMAT!r}); "
                               "create one with `compressor train` or `compressor run`")

@@ -324,6 +324,10 @@ def sweep_command(
                        console=err)
     out.print(f"{counts['cells']} cells in this shard: {counts['done']} run, {counts['failed']} failed, "
               f"{counts['skipped']} already recorded; rows in {out_dir / 'results.jsonl'}")
+    if counts["failed"]:
+        err.print(f"{counts['failed']} cells failed (reasons in {out_dir / 'cells'}); rerun with --retry-failed",
+                  markup=False, highlight=False)
+        raise typer.Exit(1)
 
 
 @app.command("export")

@@ -1,17 +1,21 @@
-"""Atomic file writes: a reader never sees a half-written checkpoint, report or cache entry."""
+"""Safe file IO: atomic writes (a reader never sees a half-written file) and torch reads that never run code."""
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from compressor.errors import CompressorError
 
 
 @contextmanager
@@ -49,3 +53,21 @@ def save_torch_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
 def write_json_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
     """Write `obj` as indented JSON to `path` atomically."""
     return write_atomic(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n"))
+
+
+def load_torch_file(path: str | os.PathLike[str], what: str = "checkpoint") -> Any:
+    """`torch.load(weights_only=True)`: plain data and tensors only; anything else fails in one line, unexecuted."""
+    path = Path(path)
+    if not path.is_file():
+        raise CompressorError(f"{what} {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        globals_line = next((line.strip() for line in str(exc).splitlines() if "GLOBAL" in line), None)
+        if globals_line is None:
+            raise CompressorError(f"cannot read {what} {path}: empty, truncated or not a torch file") from exc
+        raise CompressorError(f"refusing to load {what} {path}: it holds objects other than tensors and plain data, "
+                              f"and files load with weights_only=True ({globals_line})") from exc
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CompressorError(f"cannot read {what} {path}: empty, truncated or not a torch file ({first})") from exc

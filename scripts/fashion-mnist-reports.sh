@@ -22,7 +22,8 @@ sweep() {
   local name="$1" title="$2" note="$3"; shift 3
   local dir="runs/sweeps/$name" scores="runs/sweeps/$name-openaimer"
   mkdir -p "$dir" "$scores"
-  $BIN/compressor sweep --grid "scripts/grids/$name.toml" --out "$dir" --quiet "$@" 2>&1 | tee -a "$dir.log"
+  $BIN/compressor sweep --grid "scripts/grids/$name.toml" --out "$dir" --quiet "$@" 2>&1 | tee -a "$dir.log" \
+    || echo "some cells failed (reasons in $dir/cells/); the report lists them" >&2
   local baseline
   baseline="$($BIN/python -c 'import json, pathlib, sys
 cells = sorted(pathlib.Path(sys.argv[1]).glob("cells/*.json"))

@@ -18,7 +18,7 @@ from torch.utils.data import DistributedSampler
 
 from compressor.data import Dataset, DatasetInfo
 from compressor.errors import CompressorError
-from compressor.fileio import save_torch_atomic
+from compressor.fileio import load_torch_file, save_torch_atomic
 from compressor.models import input_size_for
 from supcon.distributed import World, distributed_supcon_loss
 from supcon.model import SupConModel
@@ -101,12 +101,7 @@ def _optimizer(model: nn.Module, config: PretrainConfig) -> torch.optim.Optimize
 
 def load_pretrain_checkpoint(path: Path) -> dict[str, Any]:
     """Read a pre-training checkpoint (weights_only), or a CompressorError saying why it is not one."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CompressorError(f"pre-training checkpoint {path} does not exist") from None
-    except Exception as exc:  # noqa: BLE001 - zip, pickle and torch errors all mean "unreadable"
-        raise CompressorError(f"cannot read pre-training checkpoint {path}: {exc}") from exc
+    state = load_torch_file(path, "pre-training checkpoint")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CompressorError(f"{path} is not a SupCon pre-training checkpoint (written by `supcon pretrain`)")
     if state.get("version") != VERSION:

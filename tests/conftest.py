@@ -1,6 +1,10 @@
-"""Shared fixtures: tiny models and the digits dataset."""
+"""Shared fixtures: tiny models, the digits dataset, and the CLIs run in this process."""
 
 from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -38,3 +42,32 @@ def tiny_net() -> TinyNet:
 @pytest.fixture(scope="session")
 def digits() -> Dataset:
     return load_dataset("digits")
+
+
+def run_cli(program: str, args: list[str]) -> tuple[int, str, str]:
+    """Run `compressor` or `supcon` in this process; returns the exit code, stdout and stderr."""
+    from compressor import cli
+    from compressor.cli import main as compressor_main
+    from supcon.cli import main as supcon_main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    files = cli.out._file, cli.err._file  # None: rich follows sys.stdout/sys.stderr (and pytest's capture)
+    widths = cli.out.width, cli.err.width
+    cli.out.file, cli.err.file = stdout, stderr
+    cli.out.width = cli.err.width = 400
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            (compressor_main if program == "compressor" else supcon_main)(args)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        cli.out._file, cli.err._file = files
+        cli.out.width, cli.err.width = widths
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
+@pytest.fixture
+def invoke() -> Callable[[str, list[str]], tuple[int, str, str]]:
+    """`invoke("compressor", [...])` -> (exit code, stdout, stderr), in this process."""
+    return run_cli

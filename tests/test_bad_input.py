@@ -5,8 +5,6 @@ The README's reliability table lists these cases; keep the two in step.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 from pathlib import Path
@@ -16,6 +14,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+
+from conftest import run_cli
 
 from compressor.checkpoint import Checkpoint, ModelSpec, save_checkpoint
 from compressor.models import build_model
@@ -128,28 +128,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
             "corrupt": str(tmp / "corrupt"), "few": str(tmp / "few"), **{n: str(tmp / f"{n}.pt") for n in names}}
 
 
-def invoke(program: str, args: list[str]) -> tuple[int, str]:
-    """Run `compressor` or `supcon` in this process; returns the exit code and stderr."""
-    from compressor import cli
-    from compressor.cli import main as compressor_main
-    from supcon.cli import main as supcon_main
-
-    stderr = io.StringIO()
-    previous, width = cli.err._file, cli.err.width
-    cli.err.file, cli.err.width = stderr, 400
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(stderr):
-            (compressor_main if program == "compressor" else supcon_main)(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        cli.err._file, cli.err.width = previous, width
-    return code, stderr.getvalue()
-
-
 def _expect_one_line_error(program: str, args: list[str], fragment: str, files: dict[str, str]) -> None:
-    code, stderr = invoke(program, [a.format(**files) for a in args])
+    code, _, stderr = run_cli(program, [a.format(**files) for a in args])
     lines = stderr.strip().splitlines()
     assert code == 2, stderr
     assert len(lines) == 1 and lines[0].startswith("error: "), stderr
@@ -212,7 +192,7 @@ def test_generated_run_options_exit_0_or_2_never_a_traceback(files, strategy, am
             args += [option, str(value)]
     for item in param:
         args += ["--param", item]
-    code, stderr = invoke("compressor", args)
+    code, _, stderr = run_cli("compressor", args)
     if os.environ.get("FUZZ_LOG"):
         with open(os.environ["FUZZ_LOG"], "a") as log:
             log.write(f"{code} {stderr.strip()[:150]!r}\n")

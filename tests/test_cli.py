@@ -111,26 +111,9 @@ def test_run_from_a_checkpoint_file(first_run: tuple[Path, subprocess.CompletedP
 
 
 def _in_process(args: list[str]) -> tuple[int, str, str]:
-    import contextlib
-    import io
+    from conftest import run_cli
 
-    stdout, stderr = io.StringIO(), io.StringIO()
-    from compressor import cli
-
-    files = cli.out._file, cli.err._file  # None: rich follows sys.stdout/sys.stderr (and pytest's capture)
-    cli.out.file, cli.err.file = stdout, stderr
-    widths = cli.out.width, cli.err.width
-    cli.out.width = cli.err.width = 200
-    try:
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        cli.out._file, cli.err._file = files
-        cli.out.width, cli.err.width = widths
-    return code, stdout.getvalue(), stderr.getvalue()
+    return run_cli("compressor", args)
 
 
 @pytest.mark.parametrize("args, fragment", [
