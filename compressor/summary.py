@@ -110,6 +110,15 @@ def collect_rows(paths: list[Path]) -> list[dict[str, Any]]:
     return rows
 
 
+def failed_cells(paths: list[Path]) -> list[tuple[str, str]]:
+    """(key, last error line) of every cell recorded as failed in the sweep directories among `paths`."""
+    from compressor.sweep import finished_keys
+
+    failed = [(key, record.get("error", "")) for path in paths if Path(path).is_dir()
+              for key, record in finished_keys(Path(path)).items() if record["status"] == "failed"]
+    return sorted(set(failed))
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
 
@@ -232,7 +241,8 @@ def _csv_text(rows: list[dict[str, Any]]) -> str:
 
 
 def _readme(rows: list[dict[str, Any]], title: str, command: str | None, note: str | None,
-            budget: dict[str, float | None] | None, scores: list[dict[str, Any]]) -> str:
+            budget: dict[str, float | None] | None, scores: list[dict[str, Any]],
+            failed: list[tuple[str, str]]) -> str:
     env = environment()
     baselines = {(r["arch"], r["dataset"], r["input_size"], r["seed"]) for r in rows}
     first = rows[0]
@@ -250,6 +260,9 @@ def _readme(rows: list[dict[str, Any]], title: str, command: str | None, note: s
         tradeoff_section(rows, budget),
         *([openaimer_section(rows, scores)] if scores else []),
     ]
+    if failed:
+        parts.append(f"## Failed cells\n\n{len(failed)} sweep cells failed and are not in the tables:\n\n"
+                     + "\n".join(f"- `{key}`: {error}" for key, error in failed) + "\n")
     if len(baselines) > 1:
         parts.append(f"Note: these runs come from {len(baselines)} different baselines; compare rows with care.\n")
     parts.append("## Regenerate\n")
@@ -279,6 +292,7 @@ def write_summary(report_paths: list[Path], out_dir: Path, *, title: str | None 
     write_json_atomic({"schema": "compressor.results/1", "rows": rows}, out_dir / "results.json")
     write_atomic(out_dir / "results.csv", lambda tmp: tmp.write_text(_csv_text(rows)))
     plot_tradeoffs(rows, out_dir / "tradeoffs.png", title)
-    write_atomic(out_dir / "README.md", lambda tmp: tmp.write_text(_readme(rows, title, command, note, budget, scores)))
+    write_atomic(out_dir / "README.md", lambda tmp: tmp.write_text(_readme(rows, title, command, note, budget, scores,
+                                                                       failed_cells(report_paths))))
     return rows
 

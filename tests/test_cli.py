@@ -312,10 +312,14 @@ def test_report_merges_sweep_shards_counting_each_cell_once(first_run: tuple[Pat
         for key in keys:
             record = {"schema": CELL_SCHEMA, "key": key, "status": "done", "cell": {}, "report": source}
             (tmp_path / shard / "cells" / f"{key}.json").write_text(json.dumps(record))
+    failed = {"schema": CELL_SCHEMA, "key": "k4", "status": "failed", "cell": {}, "error": "error: it broke"}
+    (tmp_path / "b" / "cells" / "k4.json").write_text(json.dumps(failed))
     code, stdout, stderr = _in_process(["report", str(tmp_path / "a"), str(tmp_path / "b"), "--out",
                                         str(tmp_path / "merged")])
     assert code == 0, stderr
     assert "3 runs summarized" in stdout
+    assert "1 sweep cells failed and are not in the tables:\n\n- `k4`: error: it broke" in \
+        (tmp_path / "merged" / "README.md").read_text()
     code, _, stderr = _in_process(["report", str(tmp_path), "--out", str(tmp_path / "x")])
     assert code == 2 and "not a sweep" in stderr
 
