@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from compressor.checkpoint import load_checkpoint
-from compressor.cli import main
 
 REQUIRED = ("accuracy", "f1_macro", "sparsity", "params_nonzero", "macs", "size_bytes", "latency_ms", "checkpoint")
 
