@@ -22,11 +22,11 @@ from compressor.data import Dataset, dataset_slug, default_cache_dir, load_datas
 from compressor.environment import environment
 from compressor.errors import CompressorError
 from compressor.fileio import write_json_atomic
-from compressor.models import build_model
-from compressor.preflight import ensure_writable_dir, ensure_writable_file, measurement_bytes
 from compressor.measure import MeasureConfig, measure_model
 from compressor.measure.accuracy import evaluate, torch_forward
 from compressor.measure.harness import Int8Plan, latency_block, with_latency
+from compressor.models import build_model
+from compressor.preflight import ensure_writable_dir, ensure_writable_file, measurement_bytes
 from compressor.report import plot_sensitivity
 from compressor.registry import StrategyContext, build_strategy, get_strategy
 from compressor.train import TrainConfig, recalibrate_batchnorm, train, zero_masks
