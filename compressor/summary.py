@@ -226,9 +226,9 @@ def openaimer_section(rows: list[dict[str, Any]], scores: list[dict[str, Any]]) 
                  f"the most accurate scored model, {names[best['checkpoint']]} ({best['accuracy']:.2f} %), scores "
                  f"{best['total_score']:.2f}. The size and latency terms are unbounded ratios while accuracy adds at "
                  "most 0.4·100/40 = 1.0, so the score is maximized by shrinking the file whatever the model "
-                 "predicts: a file 100 times smaller than the baseline's earns 30 from its size term alone. The competition's leaderboard was won at "
-                 "0.82 % accuracy. Choose a model on the Pareto view above; read this score beside it, never "
-                 "instead of it.\n")
+                 "predicts: a file 100 times smaller than the baseline's earns 30 from its size term alone. The "
+                 "competition's leaderboard was won at 0.82 % accuracy. Choose a model on the Pareto view above; "
+                 "read this score beside it, never instead of it.\n")
     return "\n".join(lines)
 
 
