@@ -9,7 +9,9 @@ the OpenAImer evaluator maps folders to labels. Used by scripts/fashion-mnist-re
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -34,12 +36,17 @@ def main() -> None:
     if args.out.is_dir() and len(list(args.out.glob("*/*.png"))) == expected:
         print(f"{args.out}: {expected} images already there")
         return
+    if args.out.exists():
+        raise SystemExit(f"{args.out} exists but does not hold those {expected} images; remove it first")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{args.out.name}.", dir=args.out.parent))
     for index, name in enumerate(classes):
-        folder = args.out / f"{index}-{re.sub(r'[^A-Za-z0-9]+', '-', name).strip('-').lower()}"
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = staging / f"{index}-{re.sub(r'[^A-Za-z0-9]+', '-', name).strip('-').lower()}"
+        folder.mkdir()
         for i in np.flatnonzero(labels == index)[:args.per_class]:
             image = test.images[i].numpy()
             Image.fromarray(image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)).save(folder / f"{i}.png")
+    os.replace(staging, args.out)  # all or nothing: a killed run never leaves a partial folder behind
     print(f"{args.out}: wrote {expected} images in {len(classes)} class folders")
 
 
