@@ -5,6 +5,7 @@
 # measured inside each cell, and two torch processes on 2 cores slow each other down ~8x.
 #
 #   usage: scripts/fashion-mnist-reports.sh [resnet18|densenet201|all]   (default all)
+#   REPORT_NOTE="..." adds a sentence to both reports (e.g. how the machine was shared while they ran).
 #
 # ResNet18: ~80 min on 2 CPU cores (plus ~30 min the first time, to train the cached baseline).
 # DenseNet201: needs runs/supcon-fashion-mnist/supcon-classifier.pt from scripts/supcon-fashion-mnist.sh (~75 min).
@@ -36,7 +37,7 @@ print(json.loads(cells[0].read_text())["report"]["model"]["baseline"])' "$dir")"
 Regenerate: \`scripts/fashion-mnist-reports.sh ${name%%-*}\` (the grid is \`scripts/grids/$name.toml\`). One-shot
 cells and cells with a quarter-epoch recovery fine-tune (114 steps of 128 images, one-cycle LR peaking at 0.01,
 pruned weights held at zero); fine-tuning changes accuracy, not size. The OpenAImer scores use the first
-$PER_CLASS test images of each class ($((PER_CLASS * 10)) images) as an ImageFolder."
+$PER_CLASS test images of each class ($((PER_CLASS * 10)) images) as an ImageFolder.${REPORT_NOTE:+ $REPORT_NOTE}"
 }
 
 if [ "$WHICH" = resnet18 ] || [ "$WHICH" = all ]; then
