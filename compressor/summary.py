@@ -214,7 +214,9 @@ def openaimer_section(rows: list[dict[str, Any]], scores: list[dict[str, Any]]) 
              f"+ 0.4·(accuracy / {base['accuracy_pct']} %), of each scored model, measured by `compressor score` "
              f"as its evaluator does (224 px ImageNet-normalized RGB through the exported `model_loader.py`, "
              f"batch 1, size of `model.pt` in MiB, mean latency of the first {ranked[0]['latency_runs']} images) "
-             f"on {ranked[0]['images']} images. Highest score first.\n",
+             f"on {ranked[0]['images']} images. The protocol loads `model.pt` as a PyTorch model, so a pipeline "
+             "ending in int8 is scored on its fp32 weights (its int8 ONNX file is not a valid submission). Highest "
+             "score first.\n",
              "| model | top-1 here % | model.pt MiB | mean latency ms | score | on a Pareto front |",
              "|---|---:|---:|---:|---:|:---:|"]
     for s in ranked:
