@@ -81,8 +81,8 @@ def run_row(report: dict[str, Any], source: str = "") -> dict[str, Any]:
         "seed": report["model"]["seed"],
         "command": report.get("command"),
         "source": source,
-        "checkpoint": report.get("checkpoint"),
-        "baseline_checkpoint": report["model"].get("baseline"),
+        "checkpoint": comp.get("checkpoint"),
+        "baseline_checkpoint": base.get("checkpoint"),
     }
     row["deployed_latency_ms"] = deployed_latency_ms(row)
     row["baseline_deployed_latency_ms"] = row["baseline_latency_ort_ms"] or row["baseline_latency_torch_ms"]

@@ -317,6 +317,9 @@ def test_report_merges_sweep_shards_counting_each_cell_once(first_run: tuple[Pat
                                         str(tmp_path / "merged")])
     assert code == 0, stderr
     assert "3 runs summarized" in stdout
+    row = json.loads((tmp_path / "merged" / "results.json").read_text())["rows"][0]
+    assert row["checkpoint"] == source["compressed"]["checkpoint"] and row["checkpoint"].endswith(".pt")
+    assert row["baseline_checkpoint"] == source["baseline"]["checkpoint"]
     assert "1 sweep cells failed and are not in the tables:\n\n- `k4`: error: it broke" in \
         (tmp_path / "merged" / "README.md").read_text()
     code, _, stderr = _in_process(["report", str(tmp_path), "--out", str(tmp_path / "x")])
