@@ -7,7 +7,7 @@
 #   usage: scripts/fashion-mnist-reports.sh [resnet18|densenet201|all]   (default all)
 #   REPORT_NOTE="..." adds a sentence to both reports (e.g. how the machine was shared while they ran).
 #
-# ResNet18: ~80 min on 2 CPU cores (plus ~30 min the first time, to train the cached baseline).
+# ResNet18: ~1 h 50 min on 2 CPU cores (plus ~30 min the first time, to train the cached baseline).
 # DenseNet201: needs runs/supcon-fashion-mnist/supcon-classifier.pt from scripts/supcon-fashion-mnist.sh (~75 min).
 set -euo pipefail
 cd "$(dirname "$0")/.."
