@@ -86,40 +86,81 @@ def _latency_text(row: dict[str, Any]) -> str:
     return "latency not measured" if latency is None else f"{latency:.2f} ms"
 
 
+def group_close(points: list[tuple[float, float]], radius: float) -> list[list[int]]:
+    """Indices of points (taken in order) grouped with any member of a group within radius, so labels never stack."""
+    groups: list[list[int]] = []
+    for i, (x, y) in enumerate(points):
+        for group in groups:
+            if any(abs(x - points[j][0]) <= radius and abs(y - points[j][1]) <= radius for j in group):
+                group.append(i)
+                break
+        else:
+            groups.append([i])
+    return groups
+
+
+def _numbers(group: list[int]) -> str:
+    numbers = [i + 1 for i in group]
+    if len(numbers) > 2 and numbers == list(range(numbers[0], numbers[-1] + 1)):
+        return f"{numbers[0]}-{numbers[-1]}"
+    return ",".join(map(str, numbers))
+
+
+def _plain_log_axis(ax: Any) -> None:
+    """Log x axis with plain numbers; minor ticks labelled only at 2x and 5x so they never crowd."""
+    import math
+
+    import matplotlib.ticker
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:.3g}"))
+
+    def minor(value: float, _: int) -> str:
+        leading = round(value / 10 ** math.floor(math.log10(value)), 6) if value > 0 else 0
+        return f"{value:.3g}" if leading in (2, 5) else ""
+
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(minor))
+    ax.tick_params(axis="x", which="minor", labelsize=6)
+
+
 def plot_tradeoffs(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
-    """Accuracy vs deployable size and vs latency (one panel each), Pareto fronts drawn and labelled."""
+    """Accuracy vs deployable size and vs latency (one panel each); Pareto points numbered, named in a key below."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import matplotlib.ticker
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
     base = rows[0]
     baseline_costs = {"size": base["baseline_deployable_bytes"], "latency": base.get("baseline_deployed_latency_ms")}
+    fronts = {name: sorted(pareto_front(rows, key), key=lambda i, key=key: (rows[i][key], -rows[i]["accuracy"]))
+              for name, (key, _, _) in COSTS.items()}
+    key_lines = max(len(front) for front in fronts.values())
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2 + 0.11 * key_lines))
     for ax, (name, (key, axis_label, scale)) in zip(axes, COSTS.items()):
-        front = set(pareto_front(rows, key))
+        _plain_log_axis(ax)
+        front = fronts[name]
         for i, row in enumerate(rows):
-            if row.get(key) is None:
+            if row.get(key) is None or i in front:
                 continue
-            marker = "o" if row.get("finetune_epochs") else "x"
-            ax.scatter(row[key] * scale, 100 * row["accuracy"], marker=marker, s=36 if i in front else 20,
-                       color="tab:red" if i in front else "tab:gray", zorder=3)
-            if i in front:
-                ax.annotate(label(row), (row[key] * scale, 100 * row["accuracy"]), fontsize=6,
-                            xytext=(4, 2), textcoords="offset points")
-        ordered = sorted((rows[i][key] * scale, 100 * rows[i]["accuracy"]) for i in front)
-        if ordered:
-            ax.step(*zip(*ordered), where="post", color="tab:red", linewidth=1, label="Pareto front")
+            ax.scatter(row[key] * scale, 100 * row["accuracy"], marker="o" if row.get("finetune_epochs") else "x",
+                       s=20, color="tab:gray", zorder=3)
+        points = [(rows[i][key] * scale, 100 * rows[i]["accuracy"]) for i in front]
+        for i, point in zip(front, points):
+            ax.scatter(*point, marker="o" if rows[i].get("finetune_epochs") else "x", s=36, color="tab:red", zorder=3)
+        if points:
+            ax.step(*zip(*points), where="post", color="tab:red", linewidth=1, label="Pareto front")
         if baseline_costs[name] is not None:
             ax.scatter(baseline_costs[name] * scale, 100 * base["baseline_accuracy"], marker="*", s=120,
                        color="black", label="baseline", zorder=4)
-        ax.set_xscale("log")
-        plain = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:.3g}")
-        ax.xaxis.set_major_formatter(plain)
-        ax.xaxis.set_minor_formatter(plain)
-        ax.tick_params(axis="x", which="minor", labelsize=6)
+        ax.autoscale_view()
+        in_axes = ax.transAxes.inverted().transform(ax.transData.transform(points)) if points else []
+        for group in group_close([tuple(p) for p in in_axes], radius=0.025):
+            ax.annotate(_numbers(group), points[group[0]], fontsize=7, color="tab:red", xytext=(3, 3),
+                        textcoords="offset points")
         ax.set_xlabel(axis_label + " (log)")
+        ax.annotate("\n".join(f"{n:>2}  {label(rows[i])}" for n, i in enumerate(front, 1)), (0, 0),
+                    xycoords=("axes fraction", ax.xaxis.label), xytext=(0, -4), textcoords="offset points",
+                    fontsize=6, va="top", family="monospace")
         ax.set_ylabel("top-1 accuracy (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")

@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from compressor.errors import CompressorError
-from compressor.pareto import pareto_front, pick_under_budget
+from compressor.pareto import group_close, pareto_front, pick_under_budget
 
 
 def _row(name: str, accuracy: float, mb: float, ms: float | None) -> dict:
@@ -77,3 +77,13 @@ def test_openaimer_section_ranks_by_score_and_names_each_model():
     assert "top score goes to **e** (9.00 %)" in text and "dense baseline (92.00 %)" in text
     with pytest.raises(CompressorError, match="score of other.pt matches no run"):
         openaimer_section(rows, [_score("other.pt", 50.0, 1.0, 1.0)])
+
+
+def test_close_points_share_one_label_and_every_point_is_labelled_once():
+    points = [(0.10, 0.90), (0.11, 0.90), (0.12, 0.91), (0.50, 0.50), (0.90, 0.10), (0.505, 0.49)]
+    groups = group_close(points, radius=0.025)
+    assert groups == [[0, 1, 2], [3, 5], [4]]
+    assert sorted(i for group in groups for i in group) == list(range(len(points)))
+    for a, b in itertools.combinations(groups, 2):
+        assert all(abs(points[i][0] - points[j][0]) > 0.025 or abs(points[i][1] - points[j][1]) > 0.025
+                   for i in a for j in b)
