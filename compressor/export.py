@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from compressor.fileio import save_torch_atomic, write_atomic
+from compressor.errors import CompressorError
+from compressor.fileio import load_torch_file, save_torch_atomic, write_atomic
 
 SPARSE_FORMAT = "compressor.sparse/1"
 _INT_VIEW = {torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloat16: torch.int16,
@@ -60,9 +61,9 @@ def save_sparse(state_dict: dict[str, torch.Tensor], path: str | Path) -> Path:
 
 def load_sparse(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a file written by `save_sparse` back into a state_dict (weights_only, bit-identical)."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = load_torch_file(path, what="sparse weights file")
     if not isinstance(payload, dict) or payload.get("format") != SPARSE_FORMAT:
-        raise ValueError(f"{path} is not a {SPARSE_FORMAT} file")
+        raise CompressorError(f"{path} is not a {SPARSE_FORMAT} file (write one with save_sparse)")
     return {name: decode_tensor(entry) for name, entry in payload["tensors"].items()}
 
 

@@ -7,9 +7,11 @@ import os
 import zipfile
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
+from compressor.errors import CompressorError
 from compressor.export import compress_file, load_sparse, save_sparse
 from compressor.measure.size import artifact_sizes, write_artifacts
 from compressor.models import build_model
@@ -32,6 +34,17 @@ def test_sparse_encoding_roundtrips_bit_identically(tmp_path: Path) -> None:
     for key, value in state.items():
         assert loaded[key].dtype == value.dtype and loaded[key].shape == value.shape, key
         assert torch.equal(_bits(loaded[key]), _bits(value)), key
+
+
+def test_reading_a_file_that_is_not_sparse_weights_fails_in_one_named_line(tmp_path: Path) -> None:
+    plain, truncated = tmp_path / "plain.pt", tmp_path / "truncated.pt"
+    torch.save({"w": torch.zeros(3)}, plain)
+    save_sparse({"w": torch.zeros(3)}, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:40])
+    for path, reason in ((plain, "is not a"), (truncated, "truncated"), (tmp_path / "missing.pt", "does not exist")):
+        with pytest.raises(CompressorError, match=reason) as caught:
+            load_sparse(path)
+        assert str(path) in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_sparse_file_at_90_percent_is_at_most_a_fifth_of_the_dense_file(tmp_path: Path) -> None:
