@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import pickle
 import shutil
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,6 +18,18 @@ from typing import Any
 import torch
 
 from compressor.errors import CompressorError
+
+STALE_AFTER_S = 24 * 3600  # a writer killed mid-write leaves its temporary directory; none lives this long
+
+
+def remove_stale_temporaries(target: Path) -> None:
+    """Delete temporary directories that a killed writer of `target` left behind (those older than a day)."""
+    for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        try:
+            if leftover.is_dir() and time.time() - leftover.stat().st_mtime > STALE_AFTER_S:
+                shutil.rmtree(leftover, ignore_errors=True)
+        except OSError:
+            pass  # another process removed it first
 
 
 @contextmanager
@@ -27,6 +41,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target)
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     tmp = tmp_dir / target.name
     try:

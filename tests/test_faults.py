@@ -89,3 +89,19 @@ def test_diverging_training_names_the_step_and_keeps_the_previous_file(tmp_path:
     assert code == 2
     assert "training diverged: loss is" in stderr and "at epoch 1, step" in stderr
     assert target.read_bytes() == before
+
+
+def test_a_killed_writers_leftovers_are_removed_by_the_next_write_once_stale(tmp_path: Path) -> None:
+    from compressor.fileio import STALE_AFTER_S, write_json_atomic
+
+    old = time.time() - STALE_AFTER_S - 60
+    stale, fresh = tmp_path / ".r[1].json.k1.tmp", tmp_path / ".r[1].json.k2.tmp"  # fresh: maybe a live writer
+    other, lookalike = tmp_path / ".other.json.k3.tmp", tmp_path / ".r1.json.k4.tmp"
+    for leftover in (stale, fresh, other, lookalike):
+        leftover.mkdir()
+        (leftover / "partial").write_text("half")
+    for leftover in (stale, other, lookalike):
+        os.utime(leftover, (old, old))
+    write_json_atomic({"ok": 1}, tmp_path / "r[1].json")
+    assert json.loads((tmp_path / "r[1].json").read_text()) == {"ok": 1}
+    assert not stale.exists() and fresh.exists() and other.exists() and lookalike.exists()
