@@ -5,12 +5,17 @@ it changes shape), so the rest of the network keeps its weights; stages removed 
 identity and the classifier is rebuilt for the narrower features (new weights: fine-tune afterwards).
 DenseNet: a removed dense layer's channels are cut out of every later consumer of the block's concatenation
 (later layers' norm1/conv1, the next transition, or norm5 and the classifier), keeping all other weights.
+With `amount` and no names, each block's removal is scored alone on the calibration split; the scores are cached
+per model (all weights and buffers) so a sweep over amounts measures them once.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -19,10 +24,12 @@ from torchvision.models.densenet import DenseNet, _DenseBlock
 from torchvision.models.resnet import ResNet
 
 from compressor.errors import CompressorError
+from compressor.fileio import write_json_atomic
 from compressor.models import set_submodule
 from compressor.registry import StrategyContext, StrategyOutput, check_fraction, param, register_strategy
 from compressor.strategies.sensitivity import calib_scores
 
+COSTS_VERSION = 1
 PRESETS = {"competition": "layer1.1,layer2,layer3,layer4"}
 STAGES = ("layer1", "layer2", "layer3", "layer4")
 
@@ -193,24 +200,60 @@ class BlockRemoval:
 
     def apply(self, model: nn.Module, context: StrategyContext) -> StrategyOutput:
         """Remove the named (or measured-cheapest) blocks and return the rewired model."""
-        costs = None
+        costs, cached = None, False
         names = self._named(model)
         if names is None:
-            costs = self._costs(model, context)
+            costs, cached = self._costs(model, context)
             count = round(self.amount * len(costs))
             names = sorted(costs, key=costs.get)[:count]
         done = remove_blocks(model, names) if names else []
         model.eval()
         return StrategyOutput(model, {"removed": names, "actions": done, "calibration_drop": costs,
+                                      "calibration_drop_cached": cached,
                                       "params_after": sum(p.numel() for p in model.parameters())})
 
-    def _costs(self, model: nn.Module, context: StrategyContext) -> dict[str, float]:
-        """Calibration accuracy drop of removing each block alone."""
+    def _costs(self, model: nn.Module, context: StrategyContext) -> tuple[dict[str, float], bool]:
+        """Calibration accuracy drop of removing each block alone (read from the cache when measured before)."""
+        units = removable_units(model)
+        cache = _costs_cache(model, context)
+        cached = _read_costs(cache, units)
+        if cached is not None:
+            return cached, True
         batches = list(context.dataset.calib.batches(context.input_size, 256))
         base, _ = calib_scores(model, context, batches)
         costs = {}
-        for unit in removable_units(model):
+        for unit in units:
             trial = copy.deepcopy(model)
             remove_blocks(trial, [unit])
             costs[unit] = base - calib_scores(trial, context, batches)[0]
-        return costs
+        if cache is not None:
+            write_json_atomic(costs, cache)
+        return costs, False
+
+
+def _costs_cache(model: nn.Module, context: StrategyContext) -> Path | None:
+    """Where the block costs of this model (all weights and buffers) on this calibration split are cached."""
+    if context.cache_dir is None:
+        return None
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    facts = [COSTS_VERSION, context.dataset.info.name, context.input_size, len(context.dataset.calib)]
+    digest.update(json.dumps(facts).encode())
+    return context.cache_dir / "blocks" / f"{digest.hexdigest()[:20]}.json"
+
+
+def _read_costs(path: Path | None, units: list[str]) -> dict[str, float] | None:
+    """Cached costs covering exactly `units`, or None when absent, unreadable or of another model."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        costs = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(costs, dict) or set(costs) != set(units):
+        return None
+    if not all(isinstance(value, (int, float)) for value in costs.values()):
+        return None
+    return {unit: float(costs[unit]) for unit in units}

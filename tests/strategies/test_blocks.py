@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,29 @@ def test_amount_removes_the_blocks_with_the_smallest_measured_drop(digits: Datas
     costs = record["calibration_drop"]
     assert len(costs) == 8 and len(record["removed"]) == 2
     assert max(costs[n] for n in record["removed"]) <= min(c for n, c in costs.items() if n not in record["removed"])
+
+
+def test_measured_costs_are_cached_per_model_and_reused(digits: Dataset, tmp_path: Path, monkeypatch) -> None:
+    import compressor.strategies.blocks as blocks
+
+    torch.manual_seed(0)
+    model = build_model("resnet18", 10, 1).eval()
+    context = StrategyContext(dataset=digits, input_size=32, cache_dir=tmp_path)
+    strategy = build_strategy("blocks", {"amount": 0.25})
+    first = strategy.apply(copy.deepcopy(model), context).record
+    monkeypatch.setattr(blocks, "calib_scores", lambda *_: pytest.fail("cached costs were measured again"))
+    second = strategy.apply(copy.deepcopy(model), context).record
+    assert not first["calibration_drop_cached"] and second["calibration_drop_cached"]
+    assert second["calibration_drop"] == first["calibration_drop"] and second["removed"] == first["removed"]
+    changed = copy.deepcopy(model)
+    with torch.no_grad():
+        changed.fc.bias[0] += 1.0
+    with pytest.raises(pytest.fail.Exception, match="measured again"):
+        strategy.apply(changed, context)  # another model's weights: the cache does not apply
+    for entry in (tmp_path / "blocks").iterdir():
+        entry.write_text("{not json")
+    monkeypatch.undo()
+    assert not strategy.apply(copy.deepcopy(model), context).record["calibration_drop_cached"]  # damaged: remeasured
 
 
 @pytest.mark.parametrize("arch, params, message", [
