@@ -70,6 +70,16 @@ def write_json_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
     return write_atomic(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n"))
 
 
+def read_cached_json(path: Path | None) -> Any:
+    """The parsed JSON of a cache entry, or None when there is none or it is unreadable (it is then recomputed)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def load_torch_file(path: str | os.PathLike[str], what: str = "checkpoint") -> Any:
     """`torch.load(weights_only=True)`: plain data and tensors only; anything else fails in one line, unexecuted."""
     path = Path(path)

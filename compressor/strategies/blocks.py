@@ -24,7 +24,7 @@ from torchvision.models.densenet import DenseNet, _DenseBlock
 from torchvision.models.resnet import ResNet
 
 from compressor.errors import CompressorError
-from compressor.fileio import write_json_atomic
+from compressor.fileio import read_cached_json, write_json_atomic
 from compressor.models import set_submodule
 from compressor.registry import StrategyContext, StrategyOutput, check_fraction, param, register_strategy
 from compressor.strategies.sensitivity import calib_scores
@@ -246,12 +246,7 @@ def _costs_cache(model: nn.Module, context: StrategyContext) -> Path | None:
 
 def _read_costs(path: Path | None, units: list[str]) -> dict[str, float] | None:
     """Cached costs covering exactly `units`, or None when absent, unreadable or of another model."""
-    if path is None or not path.is_file():
-        return None
-    try:
-        costs = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+    costs = read_cached_json(path)
     if not isinstance(costs, dict) or set(costs) != set(units):
         return None
     if not all(isinstance(value, (int, float)) for value in costs.values()):

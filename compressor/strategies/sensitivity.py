@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from compressor.errors import CompressorError
-from compressor.fileio import write_json_atomic
+from compressor.fileio import read_cached_json, write_json_atomic
 from compressor.registry import StrategyContext, StrategyOutput, check_fraction, param, register_strategy
 from compressor.strategies.selection import apply_masks, global_masks, prunable_layers, sparsity_record
 
@@ -94,12 +94,7 @@ def allocate(drops: dict[str, list[float]], ratios: list[float], sizes: dict[str
 
 def _read_cache(path: Path | None, names: list[str]) -> dict[str, Any] | None:
     """A cached scan covering `names`, or None when there is none or it is unreadable or incomplete."""
-    if path is None or not path.is_file():
-        return None
-    try:
-        result = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+    result = read_cached_json(path)
     complete = isinstance(result, dict) and all(
         isinstance(result.get(key), dict) and set(result[key]) == set(names) for key in ("drops", "loss_increase"))
     return result if complete else None
