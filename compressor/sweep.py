@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from compressor.errors import CompressorError
-from compressor.fileio import write_atomic, write_json_atomic
+from compressor.fileio import read_cached_json, write_atomic, write_json_atomic
 from compressor.pipeline import REPORT_SCHEMA, parse_steps
 from compressor.summary import run_row
 from compressor.train import whole_if_integral
@@ -170,11 +170,8 @@ def finished_keys(out_dir: Path) -> dict[str, dict[str, Any]]:
     """Recorded cells of a sweep directory (key -> record)."""
     records = {}
     for path in sorted((out_dir / "cells").glob("*.json")):
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue  # never happens with atomic writes, but a hand-edited file must not stop a sweep
-        if isinstance(record, dict) and record.get("schema") == CELL_SCHEMA:
+        record = read_cached_json(path)  # unreadable only if hand-edited: that cell then reruns
+        if isinstance(record, dict) and record.get("schema") == CELL_SCHEMA and isinstance(record.get("key"), str):
             records[record["key"]] = record
     return records
 

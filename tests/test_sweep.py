@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from compressor.errors import CompressorError
-from compressor.sweep import Pipeline, SweepSpec, load_grid, parse_shard, validate
+from compressor.sweep import CELL_SCHEMA, Pipeline, SweepSpec, finished_keys, load_grid, parse_shard, validate
 
 
 def test_grid_expands_amounts_only_where_they_apply():
@@ -109,6 +109,18 @@ def test_killed_sweep_resumes_with_every_cell_exactly_once(tmp_path: Path):
     assert sorted(r["amount"] for r in rows) == [0.3, 0.6]
     assert all(r["status"] == "done" and r["sparsity"] > 0 for r in rows)
     assert first[0].stat().st_mtime_ns == stamp, "a finished cell was run again"
+
+
+def test_damaged_cell_records_are_skipped_not_fatal(tmp_path: Path):
+    cells = tmp_path / "cells"
+    cells.mkdir()
+    (cells / "good.json").write_text(json.dumps({"schema": CELL_SCHEMA, "key": "good", "status": "done"}))
+    (cells / "latin1.json").write_bytes(b'{"key": "caf\xe9"}')
+    (cells / "truncated.json").write_text('{"schema": ')
+    (cells / "list.json").write_text("[1, 2]")
+    (cells / "keyless.json").write_text(json.dumps({"schema": CELL_SCHEMA, "status": "done"}))
+    (cells / "old.json").write_text(json.dumps({"schema": "compressor.cell/0", "key": "old"}))
+    assert list(finished_keys(tmp_path)) == ["good"]
 
 
 def test_committed_grids_are_valid():
