@@ -5,14 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import statistics
 from pathlib import Path
 from typing import Any
 
 from compressor.environment import environment
 from compressor.errors import CompressorError
 from compressor.fileio import write_atomic, write_json_atomic
-from compressor.pareto import deployed_latency_ms, label, pareto_front, pick_under_budget, plot_tradeoffs
+from compressor.pareto import (deployed_latency_ms, label, pareto_front, pick_under_budget, plot_tradeoffs,
+                               typical_baseline)
 from compressor.pipeline import REPORT_SCHEMA
 
 ROW_FIELDS = ("pipeline", "params", "finetune_epochs", "accuracy", "accuracy_before_recovery", "f1_macro",
@@ -136,14 +136,10 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
               "ORT ms (vs base) | strategy s |")
     lines = [header, "|" + "---|" * header.count(" | ") + "---|"]
     first = rows[0]
-
-    def typical(key: str) -> float | None:
-        values = [r[key] for r in rows if r[key] is not None]
-        return statistics.median(values) if values else None
-
     lines.append(f"| *baseline* | | | | {_pct(first['baseline_accuracy'])} | | 0.00 | | | | "
-                 f"{first['baseline_deployable_bytes'] / 1e6:.2f} | {_ms(typical('baseline_latency_torch_ms'), None)} | "
-                 f"{_ms(typical('baseline_latency_ort_ms'), None)} | |")
+                 f"{first['baseline_deployable_bytes'] / 1e6:.2f} | "
+                 f"{_ms(typical_baseline(rows, 'baseline_latency_torch_ms'), None)} | "
+                 f"{_ms(typical_baseline(rows, 'baseline_latency_ort_ms'), None)} | |")
     for row in rows:
         ort = (f"{_ms(row['latency_int8_ms'], row['baseline_latency_ort_ms'])} int8"
                if row["latency_int8_ms"] is not None else _ms(row["latency_ort_ms"], row["baseline_latency_ort_ms"]))

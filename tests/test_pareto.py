@@ -87,3 +87,24 @@ def test_close_points_share_one_label_and_every_point_is_labelled_once():
     for a, b in itertools.combinations(groups, 2):
         assert all(abs(points[i][0] - points[j][0]) > 0.025 or abs(points[i][1] - points[j][1]) > 0.025
                    for i in a for j in b)
+
+
+def test_plotted_baseline_latency_is_the_median_over_runs_like_the_table(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from compressor.pareto import plot_tradeoffs
+
+    rows = [{**row, "baseline_accuracy": 0.92, "baseline_deployable_bytes": 50_000_000,
+             "baseline_deployed_latency_ms": ms} for row, ms in zip(ROWS, [9.0, 4.0, 4.2, 3.9, 4.1, 4.0, 4.3])]
+    stars = []
+    scatter = matplotlib.axes.Axes.scatter
+
+    def spy(self, x, y, *args, **kwargs):
+        if kwargs.get("marker") == "*":
+            stars.append(x)
+        return scatter(self, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "scatter", spy)
+    plot_tradeoffs(rows, tmp_path / "t.png", "t")
+    assert stars == [50.0, 4.1]  # MB; the median latency, not the first run's 9.0 ms
+    assert (tmp_path / "t.png").stat().st_size > 0
