@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ ROW_FIELDS = ("pipeline", "params", "finetune_epochs", "accuracy", "accuracy_bef
               "latency_int8_ms", "baseline_accuracy", "baseline_deployable_bytes", "baseline_latency_torch_ms",
               "baseline_latency_ort_ms", "deployed_latency_ms", "baseline_deployed_latency_ms", "fp32_bytes",
               "strategy_seconds", "arch", "dataset", "input_size", "seed", "command", "source", "checkpoint",
-              "baseline_checkpoint")
+              "baseline_checkpoint", "machine", "git_commit")
 
 
 def load_run_report(path: Path) -> dict[str, Any]:
@@ -52,9 +53,18 @@ def _params_text(report: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def machine_text(env: dict[str, Any]) -> str:
+    """CPU, cores, threads, GPU, Python and library versions of an environment record, as one line (no git)."""
+    packages = ", ".join(f"{name} {version}" for name, version in env.get("packages", {}).items() if version)
+    gpu = f", GPU {env['cuda']}" if env.get("cuda") else ""
+    return (f"{env.get('cpu')}, {env.get('cpu_count')} cores, torch threads {env.get('torch_threads')}{gpu}, "
+            f"Python {env.get('python')}; {packages}")
+
+
 def run_row(report: dict[str, Any], source: str = "") -> dict[str, Any]:
     """One flat row (see ROW_FIELDS) from a run report."""
     base, comp = report["baseline"], report["compressed"]
+    env = report.get("environment")
     row = {
         "pipeline": report["strategy"],
         "params": _params_text(report),
@@ -83,6 +93,8 @@ def run_row(report: dict[str, Any], source: str = "") -> dict[str, Any]:
         "source": source,
         "checkpoint": comp.get("checkpoint"),
         "baseline_checkpoint": base.get("checkpoint"),
+        "machine": machine_text(env) if env else None,
+        "git_commit": env.get("git_commit") if env else None,
     }
     row["deployed_latency_ms"] = deployed_latency_ms(row)
     row["baseline_deployed_latency_ms"] = row["baseline_latency_ort_ms"] or row["baseline_latency_torch_ms"]
@@ -268,10 +280,17 @@ def _readme(rows: list[dict[str, Any]], title: str, command: str | None, note: s
         parts.append(f"This summary:\n\n```\n{command}\n```\n")
     parts.append("Each run:\n\n```\n" + "\n".join(r["command"] or f"(no command recorded: {r['source']})"
                                                   for r in rows) + "\n```\n")
-    packages = ", ".join(f"{k} {v}" for k, v in env["packages"].items() if v)  # type: ignore[union-attr]
-    parts.append(f"## Environment\n\n{env['cpu']}, {env['cpu_count']} cores, torch threads {env['torch_threads']}, "
-                 f"Python {env['python']}; {packages}; git {env['git_commit']}.\n")
+    parts.append(environment_section(rows, str(env["git_commit"])))
     return "\n".join(parts)
+
+
+def environment_section(rows: list[dict[str, Any]], summary_commit: str) -> str:
+    """Where the runs were measured (each distinct machine with its run count) and at which commits."""
+    machines = Counter(row.get("machine") or "not recorded" for row in rows)
+    commits = sorted({row.get("git_commit") or "not recorded" for row in rows})
+    lines = [f"- {machine} ({count} run{'s' if count > 1 else ''})" for machine, count in machines.most_common()]
+    return ("## Environment\n\nThe runs were measured on:\n\n" + "\n".join(lines) + "\n\n"
+            f"at git {', '.join(commits)}; this summary was written at git {summary_commit}.\n")
 
 
 def write_summary(report_paths: list[Path], out_dir: Path, *, title: str | None = None,

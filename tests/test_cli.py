@@ -278,7 +278,8 @@ def test_report_summarizes_runs_as_markdown_csv_and_json(first_run: tuple[Path, 
                                                          tmp_path: Path) -> None:
     work, _ = first_run
     source = json.loads((work / "report.json").read_text())
-    tuned = {**source, "recovery": {"finetune_epochs": 1}, "compressed": {**source["compressed"], "accuracy": 0.25}}
+    tuned = {**source, "recovery": {"finetune_epochs": 1}, "compressed": {**source["compressed"], "accuracy": 0.25},
+             "environment": {**source["environment"], "torch_threads": 7, "git_commit": "0000000"}}
     (tmp_path / "tuned.json").write_text(json.dumps(tuned))
     code, stdout, stderr = _in_process(["report", str(work / "report.json"), str(tmp_path / "tuned.json"),
                                         "--out", str(tmp_path / "summary"), "--min-accuracy", "0.2"])
@@ -298,6 +299,10 @@ def test_report_summarizes_runs_as_markdown_csv_and_json(first_run: tuple[Path, 
     assert source["command"] in readme and "compressor report" in readme
     assert "Pareto front, accuracy vs size" in readme and "Budget pick: l1" in readme
     assert (tmp_path / "summary" / "tradeoffs.png").read_bytes()[:4] == b"\x89PNG"
+    environment = readme.split("## Environment")[1]
+    assert environment.count(" (1 run)") == 2 and "torch threads 7," in environment
+    measured_at = source["environment"]["git_commit"] or "not recorded"  # None outside a git checkout
+    assert f"at git {', '.join(sorted([measured_at, '0000000']))};" in environment
 
 
 def test_report_merges_sweep_shards_counting_each_cell_once(first_run: tuple[Path, subprocess.CompletedProcess],
