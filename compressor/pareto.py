@@ -163,7 +163,7 @@ def plot_tradeoffs(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
         ax.autoscale_view()
         in_axes = ax.transAxes.inverted().transform(ax.transData.transform(points)) if points else []
         for group in group_close([tuple(p) for p in in_axes], radius=0.025):
-            ax.annotate(_numbers(group), points[group[0]], fontsize=7, color="tab:red", xytext=(3, 3),
+            ax.annotate(_numbers(group), points[group[0]], fontsize=7, color="tab:red", xytext=(3, 3), zorder=5,
                         textcoords="offset points")
         ax.set_xlabel(axis_label + " (log)")
         ax.annotate("\n".join(f"{n:>2}  {label(rows[i])}" for n, i in enumerate(front, 1)), (0, 0),
