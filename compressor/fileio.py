@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import pickle
@@ -78,6 +79,16 @@ def read_cached_json(path: Path | None) -> Any:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+def model_fingerprint(model: torch.nn.Module, facts: list[Any]) -> str:
+    """A short hash of every weight and buffer of `model` and the `facts` a cached result of it depends on."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    digest.update(json.dumps(facts).encode())
+    return digest.hexdigest()[:20]
 
 
 def load_torch_file(path: str | os.PathLike[str], what: str = "checkpoint") -> Any:

@@ -12,8 +12,6 @@ per model (all weights and buffers) so a sweep over amounts measures them once.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -24,7 +22,7 @@ from torchvision.models.densenet import DenseNet, _DenseBlock
 from torchvision.models.resnet import ResNet
 
 from compressor.errors import CompressorError
-from compressor.fileio import read_cached_json, write_json_atomic
+from compressor.fileio import model_fingerprint, read_cached_json, write_json_atomic
 from compressor.models import set_submodule
 from compressor.registry import StrategyContext, StrategyOutput, check_fraction, param, register_strategy
 from compressor.strategies.sensitivity import calib_scores
@@ -235,13 +233,8 @@ def _costs_cache(model: nn.Module, context: StrategyContext) -> Path | None:
     """Where the block costs of this model (all weights and buffers) on this calibration split are cached."""
     if context.cache_dir is None:
         return None
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     facts = [COSTS_VERSION, context.dataset.info.name, context.input_size, len(context.dataset.calib)]
-    digest.update(json.dumps(facts).encode())
-    return context.cache_dir / "blocks" / f"{digest.hexdigest()[:20]}.json"
+    return context.cache_dir / "blocks" / f"{model_fingerprint(model, facts)}.json"
 
 
 def _read_costs(path: Path | None, units: list[str]) -> dict[str, float] | None:

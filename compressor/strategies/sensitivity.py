@@ -9,8 +9,6 @@ fraction of eligible weights is reached (the last step is cut to hit it exactly)
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +19,7 @@ import torch
 from torch import nn
 
 from compressor.errors import CompressorError
-from compressor.fileio import read_cached_json, write_json_atomic
+from compressor.fileio import model_fingerprint, read_cached_json, write_json_atomic
 from compressor.registry import StrategyContext, StrategyOutput, check_fraction, param, register_strategy
 from compressor.strategies.selection import apply_masks, global_masks, prunable_layers, sparsity_record
 
@@ -100,14 +98,12 @@ def _read_cache(path: Path | None, names: list[str]) -> dict[str, Any] | None:
     return result if complete else None
 
 
-def _scan_key(model: nn.Module, ratios: tuple[float, ...], context: StrategyContext, names: list[str]) -> str:
-    digest = hashlib.sha256()
-    for name in names:
-        digest.update(name.encode())
-        digest.update(model.get_submodule(name).weight.detach().cpu().numpy().tobytes())
-    facts = [SCAN_VERSION, list(ratios), context.dataset.info.name, context.input_size, len(context.dataset.calib)]
-    digest.update(json.dumps(facts).encode())
-    return digest.hexdigest()[:20]
+def _scan_key(model: nn.Module, layers: list[str], ratios: tuple[float, ...], calib_samples: int,
+              context: StrategyContext) -> str:
+    """The scan's cache key: every weight and buffer (BatchNorm statistics change the scan too) and its settings."""
+    facts = [SCAN_VERSION, layers, list(ratios), calib_samples, context.dataset.info.name, context.input_size,
+             len(context.dataset.calib)]
+    return model_fingerprint(model, facts)
 
 
 @register_strategy("layer-sensitive")
@@ -151,7 +147,7 @@ class LayerSensitive:
             if sum(len(b[1]) for b in batches) >= self.calib_samples:
                 break
         ratios = self.ratio_values
-        cache = (context.cache_dir / "sensitivity" / f"{_scan_key(model, ratios, context, list(layers))}.json"
+        cache = (context.cache_dir / "sensitivity" / f"{_scan_key(model, list(layers), ratios, self.calib_samples, context)}.json"
                  if context.cache_dir else None)
         result, cached = _read_cache(cache, list(layers)), True
         if result is None:

@@ -66,6 +66,10 @@ def test_scan_uses_the_calibration_split_and_is_cached(two_paths: TwoPaths, digi
     a = strategy.apply(first, _context(digits, tmp_path)).record["sensitivity"]
     b = strategy.apply(second, _context(digits, tmp_path)).record["sensitivity"]
     assert not a["cached"] and b["cached"] and Path(b["cache_file"]).is_file()
+    third = TwoPaths()
+    third.load_state_dict(two_paths.state_dict())
+    fewer = build_strategy("layer-sensitive", {"amount": 0.5, "calib_samples": 256})
+    assert not fewer.apply(third, _context(digits, tmp_path)).record["sensitivity"]["cached"]  # another scan
     assert torch.equal(first.vital.weight, second.vital.weight)
     calib_accuracy = (two_paths(next(digits.calib.batches(8, 10_000))[0]).argmax(1)
                       == digits.calib.labels).float().mean().item()
