@@ -32,8 +32,8 @@ def _without_timing(value: Any) -> Any:
     """The report minus what legitimately differs between two runs: clocks, latency and file locations."""
     if isinstance(value, dict):
         return {k: _without_timing(v) for k, v in value.items()
-                if k not in ("latency", "latency_ms", "seconds", "created", "checkpoint", "file", "environment",
-                              "plots")}
+                if k not in ("latency", "latency_ms", "seconds", "created", "checkpoint", "file", "cache_file",
+                              "environment", "plots")}
     if isinstance(value, list):
         return [_without_timing(v) for v in value]
     return value
@@ -43,8 +43,10 @@ def _without_timing(value: Any) -> Any:
 def test_same_seed_same_masks_and_metrics(strategy: str, amount: str, baseline: Path, tmp_path: Path) -> None:
     reports, models = [], []
     for attempt in ("a", "b"):
+        # each attempt its own cache: both measure the layer-sensitive scan (a shared one would serve the second)
         config = RunConfig(steps=parse_steps([strategy], amount), model=baseline, seed=3, measure=QUICK,
-                           output=tmp_path / attempt / "report.json", show_progress=False)
+                           output=tmp_path / attempt / "report.json", cache_dir=tmp_path / attempt / "cache",
+                           show_progress=False)
         result = run(config)
         reports.append(_without_timing(result.report))
         models.append(load_checkpoint(result.checkpoint_path).model.state_dict())
