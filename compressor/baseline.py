@@ -10,6 +10,7 @@ from rich.console import Console
 
 from compressor.checkpoint import Checkpoint, ModelSpec, load_checkpoint, save_checkpoint
 from compressor.data import Dataset, dataset_slug, default_cache_dir
+from compressor.device import resolve_device
 from compressor.errors import CompressorError
 from compressor.models import build_model, input_size_for
 from compressor.train import TrainConfig, train
@@ -52,8 +53,9 @@ def baseline_path(request: BaselineRequest, dataset: Dataset, cache_dir: Path | 
     return (cache_dir or default_cache_dir()) / "baselines" / name
 
 
-def train_baseline(request: BaselineRequest, dataset: Dataset, *, show_progress: bool = True) -> Checkpoint:
-    """Train a fresh baseline on the train split (calib and test are held out)."""
+def train_baseline(request: BaselineRequest, dataset: Dataset, *, show_progress: bool = True,
+                   device: str | torch.device = "cpu") -> Checkpoint:
+    """Train a fresh baseline on the train split (calib and test are held out) on `device`; returned on the CPU."""
     size = input_size_for(request.arch, dataset.info.native_size, request.input_size)
     epochs = request.epochs if request.epochs is not None else default_epochs(dataset.info.name)
     if epochs < 1:
@@ -62,14 +64,17 @@ def train_baseline(request: BaselineRequest, dataset: Dataset, *, show_progress:
     model = build_model(request.arch, dataset.info.num_classes, dataset.info.channels,
                         pretrained=request.pretrained)
     config = TrainConfig(epochs=epochs, lr=request.lr, seed=request.seed)
+    model.to(resolve_device(device))
     stats = train(model, dataset.train, size, config, description=f"train {request.arch} on {dataset.info.name}",
                   show_progress=show_progress)
+    model.cpu()
     return Checkpoint(model_spec(request.arch, dataset, size), model,
                       history=[{"step": "train", "pretrained": request.pretrained, **stats}])
 
 
 def get_baseline(request: BaselineRequest, dataset: Dataset, *, cache_dir: Path | None = None,
-                 show_progress: bool = True, console: Console | None = None) -> tuple[Checkpoint, Path]:
+                 show_progress: bool = True, console: Console | None = None,
+                 device: str | torch.device = "cpu") -> tuple[Checkpoint, Path]:
     """The cached baseline for `request`, training and caching it first if there is none (or it is unreadable)."""
     path = baseline_path(request, dataset, cache_dir)
     console = console or Console(stderr=True)
@@ -80,7 +85,7 @@ def get_baseline(request: BaselineRequest, dataset: Dataset, *, cache_dir: Path 
             return checkpoint, path
         except CompressorError as exc:
             console.print(f"[yellow]cached baseline unusable, retraining: {exc}[/yellow]")
-    checkpoint = train_baseline(request, dataset, show_progress=show_progress)
+    checkpoint = train_baseline(request, dataset, show_progress=show_progress, device=device)
     save_checkpoint(checkpoint, path)
     console.print(f"[dim]cached baseline at {path}[/dim]")
     return checkpoint, path

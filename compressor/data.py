@@ -349,6 +349,11 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("COMPRESSOR_CACHE", Path.home() / ".cache" / "compressor")).expanduser()
 
 
+def list_datasets() -> list[str]:
+    """The dataset names `load_dataset` accepts (`imagefolder:PATH` stands for any folder)."""
+    return list(DATASET_NAMES)
+
+
 def load_dataset(name: str, *, data_dir: Path | None = None, cache_dir: Path | None = None,
                  download: bool = True) -> Dataset:
     """Load the dataset called `name` (see DATASET_NAMES) with its train, calib and test splits."""

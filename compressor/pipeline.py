@@ -64,6 +64,7 @@ class RunConfig:
     artifacts_dir: Path | None = None
     show_progress: bool = True
     command: str | None = None
+    device: str = "auto"  # where training, fine-tuning and calibration run (see compressor.device)
 
 
 @dataclass
