@@ -67,7 +67,7 @@ def bench_model(digits: Dataset, bench_cache: Path | None, tmp_path_factory: pyt
         checkpoint, _ = get_baseline(request, digits, cache_dir=bench_cache, show_progress=False)
         model = copy.deepcopy(checkpoint.model)
         if variant == "l1-0.5":
-            context = StrategyContext(dataset=digits, input_size=checkpoint.spec.input_size)
+            context = StrategyContext.for_dataset(digits, input_size=checkpoint.spec.input_size)
             build_strategy("l1", {"amount": 0.5}).apply(model, context)
         model.eval()
         trained_size = checkpoint.spec.input_size

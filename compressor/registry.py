@@ -15,28 +15,38 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 import torch
 from torch import nn
 
 from compressor.data import Dataset
 from compressor.errors import CompressorError
+from compressor.loaders import Split
+from compressor.progress import ProgressCallback, silent_progress
 
 ENTRY_POINT_GROUP = "compressor.strategies"
 
 
 @dataclass
 class StrategyContext:
-    """What a strategy may use besides the model: data (train/calib splits only), input size, seed, device, cache,
-    and whether it may show progress bars on long phases."""
+    """What a strategy may use besides the model: training and calibration batches (one Split interface whatever
+    their origin), input size, seed, device, a cache directory it may write to, and a progress callback."""
 
-    dataset: Dataset
+    train: Split
+    calib: Split
     input_size: int
+    data_key: str = "data"  # names the data in cache keys: a dataset's name, or a loader's fingerprint
     seed: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     cache_dir: Path | None = None
-    show_progress: bool = True
+    progress: ProgressCallback = silent_progress
+
+    @classmethod
+    def for_dataset(cls, dataset: Dataset, input_size: int, **kwargs: Any) -> StrategyContext:
+        """A context over a built-in dataset's train and calib splits."""
+        return cls(train=dataset.train, calib=dataset.calib, input_size=input_size, data_key=dataset.info.name,
+                   **kwargs)
 
 
 @dataclass
@@ -52,15 +62,31 @@ class StrategyOutput:
     deploy: dict[str, Any] | None = None
 
 
+@runtime_checkable
 class Strategy(Protocol):
-    """The contract every registered strategy class fulfils.
+    """The contract every registered strategy class fulfils (a dataclass whose fields are its parameters).
 
-    A strategy may also define `check(self, model) -> None`: raise CompressorError when it cannot act on this
-    architecture (e.g. no removable blocks). `compressor run` calls it before training or loading anything heavy,
-    with an untrained model of the same architecture; it must not modify the model.
+    Optional hooks, looked up with `getattr` and declared here so plugin authors see them:
+    - `check(model) -> None`: raise CompressorError when the strategy cannot act on this architecture (e.g. no
+      removable blocks). Called before anything heavy, with an untrained model of the same architecture; it must
+      not modify the model.
+    - `acts_on_export: bool` (class attribute, default False): the strategy acts when the model is exported (int8
+      quantization), returns its plan in `StrategyOutput.deploy`, and must be the last step of a pipeline.
     """
 
     def apply(self, model: nn.Module, context: StrategyContext) -> StrategyOutput: ...
+
+
+def strategy_check(strategy: Any, model: nn.Module) -> None:
+    """Run the strategy's optional `check(model)` hook, if it has one."""
+    check = getattr(strategy, "check", None)
+    if check is not None:
+        check(model)
+
+
+def acts_on_export(strategy: Any) -> bool:
+    """Whether the strategy acts at export time (its optional `acts_on_export` flag)."""
+    return bool(getattr(strategy, "acts_on_export", False))
 
 
 @dataclass(frozen=True)
@@ -126,7 +152,11 @@ def register_strategy(name: str) -> Callable[[T], T]:
     """Class decorator registering a strategy dataclass under `name`."""
 
     def decorator(cls: T) -> T:
-        _REGISTRY[name] = _info(name, cls, getattr(cls, "__module__", "?"))
+        source = getattr(cls, "__module__", "?")
+        if name in _REGISTRY and _REGISTRY[name].cls is not cls:
+            raise CompressorError(f"strategy name {name!r} is already registered by {_REGISTRY[name].source}; "
+                                  f"pick another name for {source}.{cls.__name__}")
+        _REGISTRY[name] = _info(name, cls, source)
         return cls
 
     return decorator

@@ -31,6 +31,7 @@ def run_cell(method: str, amount: float, args: argparse.Namespace) -> dict:
     from compressor.baseline import BaselineRequest, get_baseline
     from compressor.data import load_dataset
     from compressor.measure.accuracy import evaluate, torch_forward
+    from compressor.progress import RichProgress, silent_progress
     from compressor.registry import StrategyContext, build_strategy
     from compressor.strategies.sensitivity import calib_scores
     from compressor.train import recalibrate_batchnorm
@@ -40,7 +41,7 @@ def run_cell(method: str, amount: float, args: argparse.Namespace) -> dict:
     baseline, source = get_baseline(BaselineRequest(arch=args.arch, seed=args.seed), dataset)
     model = copy.deepcopy(baseline.model).eval()
     size = baseline.spec.input_size
-    context = StrategyContext(dataset=dataset, input_size=size, seed=args.seed, show_progress=not args.quiet)
+    context = StrategyContext.for_dataset(dataset, input_size=size, seed=args.seed, progress=silent_progress if args.quiet else RichProgress())
     calib = list(dataset.calib.batches(size, 250))[:4]
     before = calib_scores(model, context, calib)
     start = time.perf_counter()

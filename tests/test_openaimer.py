@@ -40,7 +40,7 @@ with torch.no_grad():
 def block_removed(digits: Dataset) -> Checkpoint:
     torch.manual_seed(0)
     model = build_model("resnet18", 10, 1)
-    context = StrategyContext(dataset=digits, input_size=32, show_progress=False)
+    context = StrategyContext.for_dataset(digits, input_size=32)
     build_strategy("blocks", {"blocks": "layer4,layer3.1"}).apply(model, context)
     info = digits.info
     spec = ModelSpec("resnet18", 10, 1, 32, "digits", info.classes, info.mean, info.std)
@@ -88,7 +88,7 @@ def _imagefolder(digits: Dataset, root: Path, per_class: int = 3) -> Path:
 def test_score_follows_the_protocol(block_removed, digits: Dataset, tmp_path: Path, capsys):
     export_submission(block_removed, tmp_path / "sub")
     folder = _imagefolder(digits, tmp_path / "images")
-    result = score_submission(tmp_path / "sub", folder, show_progress=False)
+    result = score_submission(tmp_path / "sub", folder)
     size = (tmp_path / "sub" / "model.pt").stat().st_size / 2**20
     assert result["images"] == 30 and result["latency_runs"] == 30 and result["model_size"] == pytest.approx(size)
     expected = 0.3 * 44.7 / size + 0.3 * 30.0 / result["latency"] + 0.4 * result["accuracy"] / 40.0
@@ -112,7 +112,7 @@ def test_scoring_a_checkpoint_exports_it_first(block_removed, digits: Dataset, t
               str(tmp_path / "score.json")])
     assert exit_info.value.code == 0
     from_checkpoint = json.loads((tmp_path / "score.json").read_text())
-    from_directory = score_submission(tmp_path / "sub", folder, show_progress=False)
+    from_directory = score_submission(tmp_path / "sub", folder)
     assert from_checkpoint["checkpoint"] == str(tmp_path / "model.ckpt")
     assert from_checkpoint["accuracy"] == from_directory["accuracy"]
     assert from_checkpoint["model_size"] == from_directory["model_size"]

@@ -64,7 +64,7 @@ from compressor.data import load_dataset
 from compressor.measure.complexity import weight_sparsity
 from compressor.models import build_model
 model = build_model("resnet18", 10, 1)
-context = StrategyContext(dataset=load_dataset("digits"), input_size=32, seed=0)
+context = StrategyContext.for_dataset(load_dataset("digits"), input_size=32, seed=0)
 build_strategy("random", {"amount": "0.3"}).apply(model, context)
 print(round(weight_sparsity(model)["sparsity"], 2))
 """

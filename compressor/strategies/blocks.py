@@ -217,7 +217,7 @@ class BlockRemoval:
         cached = _read_costs(cache, units)
         if cached is not None:
             return cached, True
-        batches = list(context.dataset.calib.batches(context.input_size, 256))
+        batches = list(context.calib.batches(context.input_size, 256))
         base, _ = calib_scores(model, context, batches)
         costs = {}
         for unit in units:
@@ -233,7 +233,7 @@ def _costs_cache(model: nn.Module, context: StrategyContext) -> Path | None:
     """Where the block costs of this model (all weights and buffers) on this calibration split are cached."""
     if context.cache_dir is None:
         return None
-    facts = [COSTS_VERSION, context.dataset.info.name, context.input_size, len(context.dataset.calib)]
+    facts = [COSTS_VERSION, context.data_key, context.input_size, len(context.calib)]
     return context.cache_dir / "blocks" / f"{model_fingerprint(model, facts)}.json"
 
 

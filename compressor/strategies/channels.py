@@ -88,7 +88,7 @@ class ChannelPruning:
         model.zero_grad(set_to_none=True)
         loss_fn = nn.CrossEntropyLoss()
         device = next(model.parameters()).device
-        for i, (x, y) in enumerate(context.dataset.calib.batches(context.input_size, 64, shuffle=True,
+        for i, (x, y) in enumerate(context.calib.batches(context.input_size, 64, shuffle=True,
                                                                  seed=context.seed)):
             if i >= self.calib_batches:
                 break

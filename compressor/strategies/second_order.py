@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from rich.progress import Progress
 from torch import nn
 
 from compressor.curvature.fisher import FisherVectorProduct, sample_gradients
@@ -86,8 +85,7 @@ class SecondOrderBase:
             raise CompressorError(f"{self.name}.damping must be a positive number; got {self.damping!r}")
 
     def builder(self, model: nn.Module, layers: dict[str, nn.Module], context: StrategyContext,
-                gradients: Gradients, progress: Progress) -> Callable[[dict[str, torch.Tensor]],
-                                                                      dict[str, LayerInverse]]:
+                gradients: Gradients) -> Callable[[dict[str, torch.Tensor]], dict[str, LayerInverse]]:
         """A function from keep-masks to each layer's inverse Fisher (implemented by each strategy)."""
         raise NotImplementedError
 
@@ -102,7 +100,7 @@ class SecondOrderBase:
         if not layers:
             raise CompressorError(f"{self.name} found no conv/linear layers to prune in {type(model).__name__}")
         model.eval()
-        calib = list(itertools.islice(context.dataset.calib.batches(context.input_size, 250),
+        calib = list(itertools.islice(context.calib.batches(context.input_size, 250),
                                       -(-self.calib_samples // 250)))
 
         def loss() -> float:
@@ -110,29 +108,27 @@ class SecondOrderBase:
 
         rounds = itertools.count()
 
-        with Progress(disable=not context.show_progress, transient=True) as progress:
-            def gradients(keep: dict[str, torch.Tensor], what: str) -> Iterator[dict[str, torch.Tensor]]:
-                seed = context.seed + 1000 * next(rounds)
-                batches = itertools.islice(context.dataset.train.batches(context.input_size, self.grad_batch,
-                                                                         shuffle=True, seed=seed), self.gradients)
-                task = progress.add_task(f"{self.name}: gradients for {what}", total=self.gradients)
+        def gradients(keep: dict[str, torch.Tensor], what: str) -> Iterator[dict[str, torch.Tensor]]:
+            seed = context.seed + 1000 * next(rounds)
+            batches = itertools.islice(context.train.batches(context.input_size, self.grad_batch,
+                                                             shuffle=True, seed=seed), self.gradients)
+            with context.progress(f"{self.name}: gradients for {what}", self.gradients) as advance:
                 for grads in sample_gradients(model, layers, batches, keep):
-                    progress.advance(task)
+                    advance()
                     yield grads
-                progress.remove_task(task)
 
-            build = self.builder(model, layers, context, gradients, progress)
-            start_accuracy, start_loss = calib_scores(model, context, calib)
-            if self.nm is not None:
-                keep, step, skipped = prune_nm(layers, *self.nm, build, loss=loss)
-                steps = [step]
-            else:
-                skipped = []
-                keep, steps = prune_unstructured(layers, self.amount, build, self.recomputations, loss=loss)
+        build = self.builder(model, layers, context, gradients)
+        start_accuracy, start_loss = calib_scores(model, context, calib)
+        if self.nm is not None:
+            keep, step, skipped = prune_nm(layers, *self.nm, build, loss=loss)
+            steps = [step]
+        else:
+            skipped = []
+            keep, steps = prune_unstructured(layers, self.amount, build, self.recomputations, loss=loss)
         pruned_accuracy, pruned_loss = calib_scores(model, context, calib)
         record: dict[str, Any] = sparsity_record(keep)
         if self.bn_recalibrate:
-            record["bn_images"] = recalibrate_batchnorm(model, context.dataset.train, context.input_size,
+            record["bn_images"] = recalibrate_batchnorm(model, context.train, context.input_size,
                                                         seed=context.seed)
         final_accuracy, final_loss = calib_scores(model, context, calib)
         record.update({
@@ -171,7 +167,7 @@ class OptimalBrainDamage(SecondOrderBase):
 
     name = "obd"
 
-    def builder(self, model, layers, context, gradients, progress):  # type: ignore[no-untyped-def]
+    def builder(self, model, layers, context, gradients):  # type: ignore[no-untyped-def]
         def build(keep: dict[str, torch.Tensor]) -> dict[str, LayerInverse]:
             diag = _fisher_diagonal(gradients(keep, "the diagonal Fisher"), self.grad_batch / self.gradients)
             return {name: DiagonalInverse(d, self.damping) for name, d in diag.items()}
@@ -193,7 +189,7 @@ class WoodFisher(SecondOrderBase):
         _require_ints(self.name, self, ("block_size", "chunk"))
         _require_group_multiple(self.name, "block_size", self.block_size, self.nm, self.pattern)
 
-    def builder(self, model, layers, context, gradients, progress):  # type: ignore[no-untyped-def]
+    def builder(self, model, layers, context, gradients):  # type: ignore[no-untyped-def]
         def build(keep: dict[str, torch.Tensor]) -> dict[str, LayerInverse]:
             inverses = {name: BlockWoodburyInverse(tuple(k.shape), self.block_size, self.damping)
                         for name, k in keep.items()}
@@ -240,13 +236,13 @@ class FishLeg(SecondOrderBase):
         _require_group_multiple(self.name, "block", self.block, self.nm, self.pattern)
         self._aux: list[dict[str, Any]] = []
 
-    def builder(self, model, layers, context, gradients, progress):  # type: ignore[no-untyped-def]
+    def builder(self, model, layers, context, gradients):  # type: ignore[no-untyped-def]
         fvp = FisherVectorProduct(model, layers)
         state: dict[str, FishLegInverse] = {}
 
         def images() -> Iterator[torch.Tensor]:
             for epoch in itertools.count():
-                for x, _ in context.dataset.train.batches(context.input_size, self.fisher_batch, shuffle=True,
+                for x, _ in context.train.batches(context.input_size, self.fisher_batch, shuffle=True,
                                                           seed=context.seed + 7919 * (epoch + 1)):
                     yield x
 
@@ -261,11 +257,11 @@ class FishLeg(SecondOrderBase):
                 diag = _fisher_diagonal(gradients(keep, "the initial diagonal"), self.grad_batch / self.gradients)
                 state["q"] = FishLegInverse(diag, self.damping, self.block)
             steps = self.aux_steps if first else self.refine_steps
-            task = progress.add_task(f"fishleg: auxiliary loss ({'fit' if first else 'refit'})", total=steps)
             saved = state["q"].snapshot()
-            values = fit(state["q"], product, steps, lr=self.aux_lr, factor_lr=self.factor_lr, probes=self.probes,
-                         masks=keep, seed=context.seed + len(self._aux), on_step=lambda *_: progress.advance(task))
-            progress.remove_task(task)
+            with context.progress(f"fishleg: auxiliary loss ({'fit' if first else 'refit'})", steps) as advance:
+                values = fit(state["q"], product, steps, lr=self.aux_lr, factor_lr=self.factor_lr,
+                             probes=self.probes, masks=keep, seed=context.seed + len(self._aux),
+                             on_step=lambda *_: advance())
             tenth = max(1, len(values) // 10)
             first = sum(values[:tenth]) / tenth if values else None
             last = sum(values[-tenth:]) / tenth if values else None

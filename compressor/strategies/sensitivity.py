@@ -101,8 +101,8 @@ def _read_cache(path: Path | None, names: list[str]) -> dict[str, Any] | None:
 def _scan_key(model: nn.Module, layers: list[str], ratios: tuple[float, ...], calib_samples: int,
               context: StrategyContext) -> str:
     """The scan's cache key: every weight and buffer (BatchNorm statistics change the scan too) and its settings."""
-    facts = [SCAN_VERSION, layers, list(ratios), calib_samples, context.dataset.info.name, context.input_size,
-             len(context.dataset.calib)]
+    facts = [SCAN_VERSION, layers, list(ratios), calib_samples, context.data_key, context.input_size,
+             len(context.calib)]
     return model_fingerprint(model, facts)
 
 
@@ -142,7 +142,7 @@ class LayerSensitive:
         layers = prunable_layers(model, include_first_conv=self.include_first_conv,
                                  include_classifier=self.include_classifier)
         batches = []
-        for x, y in context.dataset.calib.batches(context.input_size, 256):
+        for x, y in context.calib.batches(context.input_size, 256):
             batches.append((x, y))
             if sum(len(b[1]) for b in batches) >= self.calib_samples:
                 break

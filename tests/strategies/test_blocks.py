@@ -19,7 +19,7 @@ from compressor.registry import StrategyContext, build_strategy
 def _apply(arch: str, digits: Dataset, tmp_path: Path, **params) -> tuple[nn.Module, dict, set[str]]:
     torch.manual_seed(0)
     model = build_model(arch, 10, 1).eval()
-    record = build_strategy("blocks", params).apply(model, StrategyContext(dataset=digits, input_size=32)).record
+    record = build_strategy("blocks", params).apply(model, StrategyContext.for_dataset(digits, input_size=32)).record
     x = torch.randn(3, 1, 32, 32)
     with torch.no_grad():
         out = model(x)
@@ -66,7 +66,7 @@ def test_measured_costs_are_cached_per_model_and_reused(digits: Dataset, tmp_pat
 
     torch.manual_seed(0)
     model = build_model("resnet18", 10, 1).eval()
-    context = StrategyContext(dataset=digits, input_size=32, cache_dir=tmp_path)
+    context = StrategyContext.for_dataset(digits, input_size=32, cache_dir=tmp_path)
     strategy = build_strategy("blocks", {"amount": 0.25})
     first = strategy.apply(copy.deepcopy(model), context).record
     monkeypatch.setattr(blocks, "calib_scores", lambda *_: pytest.fail("cached costs were measured again"))
@@ -92,8 +92,8 @@ def test_measured_costs_are_cached_per_model_and_reused(digits: Dataset, tmp_pat
 ])
 def test_blocks_that_do_not_fit_the_model_are_refused(digits: Dataset, arch: str, params: dict, message: str) -> None:
     with pytest.raises(CompressorError, match=message):
-        build_strategy("blocks", params).apply(build_model(arch, 10, 1), StrategyContext(dataset=digits,
-                                                                                          input_size=32))
+        build_strategy("blocks", params).apply(build_model(arch, 10, 1), StrategyContext.for_dataset(digits,
+                                                                                                      input_size=32))
 
 
 def test_blocks_without_names_preset_or_amount_is_refused() -> None:

@@ -26,7 +26,7 @@ def _prune_and_check(arch: str, digits: Dataset, tmp_path: Path, **params) -> di
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.weight.uniform_(0.5, 1.5)
     macs, n_params = dense_macs(model, 1, 32), parameter_counts(model)["params_total"]
-    context = StrategyContext(dataset=digits, input_size=32)
+    context = StrategyContext.for_dataset(digits, input_size=32)
     record = build_strategy("channels", {"amount": 0.5, **params}).apply(model, context).record
     assert dense_macs(model, 1, 32) < 0.5 * macs and parameter_counts(model)["params_total"] < 0.5 * n_params
     x, _ = next(digits.test.batches(32, 8))
@@ -64,7 +64,7 @@ def test_a_prune_that_removes_nothing_is_an_error(digits: Dataset) -> None:
     model = build_model("resnet18", 10, 1)
     with pytest.raises(CompressorError, match="channels removed nothing at amount 0.5: every bn-scale score ties"):
         build_strategy("channels", {"amount": 0.5, "importance": "bn-scale", "scope": "global"}).apply(
-            model, StrategyContext(dataset=digits, input_size=32))
+            model, StrategyContext.for_dataset(digits, input_size=32))
 
 
 def test_bad_importance_is_refused() -> None:

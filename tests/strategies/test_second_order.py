@@ -36,7 +36,7 @@ def trained(digits: Dataset) -> nn.Module:
 
 def _apply(name: str, model: nn.Module, digits: Dataset, **params: str) -> dict:
     strategy = build_strategy(name, {**COMMON, **FAST[name], **params})
-    return strategy.apply(model, StrategyContext(dataset=digits, input_size=8, show_progress=False)).record
+    return strategy.apply(model, StrategyContext.for_dataset(digits, input_size=8)).record
 
 
 @pytest.mark.parametrize("name", ["obd", "woodfisher", "fishleg"])
@@ -77,7 +77,7 @@ def test_second_order_keeps_more_accuracy_than_magnitude_at_high_sparsity(traine
             return float(nn.functional.cross_entropy(model(x), y))
 
     magnitude = copy.deepcopy(trained)
-    build_strategy("l1", {"amount": "0.8"}).apply(magnitude, StrategyContext(dataset=digits, input_size=8))
+    build_strategy("l1", {"amount": "0.8"}).apply(magnitude, StrategyContext.for_dataset(digits, input_size=8))
     woodfisher = copy.deepcopy(trained)
     _apply("woodfisher", woodfisher, digits, amount="0.8", bn_recalibrate="false", gradients="32")
     assert calib_loss(woodfisher) < calib_loss(magnitude)

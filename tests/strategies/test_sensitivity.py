@@ -42,7 +42,7 @@ def two_paths(digits: Dataset) -> TwoPaths:
 
 
 def _context(digits: Dataset, cache: Path | None = None) -> StrategyContext:
-    return StrategyContext(dataset=digits, input_size=8, cache_dir=cache)
+    return StrategyContext.for_dataset(digits, input_size=8, cache_dir=cache)
 
 
 @pytest.mark.parametrize("amount", [0.3, 0.5, 0.8])
