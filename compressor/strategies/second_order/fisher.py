@@ -83,10 +83,11 @@ class FisherVectorProduct:
         self.fixed.update({k: v for k, v in model.named_buffers()})
 
     def __call__(self, x: torch.Tensor, vectors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """F v for `vectors` given as weight matrices, estimated on the inputs `x`."""
+        """F v for `vectors` given as weight matrices, estimated on the inputs `x` (moved to the weights' device)."""
         self.model.eval()
         primals = {name: self.fixed[key] for name, key in self.keys.items()}
-        tangents = {name: matrix_to_weight(vectors[name], self.shapes[name]).to(primals[name].dtype)
+        x = x.to(next(iter(primals.values())).device)
+        tangents = {name: matrix_to_weight(vectors[name], self.shapes[name]).to(primals[name])
                     for name in self.keys}
 
         def forward(weights: dict[str, torch.Tensor]) -> torch.Tensor:

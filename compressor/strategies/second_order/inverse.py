@@ -39,7 +39,7 @@ class DenseInverse:
     @classmethod
     def from_fisher(cls, fisher: torch.Tensor, shape: tuple[int, int], damping: float = 0.0) -> DenseInverse:
         """Invert a dense Fisher (plus damping γI)."""
-        eye = torch.eye(fisher.shape[0], dtype=fisher.dtype)
+        eye = torch.eye(fisher.shape[0], dtype=fisher.dtype, device=fisher.device)
         return cls(torch.linalg.inv(fisher + damping * eye), shape)
 
     def diag(self) -> torch.Tensor:
@@ -79,14 +79,14 @@ class BlockWoodburyInverse:
     """
 
     def __init__(self, shape: tuple[int, int], block_size: int, damping: float,
-                 dtype: torch.dtype = torch.float32) -> None:
+                 dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> None:
         if block_size < 1 or damping <= 0:
             raise ValueError(f"block_size must be ≥ 1 and damping > 0; got {block_size}, {damping}")
         self.shape = shape
         self.numel = shape[0] * shape[1]
         self.block = min(block_size, self.numel)
         self.blocks = -(-self.numel // self.block)
-        eye = torch.eye(self.block, dtype=dtype)
+        eye = torch.eye(self.block, dtype=dtype, device=device)
         self.inverse = eye.repeat(self.blocks, 1, 1) / damping
 
     def _blocked(self, v: torch.Tensor) -> torch.Tensor:
@@ -118,4 +118,4 @@ class BlockWoodburyInverse:
         block, offset = flat // self.block, flat % self.block
         same = block[:, :, None] == block[:, None, :]
         entries = self.inverse[block[:, :, None], offset[:, :, None], offset[:, None, :]]
-        return torch.where(same, entries, torch.zeros((), dtype=entries.dtype))
+        return torch.where(same, entries, torch.zeros((), dtype=entries.dtype, device=entries.device))

@@ -100,3 +100,22 @@ def test_all_three_are_registered_with_their_parameters() -> None:
     assert {p.name for p in get_strategy("fishleg").params} >= {"damping", "gradients", "aux_steps", "pattern",
                                                                "recomputations", "block"}
     assert "block_size" in {p.name for p in get_strategy("woodfisher").params}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("name", ["obd", "woodfisher", "fishleg"])
+@pytest.mark.parametrize("pattern", ["", "2:4"])
+def test_runs_on_cuda_with_exact_sparsity(name: str, pattern: str, trained: nn.Module, digits: Dataset) -> None:
+    device = torch.device("cuda")
+    model = copy.deepcopy(trained).to(device)
+    params = {"amount": "0.6"} if not pattern else {"pattern": pattern}
+    strategy = build_strategy(name, {**COMMON, **FAST[name], **params, "include_classifier": "true"})
+    context = StrategyContext.for_dataset(digits, input_size=8, device=device)
+    record = strategy.apply(model, context).record
+    layers = prunable_layers(model, include_classifier=True)
+    assert all(layer.weight.device.type == "cuda" for layer in layers.values())
+    zeros = sum(int((layer.weight == 0).sum()) for layer in layers.values())
+    total = sum(layer.weight.numel() for layer in layers.values())
+    expected = round(0.6 * total) if not pattern else total // 2
+    assert zeros == expected == record["zeroed"]
+    assert record["predicted_loss_increase"] > 0 and record["measured_loss_increase"] is not None

@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from compressor.curvature.inverse import DenseInverse
-from compressor.curvature.obs import global_keep, nm_choice, obs_update, prune_unstructured, saliency
+from compressor.strategies.second_order.inverse import DenseInverse
+from compressor.strategies.second_order.obs import global_keep, nm_choice, obs_update, prune_unstructured, saliency
 from compressor.strategies.selection import nm_masks
 
 

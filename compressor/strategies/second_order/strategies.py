@@ -17,10 +17,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from compressor.curvature.fisher import FisherVectorProduct, sample_gradients
-from compressor.curvature.fishleg import FishLegInverse, fit
-from compressor.curvature.inverse import BlockWoodburyInverse, DiagonalInverse, LayerInverse
-from compressor.curvature.obs import PruneStep, prune_nm, prune_unstructured
 from compressor.errors import CompressorError
 from compressor.registry import (
     StrategyContext,
@@ -30,6 +26,10 @@ from compressor.registry import (
     param,
     register_strategy,
 )
+from compressor.strategies.second_order.fisher import FisherVectorProduct, sample_gradients
+from compressor.strategies.second_order.fishleg import FishLegInverse, fit
+from compressor.strategies.second_order.inverse import BlockWoodburyInverse, DiagonalInverse, LayerInverse
+from compressor.strategies.second_order.obs import PruneStep, prune_nm, prune_unstructured
 from compressor.strategies.selection import prunable_layers, sparsity_record
 from compressor.strategies.sensitivity import calib_scores
 from compressor.train import recalibrate_batchnorm
@@ -191,7 +191,7 @@ class WoodFisher(SecondOrderBase):
 
     def builder(self, model, layers, context, gradients):  # type: ignore[no-untyped-def]
         def build(keep: dict[str, torch.Tensor]) -> dict[str, LayerInverse]:
-            inverses = {name: BlockWoodburyInverse(tuple(k.shape), self.block_size, self.damping)
+            inverses = {name: BlockWoodburyInverse(tuple(k.shape), self.block_size, self.damping, device=k.device)
                         for name, k in keep.items()}
             scale = self.grad_batch / self.gradients
             buffer: list[dict[str, torch.Tensor]] = []

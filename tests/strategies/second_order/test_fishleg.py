@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from compressor.curvature.fisher import FisherVectorProduct, softmax_output_hessian
-from compressor.curvature.fishleg import FishLegInverse, KroneckerQ, aux_loss_optimum, fit
-from compressor.curvature.inverse import DenseInverse
-from compressor.curvature.obs import global_keep, saliency
+from compressor.strategies.second_order.fisher import FisherVectorProduct, softmax_output_hessian
+from compressor.strategies.second_order.fishleg import FishLegInverse, KroneckerQ, aux_loss_optimum, fit
+from compressor.strategies.second_order.inverse import DenseInverse
+from compressor.strategies.second_order.obs import global_keep, saliency
 
 from .test_obs import Quadratic
 

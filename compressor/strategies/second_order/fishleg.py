@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 
-def _block_eye(size: int, block: int) -> torch.Tensor:
+def _block_eye(size: int, block: int, device: torch.device) -> torch.Tensor:
     count = -(-size // block)
-    return torch.eye(block).repeat(count, 1, 1)
+    return torch.eye(block, device=device).repeat(count, 1, 1)
 
 
 class KroneckerQ(nn.Module):
@@ -29,8 +29,8 @@ class KroneckerQ(nn.Module):
         out_dim, in_dim = shape
         self.row_block, self.col_block = min(block, out_dim), min(block, in_dim)
         self.log_a = nn.Parameter(0.5 * init_diag.detach().float().log().reshape(shape).clone())
-        self.r = nn.Parameter(_block_eye(out_dim, self.row_block))
-        self.l = nn.Parameter(_block_eye(in_dim, self.col_block))
+        self.r = nn.Parameter(_block_eye(out_dim, self.row_block, init_diag.device))
+        self.l = nn.Parameter(_block_eye(in_dim, self.col_block, init_diag.device))
 
     def _rows(self, x: torch.Tensor) -> torch.Tensor:
         """RᵀR applied on the left of x (..., out, in)."""
@@ -75,7 +75,7 @@ class KroneckerQ(nn.Module):
             ll = torch.einsum("bjk,bjc->bkc", self.l, self.l)
             entries = ll[block[:, :, None], offset[:, :, None], offset[:, None, :]]
             same = block[:, :, None] == block[:, None, :]
-            entries = torch.where(same, entries, torch.zeros((), dtype=entries.dtype))
+            entries = torch.where(same, entries, torch.zeros((), dtype=entries.dtype, device=entries.device))
             return a[:, :, None] * a[:, None, :] * rr[:, None, None] * entries
 
 
@@ -112,14 +112,15 @@ class FishLegInverse:
         for _ in range(probes):
             u, v = {}, {}
             for name, q in self.layers.items():
-                u[name] = torch.randn(q.shape, generator=generator)
+                # drawn on the generator's device (CPU), then moved: the same probes on every device
+                u[name] = torch.randn(q.shape, generator=generator).to(q.log_a.device)
                 if masks is not None and name in masks:
                     u[name] = u[name] * masks[name]
                 v[name] = q(u[name])
                 if masks is not None and name in masks:
                     v[name] = v[name] * masks[name]
             fv = fisher_product({name: t.detach() for name, t in v.items()})
-            surrogate = torch.zeros(())
+            surrogate = torch.zeros((), device=next(iter(v.values())).device)
             value = 0.0
             for name in self.layers:
                 damped = fv[name].detach() + self.damping * v[name].detach()

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from compressor.curvature.fisher import matrix_to_weight, weight_matrix
-from compressor.curvature.inverse import LayerInverse
+from compressor.strategies.second_order.fisher import matrix_to_weight, weight_matrix
+from compressor.strategies.second_order.inverse import LayerInverse
 
 EPS = 1e-12
 
@@ -48,13 +48,14 @@ def global_keep(scores: dict[str, torch.Tensor], keep: dict[str, torch.Tensor], 
     return out
 
 
-def nm_groups(shape: tuple[int, int], m: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+def nm_groups(shape: tuple[int, int], m: int, device: torch.device | str | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Rows (G,) and columns (G, m) of the groups of m consecutive inputs of an (out, in) matrix; None if in % m."""
     out_dim, in_dim = shape
     if in_dim % m:
         return None
-    rows = torch.arange(out_dim).repeat_interleave(in_dim // m)
-    cols = torch.arange(in_dim).reshape(-1, m).repeat(out_dim, 1)
+    rows = torch.arange(out_dim, device=device).repeat_interleave(in_dim // m)
+    cols = torch.arange(in_dim, device=device).reshape(-1, m).repeat(out_dim, 1)
     return rows, cols
 
 
@@ -64,27 +65,30 @@ def nm_choice(weight: torch.Tensor, inverse: LayerInverse, n: int, m: int
 
     Returns the keep-mask, the group saliencies summed per group (G,) and the update δw; None if in % m.
     """
-    groups = nm_groups(tuple(weight.shape), m)
+    device = weight.device
+    groups = nm_groups(tuple(weight.shape), m, device)
     if groups is None:
         return None
     rows, cols = groups
     block = inverse.group_blocks(rows, cols).double()  # (G, m, m)
     w = weight.double()[rows[:, None], cols]  # (G, m)
-    subsets = torch.tensor(list(itertools.combinations(range(m), m - n)))  # (C, s)
+    subsets = torch.tensor(list(itertools.combinations(range(m), m - n)), device=device)  # (C, s)
     sub_block = block[:, subsets[:, :, None], subsets[:, None, :]]  # (G, C, s, s)
     sub_w = w[:, subsets]  # (G, C, s)
-    solved = torch.linalg.solve(sub_block + EPS * torch.eye(m - n, dtype=torch.float64), sub_w[..., None])[..., 0]
+    eye = torch.eye(m - n, dtype=torch.float64, device=device)
+    solved = torch.linalg.solve(sub_block + EPS * eye, sub_w[..., None])[..., 0]
     costs = 0.5 * (sub_w * solved).sum(-1)  # (G, C)
     best = costs.argmin(dim=1)
     chosen = subsets[best]  # (G, s)
     z = torch.zeros_like(w)
-    z.scatter_(1, chosen, solved[torch.arange(len(best)), best])
+    picked = torch.arange(len(best), device=device)
+    z.scatter_(1, chosen, solved[picked, best])
     z_matrix = torch.zeros_like(weight, dtype=torch.float64)
     z_matrix[rows[:, None], cols] = z
     keep = torch.ones_like(weight, dtype=torch.bool)
     keep[rows[:, None], cols.gather(1, chosen)] = False
     update = -inverse.mul(z_matrix.to(weight.dtype))
-    return keep, costs[torch.arange(len(best)), best], update
+    return keep, costs[picked, best], update
 
 
 @dataclass

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from compressor.curvature.fisher import matrix_to_weight, weight_matrix
-from compressor.curvature.inverse import BlockWoodburyInverse, DiagonalInverse
+from compressor.strategies.second_order.fisher import matrix_to_weight, weight_matrix
+from compressor.strategies.second_order.inverse import BlockWoodburyInverse, DiagonalInverse
 
 
 @pytest.mark.parametrize("chunk", [1, 5, 40])
