@@ -9,16 +9,18 @@ dotted path, with the new module described by its type (from a fixed list of tor
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from compressor.data import Dataset, load_dataset
 from compressor.errors import CompressorError
 from compressor.fileio import load_torch_file, save_torch_atomic
-from compressor.models import build_model, get_arch, set_submodule
+from compressor.loaders import RepeatChannels
+from compressor.models import build_model, get_arch, model_channels, set_submodule
 
 FORMAT = "compressor.checkpoint"
 VERSION = 1
@@ -109,9 +111,16 @@ def _config(module: nn.Module) -> dict[str, Any] | None:
     return None
 
 
+def _own_shapes(module: nn.Module) -> dict[str, tuple[int, ...]]:
+    """Shapes of the parameters and buffers a module holds itself (not its children's)."""
+    tensors = [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]
+    return {name: tuple(t.shape) for name, t in tensors if t is not None}
+
+
 def structure_edits(base: nn.Module, model: nn.Module, path: str = "") -> list[dict[str, Any]]:
     """The replace/delete/add edits that turn the module tree of `base` into that of `model`."""
-    if type(base) is not type(model) or _config(base) != _config(model):
+    if type(base) is not type(model) or _config(base) != _config(model) or \
+            (_config(model) is None and _own_shapes(base) != _own_shapes(model)):
         return [{"op": "replace", "path": path, "module": module_spec(model, path)}]
     edits: list[dict[str, Any]] = []
     base_children, children = dict(base.named_children()), dict(model.named_children())
@@ -167,8 +176,8 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> Path:
     return save_torch_atomic(payload, path)
 
 
-def _read(path: Path) -> dict[str, Any]:
-    payload = load_torch_file(path, "checkpoint")
+def _read(path: Path, payload: Any = None) -> dict[str, Any]:
+    payload = load_torch_file(path, "checkpoint") if payload is None else payload
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CompressorError(f"{path} is not a compressor checkpoint (expected format {FORMAT!r}); "
                               "create one with `compressor train` or `compressor run`")
@@ -178,10 +187,10 @@ def _read(path: Path) -> dict[str, Any]:
     return payload
 
 
-def load_checkpoint(path: str | Path) -> Checkpoint:
+def load_checkpoint(path: str | Path, payload: Any = None) -> Checkpoint:
     """Load and rebuild a checkpoint written by `save_checkpoint`, never executing code from the file."""
     path = Path(path)
-    payload = _read(path)
+    payload = _read(path, payload)
     try:
         raw = payload["spec"]
         spec = ModelSpec(arch=str(raw["arch"]), num_classes=int(raw["num_classes"]),
@@ -207,10 +216,86 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(spec=spec, model=model, history=list(payload.get("history", [])))
 
 
+STATE_DICT_WRAPPERS = ("state_dict", "model_state_dict", "model")
+
+
+def _tensor_dict(value: Any) -> dict[str, torch.Tensor] | None:
+    if isinstance(value, dict) and value and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                 for k, v in value.items()):
+        return dict(value)
+    return None
+
+
+def read_model_file(path: str | Path) -> Checkpoint | dict[str, torch.Tensor]:
+    """A compressor checkpoint, or a plain state_dict (.pt/.pth torch file or .safetensors), read weights-only."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        if not path.is_file():
+            raise CompressorError(f"state_dict {path} does not exist")
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CompressorError(f"cannot read safetensors file {path}: {exc}") from exc
+    payload = load_torch_file(path, "model file")
+    if isinstance(payload, dict) and payload.get("format") == FORMAT:
+        return load_checkpoint(path, payload)
+    state = _tensor_dict(payload)
+    for key in STATE_DICT_WRAPPERS:
+        if state is None and isinstance(payload, dict):
+            state = _tensor_dict(payload.get(key))
+    if state is None:
+        raise CompressorError(f"{path} is neither a compressor checkpoint nor a state_dict (a mapping of names to "
+                              f"tensors, possibly under one of {', '.join(STATE_DICT_WRAPPERS)})")
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def _first(names: list[str], limit: int = 3) -> str:
+    return ", ".join(names[:limit]) + (f" (+{len(names) - limit} more)" if len(names) > limit else "")
+
+
+def load_state_dict_into(model: nn.Module, state: dict[str, torch.Tensor], path: str | Path, arch: str) -> None:
+    """Load a plain state_dict strictly; a mismatch is one line naming the first offending keys."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [f"{k} ({'x'.join(map(str, state[k].shape))} in the file, "
+              f"{'x'.join(map(str, expected[k].shape))} in {arch})"
+              for k in expected if k in state and state[k].shape != expected[k].shape]
+    problems = [f"{label}: {_first(keys)}" for label, keys in
+                (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatch", shapes)) if keys]
+    if problems:
+        raise CompressorError(f"state_dict {path} does not fit {arch}: {'; '.join(problems)}")
+    model.load_state_dict(state, strict=True)
+    model.eval()
+
+
+def rgb_dataset(dataset: Dataset) -> Dataset:
+    """A grayscale dataset with its channel repeated to RGB (for models that take 3-channel input)."""
+    info = replace(dataset.info, channels=3, mean=dataset.info.mean * 3, std=dataset.info.std * 3)
+    return Dataset(info, RepeatChannels(dataset.train), RepeatChannels(dataset.calib),  # type: ignore[arg-type]
+                   RepeatChannels(dataset.test))  # type: ignore[arg-type]
+
+
+def dataset_for_arch(dataset: Dataset, arch: str) -> tuple[Dataset, str | None]:
+    """`dataset` as a model of `arch` takes it, and a note when grayscale images are repeated to RGB."""
+    channels = model_channels(arch, dataset.info.channels)
+    if channels == dataset.info.channels:
+        return dataset, None
+    return rgb_dataset(dataset), (f"{dataset.info.name} is grayscale and {arch} takes 3-channel input: "
+                                  "its channel is repeated to RGB")
+
+
 def load_dataset_for(spec: ModelSpec, name: str | None = None, *, data_dir: Path | None = None,
                      cache_dir: Path | None = None) -> Dataset:
     """The checkpoint's dataset (or `name`), checked to have the classes and channels the model expects."""
     dataset = load_dataset(name or spec.dataset, data_dir=data_dir, cache_dir=cache_dir)
+    if dataset.info.channels == 1 and spec.in_channels == 3:
+        dataset = rgb_dataset(dataset)
     if (dataset.info.num_classes, dataset.info.channels) != (spec.num_classes, spec.in_channels):
         raise CompressorError(f"dataset {dataset.info.name} ({dataset.info.num_classes} classes, "
                               f"{dataset.info.channels} channels) does not fit the checkpoint "

@@ -78,6 +78,7 @@ class LoaderSplit:
                                   f"{type(loader).__name__}")
         self.loader = loader
         self.name = name
+        self.batch_size: int | None = getattr(loader, "batch_size", None)  # training keeps the loader's batches
         self._length: int | None = None
 
     def raw_batches(self) -> Iterator[Batch]:

@@ -1,84 +1,45 @@
-"""Architecture zoo: torchvision models adapted to a dataset's channels, classes and minimum input size."""
+"""Architecture registry: the zoo, `torchvision:NAME`, `timm:NAME`, `package.module:factory` and entry points.
+
+Every architecture is an `ArchInfo` whose `build(num_classes, in_channels, pretrained)` returns a fresh model.
+Zoo models (resnet18, densenet201, ...) adapt their stem to any channel count; `torchvision:NAME` models take
+3-channel input (grayscale data is repeated to RGB by the caller); factories and timm models take both counts.
+"""
 
 from __future__ import annotations
 
 import fnmatch
+import importlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 
 import torch
 from torch import nn
 
 from compressor.errors import CompressorError
 
+ENTRY_POINT_GROUP = "compressor.architectures"
+PRUNABLE_TYPES = (nn.Conv2d, nn.Linear)
+Factory = Callable[..., nn.Module]
+
 
 @dataclass(frozen=True)
 class ArchInfo:
-    """A registered architecture: its torchvision builder, weights enum name and input constraints."""
+    """A resolved architecture: how to build it and what input it takes."""
 
     name: str
-    builder: Callable[..., nn.Module]
-    weights: str
-    min_input_size: int
-    stem_conv: str
-    classifier: str
+    build: Callable[[int, int, bool], nn.Module]  # (num_classes, in_channels, pretrained) -> model
+    min_input_size: int = 32
+    channels: int | None = None  # fixed input channels (3 for torchvision:NAME); None: any count
+    stem_conv: str | None = None  # zoo models: where the stem and the classifier sit (for export)
+    classifier: str | None = None
+    source: str = "zoo"
 
 
 _ARCHS: dict[str, ArchInfo] = {}
-PRUNABLE_TYPES = (nn.Conv2d, nn.Linear)
-
-
-def register_arch(name: str, *, weights: str, stem_conv: str, classifier: str,
-                  min_input_size: int = 32) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Register a torchvision-style builder `fn(weights=None, num_classes=1000)` under `name`."""
-
-    def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _ARCHS[name] = ArchInfo(name, builder, weights, min_input_size, stem_conv, classifier)
-        return builder
-
-    return decorator
-
-
-def _torchvision(name: str) -> Callable[..., nn.Module]:
-    def build(**kwargs: object) -> nn.Module:
-        import torchvision.models
-
-        return getattr(torchvision.models, name)(**kwargs)
-
-    build.__name__ = name
-    return build
-
-
-register_arch("resnet18", weights="ResNet18_Weights", stem_conv="conv1", classifier="fc")(_torchvision("resnet18"))
-register_arch("resnet50", weights="ResNet50_Weights", stem_conv="conv1", classifier="fc")(_torchvision("resnet50"))
-register_arch("densenet169", weights="DenseNet169_Weights", stem_conv="features.conv0",
-              classifier="classifier")(_torchvision("densenet169"))
-
-
-def _inception_v3(**kwargs: object) -> nn.Module:
-    """Inception-v3 without the auxiliary classifier or RGB-specific input transform (any channel count)."""
-    import torchvision.models
-
-    return torchvision.models.inception_v3(aux_logits=False, transform_input=False, init_weights=False, **kwargs)
-
-
-register_arch("inception_v3", weights="Inception_V3_Weights", stem_conv="Conv2d_1a_3x3.conv", classifier="fc",
-              min_input_size=75)(_inception_v3)
-register_arch("densenet201", weights="DenseNet201_Weights", stem_conv="features.conv0",
-              classifier="classifier")(_torchvision("densenet201"))
-
-
-def list_archs(pattern: str = "*") -> list[str]:
-    """Registered architecture names matching a shell-style `pattern`, sorted."""
-    return sorted(name for name in _ARCHS if fnmatch.fnmatch(name, pattern))
-
-
-def get_arch(name: str) -> ArchInfo:
-    """The registered architecture `name`, or a CompressorError listing the known ones."""
-    try:
-        return _ARCHS[name]
-    except KeyError:
-        raise CompressorError(f"unknown architecture {name!r}; choose one of: {', '.join(list_archs())}") from None
+_PLUGIN_ERRORS: dict[str, str] = {}
+_discovered = False
 
 
 def set_submodule(model: nn.Module, path: str, module: nn.Module) -> None:
@@ -86,6 +47,37 @@ def set_submodule(model: nn.Module, path: str, module: nn.Module) -> None:
     parent_path, _, child = path.rpartition(".")
     parent = model.get_submodule(parent_path) if parent_path else model
     setattr(parent, child, module)
+
+
+def _add(info: ArchInfo) -> None:
+    if info.name in _ARCHS and _ARCHS[info.name].source != info.source:
+        raise CompressorError(f"architecture name {info.name!r} is already registered by "
+                              f"{_ARCHS[info.name].source}; pick another name for {info.source}")
+    _ARCHS[info.name] = info
+
+
+def register_arch(name: str, *, min_input_size: int = 32) -> Callable[[Factory], Factory]:
+    """Decorator registering a factory `fn(num_classes, in_channels) -> nn.Module` under `name`."""
+
+    def decorator(factory: Factory) -> Factory:
+        _add(_factory_info(name, factory, f"{factory.__module__}:{factory.__qualname__}", min_input_size))
+        return factory
+
+    return decorator
+
+
+def _factory_info(name: str, factory: Factory, source: str, min_input_size: int = 32) -> ArchInfo:
+    def build(num_classes: int, in_channels: int, pretrained: bool) -> nn.Module:
+        if pretrained:
+            raise CompressorError(f"--pretrained is not available for {name}: its factory builds fresh weights; "
+                                  "load trained ones with --model")
+        model = factory(num_classes=num_classes, in_channels=in_channels)
+        if not isinstance(model, nn.Module):
+            raise CompressorError(f"architecture factory {source} returned {type(model).__name__}, not an "
+                                  "nn.Module")
+        return model
+
+    return ArchInfo(name, build, min_input_size, None, source=source)
 
 
 def _adapt_stem(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
@@ -100,34 +92,180 @@ def _adapt_stem(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
     return new
 
 
+def _zoo(name: str, builder: str, weights: str, stem_conv: str, classifier: str, min_input_size: int = 32,
+         **options: object) -> None:
+    """Register torchvision's `builder` with its stem adapted to any channel count and a fresh classifier."""
+
+    def build(num_classes: int, in_channels: int, pretrained: bool) -> nn.Module:
+        import torchvision.models
+
+        chosen = _fetch_weights(getattr(torchvision.models, weights).DEFAULT, name) if pretrained else None
+        model = getattr(torchvision.models, builder)(weights=chosen, **options)
+        stem = model.get_submodule(stem_conv)
+        if in_channels != stem.in_channels:
+            set_submodule(model, stem_conv, _adapt_stem(stem, in_channels))
+        head = model.get_submodule(classifier)
+        set_submodule(model, classifier, nn.Linear(head.in_features, num_classes))
+        return model
+
+    _add(ArchInfo(name, build, min_input_size, None, stem_conv, classifier))
+
+
+_zoo("resnet18", "resnet18", "ResNet18_Weights", "conv1", "fc")
+_zoo("resnet50", "resnet50", "ResNet50_Weights", "conv1", "fc")
+_zoo("densenet169", "densenet169", "DenseNet169_Weights", "features.conv0", "classifier")
+_zoo("densenet201", "densenet201", "DenseNet201_Weights", "features.conv0", "classifier")
+# Inception-v3 without the auxiliary classifier or the RGB-specific input transform (any channel count).
+_zoo("inception_v3", "inception_v3", "Inception_V3_Weights", "Conv2d_1a_3x3.conv", "fc", min_input_size=75,
+     aux_logits=False, transform_input=False, init_weights=False)
+
+
+def _fetch_weights(weights: object, name: str) -> object:
+    """Fetch torchvision `weights`, failing with one clear line when offline."""
+    try:
+        weights.get_state_dict(progress=False, check_hash=True)  # type: ignore[attr-defined]
+    except Exception as exc:  # noqa: BLE001 - urllib, ssl and socket errors all mean "could not fetch"
+        raise CompressorError(f"--pretrained needs torchvision's {weights} weights for {name}, which could not be "
+                              f"loaded (offline? cache is $TORCH_HOME/hub): {exc}") from exc
+    return weights
+
+
+def _torchvision_info(model_name: str) -> ArchInfo:
+    """`torchvision:NAME`: any torchvision classification model, 3-channel input."""
+    import torchvision.models
+
+    known = torchvision.models.list_models(module=torchvision.models)
+    if model_name not in known:
+        close = [n for n in known if model_name.lower() in n] or known[:12]
+        raise CompressorError(f"torchvision has no classification model {model_name!r}; e.g. "
+                              f"{', '.join(close[:12])} (all: torchvision.models.list_models())")
+
+    def build(num_classes: int, in_channels: int, pretrained: bool) -> nn.Module:
+        if in_channels != 3:
+            raise CompressorError(f"torchvision:{model_name} takes 3-channel input; got {in_channels} channels")
+        options: dict[str, object] = {"aux_logits": False, "init_weights": False} \
+            if model_name in ("inception_v3", "googlenet") else {}
+        if not pretrained:
+            return torchvision.models.get_model(model_name, weights=None, num_classes=num_classes, **options)
+        weights = _fetch_weights(torchvision.models.get_model_weights(model_name).DEFAULT, model_name)
+        model = torchvision.models.get_model(model_name, weights=weights)
+        path, head = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)][-1]
+        set_submodule(model, path, nn.Linear(head.in_features, num_classes, bias=head.bias is not None))
+        return model
+
+    return ArchInfo(f"torchvision:{model_name}", build, 75 if model_name == "inception_v3" else 32, 3,
+                    source="torchvision")
+
+
+def _timm_info(model_name: str) -> ArchInfo:
+    """`timm:NAME`: any timm model (needs the optional `timm` extra)."""
+    try:
+        import timm
+    except ImportError:
+        raise CompressorError(f"--arch timm:{model_name} needs timm: pip install 'compressor-bench[timm]'") from None
+    if not timm.list_models(model_name):
+        raise CompressorError(f"timm has no model {model_name!r}; see timm.list_models('*{model_name}*')")
+
+    def build(num_classes: int, in_channels: int, pretrained: bool) -> nn.Module:
+        try:
+            return timm.create_model(model_name, pretrained=pretrained, num_classes=num_classes,
+                                     in_chans=in_channels)
+        except Exception as exc:  # noqa: BLE001 - hub download failures come in many types
+            if not pretrained:
+                raise
+            raise CompressorError(f"--pretrained weights for timm:{model_name} could not be loaded (offline?): "
+                                  f"{exc}") from exc
+
+    return ArchInfo(f"timm:{model_name}", build, 32, None, source="timm")
+
+
+def _import_factory(spec: str) -> ArchInfo:
+    """`package.module:factory`: a callable taking `num_classes` and `in_channels`."""
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise CompressorError(f"--arch {spec}: cannot import module {module_name!r} ({exc})") from None
+    factory = module
+    for part in attr.split("."):
+        factory = getattr(factory, part, None)
+        if factory is None:
+            raise CompressorError(f"--arch {spec}: module {module_name!r} has no attribute {attr!r}")
+    if not callable(factory):
+        raise CompressorError(f"--arch {spec}: {attr!r} is not callable")
+    return _factory_info(spec, factory, spec)
+
+
+def _discover() -> None:
+    """Load the `compressor.architectures` entry points once; a broken one is reported, not raised."""
+    global _discovered
+    if _discovered:
+        return
+    _discovered = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in _ARCHS:
+            _PLUGIN_ERRORS[ep.name] = f"name already taken by {_ARCHS[ep.name].source}"
+            continue
+        try:
+            _add(_factory_info(ep.name, ep.load(), ep.value))
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the others
+            _PLUGIN_ERRORS[ep.name] = f"{type(exc).__name__}: {exc}"
+
+
+def list_archs(pattern: str = "*") -> list[str]:
+    """Registered architecture names (zoo and entry points) matching a shell-style `pattern`, sorted."""
+    _discover()
+    return sorted(name for name in _ARCHS if fnmatch.fnmatch(name, pattern))
+
+
+def arch_plugin_errors() -> dict[str, str]:
+    """Architecture entry points that failed to load, by name, with the reason."""
+    _discover()
+    return dict(_PLUGIN_ERRORS)
+
+
+ARCH_FORMS = "a registered name, torchvision:NAME, timm:NAME or package.module:factory"
+
+
+def get_arch(name: str) -> ArchInfo:
+    """The architecture `name` in any of its forms, or a CompressorError saying which forms exist."""
+    _discover()
+    if name in _ARCHS:
+        return _ARCHS[name]
+    prefix, sep, rest = name.partition(":")
+    if sep and rest:
+        if prefix == "torchvision":
+            return _torchvision_info(rest)
+        if prefix == "timm":
+            return _timm_info(rest)
+        if re.fullmatch(r"[A-Za-z_][\w.]*", prefix) and re.fullmatch(r"[A-Za-z_][\w.]*", rest):
+            return _import_factory(name)
+    hint = f" (its plugin failed to load: {_PLUGIN_ERRORS[name]})" if name in _PLUGIN_ERRORS else ""
+    raise CompressorError(f"unknown architecture {name!r}{hint}; give {ARCH_FORMS} (registered: "
+                          f"{', '.join(list_archs())})")
+
+
+def arch_slug(name: str) -> str:
+    """A file-name-safe form of an architecture name (`torchvision:vgg11` -> `torchvision-vgg11`)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
+
+
 def build_model(arch: str, num_classes: int, in_channels: int = 3, *, pretrained: bool = False) -> nn.Module:
-    """Build `arch` for `num_classes` and `in_channels`; `pretrained` loads torchvision's ImageNet weights."""
+    """Build `arch` for `num_classes` and `in_channels`; `pretrained` loads the source's ImageNet weights."""
     info = get_arch(arch)
     if num_classes < 2:
         raise CompressorError(f"num_classes must be at least 2, got {num_classes}")
-    if pretrained:
-        model = info.builder(weights=_pretrained_weights(info))
-    else:
-        model = info.builder(weights=None)
-    stem = model.get_submodule(info.stem_conv)
-    if in_channels != stem.in_channels:
-        set_submodule(model, info.stem_conv, _adapt_stem(stem, in_channels))
-    head = model.get_submodule(info.classifier)
-    set_submodule(model, info.classifier, nn.Linear(head.in_features, num_classes))
-    return model
+    return info.build(num_classes, in_channels, pretrained)
 
 
-def _pretrained_weights(info: ArchInfo) -> object:
-    """Fetch torchvision's default ImageNet weights for `info`, failing with one clear line when offline."""
-    import torchvision.models
-
-    weights = getattr(torchvision.models, info.weights).DEFAULT
-    try:
-        weights.get_state_dict(progress=False, check_hash=True)
-    except Exception as exc:  # noqa: BLE001 - urllib, ssl and socket errors all mean "could not fetch"
-        raise CompressorError(f"--pretrained needs torchvision's {weights} weights for {info.name}, which could "
-                              f"not be loaded (offline? cache is $TORCH_HOME/hub): {exc}") from exc
-    return weights
+def model_channels(arch: str, data_channels: int) -> int:
+    """The input channels a model of `arch` gets for data with `data_channels` (3 for RGB-only models)."""
+    fixed = get_arch(arch).channels
+    if fixed is None or fixed == data_channels:
+        return data_channels
+    if data_channels == 1 and fixed == 3:
+        return 3
+    raise CompressorError(f"{arch} takes {fixed}-channel input; the data has {data_channels} channels")
 
 
 def input_size_for(arch: str, native_size: int, requested: int | None = None) -> int:

@@ -26,7 +26,7 @@ from compressor.checkpoint import Checkpoint, load_checkpoint, structure_edits
 from compressor.errors import CompressorError
 from compressor.export import encode_tensor, half_state_dict
 from compressor.fileio import save_torch_atomic, write_atomic, write_json_atomic
-from compressor.models import build_model, get_arch
+from compressor.models import build_model, get_arch, list_archs
 
 LOADER_SOURCE = Path(__file__).with_name("openaimer_loader.py")
 LATENCY_RUNS = 100
@@ -50,6 +50,9 @@ def export_submission(checkpoint: Checkpoint, out_dir: Path, *, half: bool = Fal
         raise CompressorError(f"{out_dir} already holds {', '.join(stale)}; the evaluator takes the first "
                               "model.* file it finds, so export into an empty directory")
     info = get_arch(spec.arch)
+    if info.stem_conv is None or info.classifier is None:
+        raise CompressorError(f"the openaimer export supports the zoo architectures ({', '.join(list_archs())}); "
+                              f"{spec.arch} is not one of them")
     edits = structure_edits(build_model(spec.arch, spec.num_classes, spec.in_channels), model)
     weights = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
     state = {name: encode_tensor(tensor) for name, tensor in (half_state_dict(weights) if half else weights).items()}

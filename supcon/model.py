@@ -6,12 +6,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from compressor.errors import CompressorError
 from compressor.models import build_model, get_arch, set_submodule
 
 
 def remove_classifier(model: nn.Module, arch: str) -> int:
     """Replace the zoo classifier of `model` (an `arch`) by Identity in place; return the feature width."""
     classifier_path = get_arch(arch).classifier
+    if classifier_path is None:
+        raise CompressorError(f"SupCon encoders are built from the zoo architectures; {arch} is not one of them")
     width = model.get_submodule(classifier_path).in_features
     set_submodule(model, classifier_path, nn.Identity())
     return width

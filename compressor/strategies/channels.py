@@ -59,6 +59,9 @@ class ChannelPruning:
     def apply(self, model: nn.Module, context: StrategyContext) -> StrategyOutput:
         """Score channel groups, remove the lowest `amount` of them, and return the smaller model."""
         self.check(model)
+        if context.input_size < 1:
+            raise CompressorError("channels traces the model with an example input: pass example_input=... (or a "
+                                  "loader) so the input shape is known")
         convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
         linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
         in_channels = convs[0].in_channels

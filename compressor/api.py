@@ -1,0 +1,234 @@
+"""The Python API over any `nn.Module` and any loader: `compress(model, "channels", ...)` and `measure(model, ...)`.
+
+`compress` runs a pipeline of registered strategies (optionally followed by BatchNorm recalibration and
+fine-tuning with pruned weights held at zero) on a copy of the model; `measure` gives size, latency, MACs and
+accuracy the same way `compressor run` does. The CLI's `run` uses the same `apply_steps` and `recover`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from compressor.data import default_cache_dir
+from compressor.device import resolve_device
+from compressor.errors import CompressorError
+from compressor.loaders import Batch, LoaderSplit, Split, split_key
+from compressor.measure import MeasureConfig, measure_model
+from compressor.measure.harness import Int8Plan
+from compressor.steps import Step, parse_steps
+from compressor.progress import ProgressCallback, RichProgress, silent_progress
+from compressor.registry import StrategyContext, acts_on_export, build_strategy, strategy_check
+from compressor.train import TrainConfig, recalibrate_batchnorm, train, zero_masks
+
+
+@dataclass
+class RecoveryConfig:
+    """What to do after the strategies: BatchNorm recalibration and fine-tuning (pruned weights stay zero)."""
+
+    finetune_epochs: float = 0
+    finetune_lr: float = 0.01
+    bn_recalibrate: bool = False
+    seed: int = 0
+
+
+@dataclass
+class Compressed:
+    """The compressed model, a JSON-able record of every step (and recovery), and the export plan (int8)."""
+
+    model: nn.Module
+    record: dict[str, Any]
+    deploy: dict[str, Any] = field(default_factory=dict)
+    int8: Int8Plan | None = None
+
+
+@dataclass(frozen=True)
+class ModelMeasurement:
+    """Headline measurements of one model, with the harness's full record in `details`."""
+
+    accuracy: float | None
+    f1_macro: float | None
+    latency_ms: dict[str, float]
+    size_bytes: int
+    deployable_bytes: int
+    macs: int
+    params: int
+    sparsity: float
+    details: dict[str, Any]
+
+
+class MissingData:
+    """Stands in for a loader the caller did not give; a strategy that needs it gets one clear line."""
+
+    def __init__(self, role: str) -> None:
+        self.role = role
+
+    def __len__(self) -> int:
+        raise self._error()
+
+    def batches(self, input_size: int, batch_size: int, *, shuffle: bool = False, augment: bool = False,
+                seed: int = 0) -> Iterator[Batch]:
+        """Fail: there is no data for this role."""
+        raise self._error()
+
+    def _error(self) -> CompressorError:
+        return CompressorError(f"this pipeline needs {self.role} data: pass {self.role}=<a loader of (inputs, "
+                               "labels) batches> to compress()")
+
+
+def apply_steps(model: nn.Module, steps: Sequence[Step], context: StrategyContext,
+                announce: Any = None) -> tuple[nn.Module, list[dict[str, Any]], dict[str, Any]]:
+    """Apply each step in order: the model, one record per step, and the merged export-time plan."""
+    records: list[dict[str, Any]] = []
+    deploy: dict[str, Any] = {}
+    for index, step in enumerate(steps):
+        if deploy:
+            raise CompressorError(f"{steps[index - 1].strategy} acts on the exported model and must be the last step; "
+                                  f"{step.strategy} comes after it")
+        strategy = build_strategy(step.strategy, step.params)
+        if announce is not None:
+            announce(step.strategy, dataclasses.asdict(strategy))
+        start = time.perf_counter()
+        output = strategy.apply(model, context)
+        model = output.model
+        deploy.update(output.deploy or {})
+        records.append({"strategy": step.strategy, "params": dataclasses.asdict(strategy),
+                        "seconds": round(time.perf_counter() - start, 3), "record": output.record})
+    return model, records, deploy
+
+
+def check_fit(steps: Sequence[Step], model: nn.Module) -> None:
+    """Fail if a step cannot act on this model (strategies with a `check(model)` hook say so in one line)."""
+    for index, step in enumerate(steps):
+        strategy = build_strategy(step.strategy, step.params)
+        if acts_on_export(strategy) and index < len(steps) - 1:
+            raise CompressorError(f"{step.strategy} acts on the exported model and must be the last step; "
+                                  f"{steps[index + 1].strategy} comes after it")
+        strategy_check(strategy, model)
+
+
+def recover(model: nn.Module, train_split: Split, input_size: int, recovery: RecoveryConfig, *,
+            show_progress: bool = False) -> dict[str, Any]:
+    """BatchNorm recalibration and fine-tuning on `train_split`, on the model's device; returns their record."""
+    record: dict[str, Any] = {"bn_recalibrate": recovery.bn_recalibrate, "finetune_epochs": recovery.finetune_epochs}
+    if recovery.bn_recalibrate:
+        record["bn_images"] = recalibrate_batchnorm(model, train_split, input_size, seed=recovery.seed)
+    if recovery.finetune_epochs > 0:
+        masks = zero_masks(model)
+        batch_size = getattr(train_split, "batch_size", None) or TrainConfig.batch_size
+        stats = train(model, train_split, input_size,
+                      TrainConfig(epochs=recovery.finetune_epochs, lr=recovery.finetune_lr, seed=recovery.seed,
+                                  batch_size=batch_size),
+                      masks=masks, description="fine-tune", show_progress=show_progress)
+        record["finetune"] = {**stats, "masked_tensors": len(masks)}
+    return record
+
+
+def int8_plan(deploy: dict[str, Any], calib: Split, seed: int) -> Int8Plan:
+    """Calibration batches of single images from `calib` for int8 quantization at export."""
+    samples, per_channel = deploy["calib_samples"], deploy["per_channel"]
+
+    def calibration(size: int) -> list[np.ndarray]:
+        batches = calib.batches(size, 1, shuffle=True, seed=seed)
+        return [x.numpy() for _, (x, _) in zip(range(samples), batches)]
+
+    return Int8Plan(calibration, per_channel)
+
+
+def _split(loader: Iterable[Any] | Split | None, role: str) -> Split:
+    if loader is None:
+        return MissingData(role)  # type: ignore[return-value]
+    if hasattr(loader, "batches") and hasattr(loader, "__len__"):
+        return loader  # type: ignore[return-value]
+    return LoaderSplit(loader, role)
+
+
+def _input_shape(example_input: torch.Tensor | None, *splits: Split, required: bool = True) -> tuple[int, int]:
+    """(channels, square input size) from `example_input`, else from the first batch of a given loader; (0, 0)
+    when neither is given and the shape is not `required`."""
+    shape = tuple(example_input.shape) if example_input is not None else None
+    for split in splits:
+        if shape is None and isinstance(split, LoaderSplit):
+            shape = tuple(split.first_batch()[0].shape)
+    if shape is None and not required:
+        return 0, 0
+    if shape is None:
+        raise CompressorError("pass example_input=torch.randn(1, C, H, W) (or a loader) so the input shape is known")
+    if len(shape) != 4 or shape[-1] != shape[-2]:
+        raise CompressorError(f"example_input must be a square image batch [N, C, S, S]; got shape {list(shape)}")
+    return int(shape[1]), int(shape[-1])
+
+
+def _params_list(params: Mapping[str, Any] | None) -> list[str]:
+    return [f"{key}={value}" for key, value in (params or {}).items()]
+
+
+def compress(model: nn.Module, strategy: str | Sequence[str], *, amount: float | None = None,
+             params: Mapping[str, Any] | None = None, train: Iterable[Any] | None = None,
+             calib: Iterable[Any] | None = None, example_input: torch.Tensor | None = None,
+             finetune_epochs: float = 0, finetune_lr: float = 0.01, bn_recalibrate: bool = False,
+             device: str | torch.device = "auto", seed: int = 0, cache_dir: Path | None = None,
+             progress: bool | ProgressCallback = False, inplace: bool = False) -> Compressed:
+    """Compress any classifier with a strategy or pipeline (`"blocks+l1+int8"`); the caller's model is untouched.
+
+    `train` and `calib` are iterables of (inputs, labels) batches, e.g. torch DataLoaders; `calib` defaults to
+    `train`. `params` maps `key` or `strategy.key` to a value, as `--param` does. The result's model lives on
+    `device`; `record` holds each step's record and the recovery; `int8` carries the export-time plan.
+    """
+    names = [strategy] if isinstance(strategy, str) else list(strategy)
+    steps = parse_steps(names, amount, _params_list(params))
+    target = resolve_device(device)
+    work = model if inplace else copy.deepcopy(model)
+    work.to(target)
+    train_split, calib_split = _split(train, "train"), _split(calib if calib is not None else train, "calib")
+    _, input_size = _input_shape(example_input, calib_split, train_split, required=False)
+    check_fit(steps, work)
+    callback = (RichProgress() if progress is True else silent_progress if progress is False else progress)
+    data_key = split_key(calib_split, "loader") if isinstance(calib_split, LoaderSplit) else "none"
+    context = StrategyContext(train=train_split, calib=calib_split, input_size=input_size, data_key=data_key,
+                              seed=seed, device=target, cache_dir=cache_dir or default_cache_dir(),
+                              progress=callback)
+    torch.manual_seed(seed)
+    work, records, deploy = apply_steps(work, steps, context)
+    recovery = recover(work, train_split, input_size,
+                       RecoveryConfig(finetune_epochs, finetune_lr, bn_recalibrate, seed), show_progress=progress is True) \
+        if finetune_epochs > 0 or bn_recalibrate else {"bn_recalibrate": False, "finetune_epochs": 0}
+    work.eval()
+    plan = int8_plan(deploy["int8"], calib_split, seed) if "int8" in deploy else None
+    record = {"strategy": "+".join(s.strategy for s in steps), "steps": records, "recovery": recovery,
+              "device": str(target), "input_size": input_size}
+    return Compressed(work, record, deploy, plan)
+
+
+def measure(model: nn.Module | Compressed, loader: Iterable[Any] | None = None, *,
+            example_input: torch.Tensor | None = None, backends: Sequence[str] = ("torch", "onnxruntime"),
+            batch_size: int = 1, threads: int | None = None, compressions: Sequence[str] = ("zip",),
+            artifacts_dir: Path | None = None) -> ModelMeasurement:
+    """Size on disk, latency per backend, MACs and (with a loader) accuracy of a model, on the CPU.
+
+    Given the result of `compress` with an int8 step, the model is measured as deployed: quantized ONNX.
+    """
+    int8 = model.int8 if isinstance(model, Compressed) else None
+    module = model.model if isinstance(model, Compressed) else model
+    if any(p.device.type != "cpu" for p in module.parameters()):
+        module = copy.deepcopy(module).cpu()
+    split = _split(loader, "test") if loader is not None else None
+    channels, input_size = _input_shape(example_input, *([split] if split is not None else []))
+    config = MeasureConfig(backends=tuple(backends), batch_size=batch_size, threads=threads,
+                           compressions=tuple(compressions))
+    details = measure_model(module, in_channels=channels, input_size=input_size, split=split, config=config,
+                            artifacts_dir=artifacts_dir, int8=int8)
+    latency = {backend: stats["median_ms"] for backend, stats in details["latency"].items() if "median_ms" in stats}
+    return ModelMeasurement(accuracy=details.get("accuracy"), f1_macro=details.get("f1_macro"), latency_ms=latency,
+                       size_bytes=int(details["size_bytes"]), deployable_bytes=int(details["deployable_bytes"]),
+                       macs=int(details["macs"]), params=int(details["params_total"]),
+                       sparsity=float(details["sparsity"]), details=details)

@@ -1,0 +1,57 @@
+"""Pipelines as data: `Step`s (a strategy name and its parameter overrides) parsed from `a+b` and `key=value`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from compressor.errors import CompressorError
+from compressor.registry import acts_on_export, build_strategy, get_strategy
+
+
+@dataclass(frozen=True)
+class Step:
+    """One strategy of a pipeline with its parameter overrides (raw strings or typed values)."""
+
+    strategy: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_steps(strategies: list[str], amount: float | str | None = None,
+                params: list[str] | None = None) -> list[Step]:
+    """Build pipeline steps from `a+b` names, a shared `amount` and `key=value` / `step.key=value` overrides."""
+    names = [name.strip() for spec in strategies for name in spec.split("+")]
+    if not names or any(not n for n in names):
+        raise CompressorError(f"--strategy needs one or more names (a, a+b); got {'+'.join(strategies)!r}")
+    infos = [get_strategy(n) for n in names]
+    steps = [Step(n, {}) for n in names]
+    if amount is not None:
+        takers = [s for s, info in zip(steps, infos) if any(p.name == "amount" for p in info.params)]
+        if not takers:
+            raise CompressorError(f"--amount does not apply: none of {', '.join(names)} has an amount parameter")
+        for step in takers:
+            step.params["amount"] = amount
+    for item in params or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CompressorError(f"--param expects key=value or strategy.key=value; got {item!r}")
+        target, dot, pname = key.rpartition(".")
+        chosen = [(s, i) for s, i in zip(steps, infos) if not dot or s.strategy == target]
+        if dot and not chosen:
+            raise CompressorError(f"--param {item!r} names strategy {target!r}, which is not in the pipeline "
+                                  f"({'+'.join(names)})")
+        if not dot:
+            chosen = [(s, i) for s, i in chosen if any(p.name == pname for p in i.params)]
+            if not chosen:
+                known = ", ".join(f"{i.name}: {', '.join(p.name for p in i.params) or '(none)'}" for i in infos)
+                raise CompressorError(f"--param {item!r}: no strategy in the pipeline has a parameter {pname!r} "
+                                      f"({known})")
+        for step, info in chosen:
+            info.param(pname)
+            step.params[pname] = value
+    for index, step in enumerate(steps):
+        strategy = build_strategy(step.strategy, step.params)
+        if acts_on_export(strategy) and index < len(steps) - 1:
+            raise CompressorError(f"{step.strategy} acts on the exported model and must be the last step; "
+                                  f"{steps[index + 1].strategy} comes after it")
+    return steps

@@ -1,0 +1,168 @@
+"""The Python API: compress() and measure() over a model and loaders of the caller's own."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from torch.nn.utils import prune
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import compressor
+from compressor import CompressorError
+from compressor.loaders import LoaderSplit, RepeatChannels, rebatch
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_example() -> str:
+    """The first python block under the README's "Python API" heading."""
+    text = README.read_text()
+    section = text[text.index("## Python API"):]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_the_readme_example_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COMPRESSOR_CACHE", str(tmp_path / "cache"))
+    namespace: dict = {}
+    exec(compile(readme_example(), "README.md", "exec"), namespace)
+    before, after = namespace["before"], namespace["after"]
+    assert after.macs < before.macs / 2
+    assert after.deployable_bytes < before.deployable_bytes
+    assert before.accuracy > 0.9 and after.accuracy > 0.8
+    assert set(after.latency_ms) == {"torch", "onnxruntime"}
+
+
+class Net(nn.Module):
+    """A plain model with no residual stages, defined here as a user would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                                  nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                                  nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.hidden = nn.Linear(16, 16)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.hidden(self.body(x))))
+
+
+@pytest.fixture
+def loader() -> DataLoader:
+    generator = torch.Generator().manual_seed(0)
+    x, y = torch.randn(96, 3, 12, 12, generator=generator), torch.randint(0, 3, (96,), generator=generator)
+    return DataLoader(TensorDataset(x, y), batch_size=20)
+
+
+def test_l1_through_the_api_matches_torch_global_unstructured_and_leaves_the_callers_model_alone(
+        loader: DataLoader) -> None:
+    torch.manual_seed(0)
+    model = Net()
+    original = {k: v.clone() for k, v in model.state_dict().items()}
+    out = compressor.compress(model, "l1", amount=0.6, device="cpu")
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in original.items())
+
+    reference = Net()
+    reference.load_state_dict(original)
+    eligible = [(reference.body[3], "weight"), (reference.hidden, "weight")]  # stem conv and classifier stay dense
+    prune.global_unstructured(eligible, prune.L1Unstructured, amount=0.6)
+    for module, _ in eligible:
+        prune.remove(module, "weight")
+    assert torch.equal(out.model.body[3].weight, reference.body[3].weight)
+    assert torch.equal(out.model.hidden.weight, reference.hidden.weight)
+    assert out.record["steps"][0]["strategy"] == "l1"
+
+
+def test_a_strategy_that_does_not_fit_says_so_in_one_line(loader: DataLoader) -> None:
+    with pytest.raises(CompressorError, match="blocks") as info:
+        compressor.compress(Net(), "blocks", amount=0.5, train=loader, example_input=torch.randn(1, 3, 12, 12))
+    assert "\n" not in str(info.value)
+
+
+def test_a_strategy_that_needs_data_names_the_missing_loader() -> None:
+    with pytest.raises(CompressorError, match="calib=") as info:
+        compressor.compress(Net(), "layer-sensitive", amount=0.5, example_input=torch.randn(1, 3, 12, 12))
+    assert "\n" not in str(info.value)
+
+
+def test_the_input_shape_comes_from_example_input_or_the_loader(loader: DataLoader) -> None:
+    with pytest.raises(CompressorError, match="example_input"):
+        compressor.compress(Net(), "channels", amount=0.5)
+    out = compressor.compress(Net(), "channels", amount=0.5, calib=loader, params={"importance": "l1"})
+    assert out.record["input_size"] == 12
+    assert out.model.body[3].out_channels < 16
+
+
+def test_params_reach_the_named_step(loader: DataLoader) -> None:
+    out = compressor.compress(Net(), "l1+int8", amount=0.5, params={"l1.scope": "layer", "calib_samples": 8},
+                              calib=loader)
+    assert out.record["steps"][0]["params"]["scope"] == "layer"
+    assert out.record["steps"][1]["params"]["calib_samples"] == 8
+    assert out.int8 is not None
+
+
+def test_measure_of_an_int8_result_measures_the_quantized_model(loader: DataLoader) -> None:
+    out = compressor.compress(Net(), "int8", calib=loader, params={"calib_samples": 8})
+    m = compressor.measure(out, loader, backends=("onnxruntime",), compressions=())
+    assert "onnxruntime-int8" in m.latency_ms
+    assert m.details["metrics_from"].startswith("int8")
+    assert m.deployable_bytes < m.size_bytes
+    assert 0 <= m.accuracy <= 1 and m.macs > 0
+
+
+def test_fine_tuning_on_a_loader_keeps_pruned_weights_at_zero(loader: DataLoader) -> None:
+    torch.manual_seed(0)
+    model = Net()
+    pruned = compressor.compress(model, "l1", amount=0.5).model
+    tuned = compressor.compress(model, "l1", amount=0.5, train=loader, finetune_epochs=2, bn_recalibrate=True,
+                                example_input=torch.randn(1, 3, 12, 12))
+    assert tuned.record["recovery"]["finetune"]["steps"] == 10  # the loader's batches of 20, twice over 96 images
+    for name in ("body.3.weight", "hidden.weight"):
+        before, after = pruned.state_dict()[name], tuned.model.state_dict()[name]
+        assert torch.all(after[before == 0] == 0)
+        assert not torch.equal(before, after)
+
+
+def test_loader_split_regroups_and_resizes_without_losing_samples(loader: DataLoader) -> None:
+    split = LoaderSplit(loader)
+    batches = list(split.batches(16, 32))
+    assert [len(y) for _, y in batches] == [32, 32, 32]
+    assert batches[0][0].shape[-2:] == (16, 16)
+    assert len(split) == 96
+    labels = torch.cat([y for _, y in loader])
+    assert torch.equal(torch.cat([y for _, y in batches]), labels)
+    assert [len(y) for _, y in rebatch([(torch.zeros(5, 1, 2, 2), torch.zeros(5))], 2)] == [2, 2, 1]
+
+
+def test_a_loader_of_the_wrong_shape_is_one_line() -> None:
+    with pytest.raises(CompressorError, match="loader batch 0 must be"):
+        list(LoaderSplit([torch.zeros(2, 3)]).batches(8, 2))
+
+
+def test_repeat_channels_gives_identical_rgb_planes(digits) -> None:
+    x, _ = next(RepeatChannels(digits.test).batches(8, 4))
+    assert x.shape == (4, 3, 8, 8)
+    assert torch.equal(x[:, 0], x[:, 2])
+
+
+def test_unavailable_devices_are_usage_errors() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present here")
+    with pytest.raises(CompressorError, match="'cuda:0' is not available"):
+        compressor.compress(Net(), "l1", amount=0.5, device="cuda:0")
+    with pytest.raises(CompressorError, match="unknown device 'gpu'"):
+        compressor.compress(Net(), "l1", amount=0.5, device="gpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_compress_on_cuda_runs_strategies_and_fine_tuning_there(loader: DataLoader) -> None:
+    out = compressor.compress(Net(), "layer-sensitive", amount=0.5, train=loader, finetune_epochs=1,
+                              device="cuda", example_input=torch.randn(1, 3, 12, 12))
+    assert next(out.model.parameters()).device.type == "cuda"
+    m = compressor.measure(out, loader)
+    assert m.accuracy is not None
