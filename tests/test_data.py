@@ -1,8 +1,10 @@
-"""Datasets: seeded stratified splits, transforms to the model's input size, the fashion-mnist lookup order."""
+"""Datasets: seeded stratified splits, transforms to the model's input size, the fashion-mnist lookup order, the
+dataset registry and its entry points, and splits that leave the caller's global RNG alone."""
 
 from __future__ import annotations
 
 import gzip
+from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,8 @@ import pytest
 import torch
 
 from compressor import data
-from compressor.data import Dataset, load_dataset
+from compressor.data import Dataset, DatasetInfo, DatasetRequest, TensorSplit, list_datasets, load_dataset
+from compressor.data import registry as data_registry
 from compressor.errors import CompressorError
 
 
@@ -68,7 +71,7 @@ def test_fashion_mnist_is_read_from_data_dir_first(tmp_path: Path) -> None:
 
 
 def test_fashion_mnist_missing_everywhere_names_all_three_ways(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "nowhere")
+    monkeypatch.setattr(data.builtin, "DEBIAN_FASHION_MNIST", tmp_path / "nowhere")
     monkeypatch.delenv("COMPRESSOR_DATA", raising=False)
     with pytest.raises(CompressorError) as info:
         load_dataset("fashion-mnist", data_dir=tmp_path / "empty", download=False)
@@ -120,3 +123,141 @@ def test_imagefolder_with_one_class_is_refused(tmp_path: Path) -> None:
 def test_unknown_dataset_lists_the_known_ones() -> None:
     with pytest.raises(CompressorError, match="unknown dataset 'mnist'; choose one of: digits, fashion-mnist"):
         load_dataset("mnist")
+
+
+def test_unknown_dataset_lists_every_registered_one_on_one_line() -> None:
+    with pytest.raises(CompressorError) as info:
+        load_dataset("mnist")
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.endswith("choose one of: digits, fashion-mnist, cifar10, cifar100, imagefolder:PATH")
+
+
+def test_list_datasets_is_the_registry() -> None:
+    assert list_datasets() == ["digits", "fashion-mnist", "cifar10", "cifar100", "imagefolder:PATH"]
+
+
+def test_a_prefix_dataset_without_its_argument_says_how_to_write_it() -> None:
+    for name in ("imagefolder", "imagefolder:"):
+        with pytest.raises(CompressorError, match="write imagefolder:PATH"):
+            load_dataset(name)
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """The dataset registry, restored after the test; entry points faked through `entry_points`."""
+    monkeypatch.setattr(data_registry, "_REGISTRY", dict(data_registry._REGISTRY))
+    monkeypatch.setattr(data_registry, "_PLUGIN_ERRORS", {})
+    monkeypatch.setattr(data_registry, "_discovered", False)
+    found: list[EntryPoint] = []
+    monkeypatch.setattr(data_registry, "entry_points",
+                        lambda group: [ep for ep in found if ep.group == group])
+    return found
+
+
+def _tiny(request: DatasetRequest) -> Dataset:
+    """Sixteen 4x4 images in two classes."""
+    info = DatasetInfo(request.name, ("a", "b"), 1, 4, (0.5,), (0.25,))
+    images = torch.arange(16 * 16, dtype=torch.uint8).reshape(16, 1, 4, 4)
+    labels = torch.arange(16) % 2
+    split = TensorSplit(info, images, labels)
+    return Dataset(info, split, split.subset(np.arange(4)), split.subset(np.arange(4, 8)))
+
+
+def test_a_registered_dataset_loads_by_name_and_is_listed(registry, tmp_path: Path) -> None:
+    seen: list[DatasetRequest] = []
+
+    @data.register_dataset("tiny")
+    def load(request: DatasetRequest) -> Dataset:
+        """Tiny test data."""
+        seen.append(request)
+        return _tiny(request)
+
+    ds = load_dataset("tiny", data_dir=tmp_path, cache_dir=tmp_path / "cache", download=False)
+    assert ds.info.name == "tiny" and len(ds.train) == 16
+    assert seen == [DatasetRequest("tiny", None, tmp_path, tmp_path / "cache", False)]
+    assert list_datasets()[-1] == "tiny"
+    assert next(e for e in data.dataset_entries() if e.name == "tiny").description == "Tiny test data."
+
+
+def test_a_prefix_dataset_gets_the_text_after_its_prefix(registry) -> None:
+    args: list[str | None] = []
+
+    @data.register_dataset("synthetic", prefix=True, metavar="N")
+    def load(request: DatasetRequest) -> Dataset:
+        args.append(request.arg)
+        return _tiny(request)
+
+    assert load_dataset("synthetic:12:x").info.name == "synthetic:12:x"
+    assert args == ["12:x"]
+    assert "synthetic:N" in list_datasets()
+
+
+def test_registering_a_name_twice_is_an_error(registry) -> None:
+    data.register_dataset("tiny")(_tiny)
+    data.register_dataset("tiny")(_tiny)  # the same loader again (a re-imported module) is harmless
+    with pytest.raises(CompressorError, match="dataset name 'tiny' is already registered by"):
+        data.register_dataset("tiny")(lambda request: _tiny(request))
+    with pytest.raises(CompressorError, match="'digits' is already registered"):
+        data.register_dataset("digits")(_tiny)
+    with pytest.raises(CompressorError, match="'imagefolder' is already registered"):
+        data.register_dataset("imagefolder")(_tiny)
+
+
+def test_a_loader_must_return_a_dataset(registry) -> None:
+    data.register_dataset("nothing")(lambda request: None)
+    with pytest.raises(CompressorError, match="returned NoneType, not a compressor.data.Dataset"):
+        load_dataset("nothing")
+
+
+def test_entry_points_are_discovered_and_a_broken_one_is_reported_by_name(registry) -> None:
+    group = data.ENTRY_POINT_GROUP
+    registry.extend([
+        EntryPoint("broken", "no_such_module_for_compressor:load", group),
+        EntryPoint("tiny", f"{__name__}:_tiny", group),
+        EntryPoint("tinyprefix:", f"{__name__}:_tiny", group),
+        EntryPoint("digits", f"{__name__}:_tiny", group),
+        EntryPoint("ignored", "elsewhere:load", "some.other.group"),
+    ])
+    names = list_datasets()
+    assert names[:5] == ["digits", "fashion-mnist", "cifar10", "cifar100", "imagefolder:PATH"]
+    assert "tiny" in names and "tinyprefix:PATH" in names and "broken" not in names and "ignored" not in names
+    assert load_dataset("tiny").info.name == "tiny"
+    assert load_dataset("tinyprefix:abc").info.name == "tinyprefix:abc"
+    errors = data.dataset_plugin_errors()
+    assert set(errors) == {"broken", "digits"}
+    assert "no_such_module_for_compressor" in errors["broken"]
+    assert "already taken" in errors["digits"]
+    assert load_dataset("digits").info.name == "digits", "a plugin cannot take a built-in's name"
+    with pytest.raises(CompressorError, match="unknown dataset 'broken' \\(its plugin failed to load: "
+                                              "ModuleNotFoundError"):
+        load_dataset("broken")
+
+
+def test_dataset_slug_is_file_name_safe() -> None:
+    assert data.dataset_slug("digits") == "digits"
+    slug = data.dataset_slug("imagefolder:/data/my pets")
+    assert slug.startswith("imagefolder-my_pets-") and len(slug) == len("imagefolder-my_pets-") + 8
+    assert data.dataset_slug("imagefolder:/a/pets") != data.dataset_slug("imagefolder:/b/pets")
+    assert "/" not in data.dataset_slug("hub:org/name") and "/" not in data.dataset_slug("odd/name")
+
+
+def test_iterating_a_folder_split_leaves_the_global_rng_alone(tmp_path: Path) -> None:
+    _image_folder(tmp_path, ["cat", "dog"], per_class=6)
+    ds = load_dataset(f"imagefolder:{tmp_path}")
+    torch.manual_seed(1234)
+    torch.rand(3)
+    seed, state = torch.initial_seed(), torch.get_rng_state()
+    first = list(ds.train.batches(16, 3, shuffle=True, augment=True, seed=5))
+    assert torch.initial_seed() == seed and torch.equal(torch.get_rng_state(), state)
+    second = []
+    for batch in ds.train.batches(16, 3, shuffle=True, augment=True, seed=5):
+        torch.rand(7)  # the caller drawing between batches changes nothing
+        second.append(batch)
+    assert len(first) == len(second) >= 2
+    for (x1, y1), (x2, y2) in zip(first, second):
+        assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    other = torch.cat([x for x, _ in ds.train.batches(16, 3, shuffle=True, augment=True, seed=6)])
+    assert not torch.equal(other, torch.cat([x for x, _ in first]))
+    plain = list(ds.test.batches(16, 4))
+    assert all(x.shape[1:] == (3, 16, 16) for x, _ in plain)
