@@ -7,9 +7,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from compressor import StrategyContext, StrategyOutput, param
-from compressor.registry import check_fraction
-from compressor.strategies.selection import apply_masks, global_masks, prunable_layers, sparsity_record
+from compressor import (
+    StrategyContext,
+    StrategyOutput,
+    apply_masks,
+    check_fraction,
+    global_masks,
+    param,
+    prunable_layers,
+    sparsity_record,
+)
 
 
 @dataclass
