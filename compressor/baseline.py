@@ -12,7 +12,7 @@ from compressor.checkpoint import Checkpoint, ModelSpec, load_checkpoint, save_c
 from compressor.data import Dataset, dataset_slug, default_cache_dir
 from compressor.device import resolve_device
 from compressor.errors import CompressorError
-from compressor.models import build_model, input_size_for
+from compressor.models import arch_slug, build_model, input_size_for
 from compressor.train import TrainConfig, train
 
 DEFAULT_EPOCHS = {"digits": 15, "fashion-mnist": 8, "cifar10": 30, "cifar100": 30}
@@ -48,7 +48,7 @@ def baseline_path(request: BaselineRequest, dataset: Dataset, cache_dir: Path | 
     size = input_size_for(request.arch, dataset.info.native_size, request.input_size)
     epochs = request.epochs if request.epochs is not None else default_epochs(dataset.info.name)
     tag = "-pretrained" if request.pretrained else ""
-    name = (f"{request.arch}-{dataset_slug(dataset.info.name)}-{size}px-e{epochs}-lr{request.lr:g}"
+    name = (f"{arch_slug(request.arch)}-{dataset_slug(dataset.info.name)}-{size}px-e{epochs}-lr{request.lr:g}"
             f"-s{request.seed}{tag}.pt")
     return (cache_dir or default_cache_dir()) / "baselines" / name
 

@@ -3,43 +3,35 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import datetime as dt
 import tempfile
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from rich.console import Console
 from torch import nn
 
-from compressor.baseline import BaselineRequest, get_baseline
-from compressor.checkpoint import Checkpoint, ModelSpec, load_checkpoint, load_dataset_for, save_checkpoint
+from compressor.api import RecoveryConfig, apply_steps, check_fit, int8_plan, recover
+from compressor.baseline import BaselineRequest, get_baseline, model_spec
+from compressor.checkpoint import (Checkpoint, ModelSpec, dataset_for_arch, load_dataset_for, load_state_dict_into,
+                                   read_model_file, save_checkpoint)
 from compressor.data import Dataset, dataset_slug, default_cache_dir, load_dataset
 from compressor.environment import environment
 from compressor.errors import CompressorError
-from compressor.fileio import write_json_atomic
 from compressor.measure import MeasureConfig, measure_model
 from compressor.measure.accuracy import evaluate, torch_forward
+from compressor.device import resolve_device
 from compressor.measure.harness import Int8Plan, latency_block, with_latency
-from compressor.models import build_model
+from compressor.models import arch_slug, build_model, input_size_for
 from compressor.preflight import ensure_writable_dir, ensure_writable_file, measurement_bytes
-from compressor.report import plot_sensitivity
-from compressor.registry import StrategyContext, build_strategy, get_strategy
-from compressor.train import TrainConfig, recalibrate_batchnorm, train, zero_masks
-
-REPORT_SCHEMA = "compressor.run/1"
-
-
-@dataclass(frozen=True)
-class Step:
-    """One strategy of a pipeline with its parameter overrides (raw strings or typed values)."""
-
-    strategy: str
-    params: dict[str, Any] = field(default_factory=dict)
+from compressor.progress import RichProgress, silent_progress
+from compressor.report.plots import plot_sensitivity
+from compressor.report.schema import (DatasetInfo, Environment, Measurement, ModelInfo, Recovery, RunReport,
+                                      StepReport, step_params, write_run_report)
+from compressor.registry import StrategyContext
+from compressor.steps import Step
 
 
 @dataclass
@@ -77,46 +69,6 @@ class RunResult:
     checkpoint_path: Path
 
 
-def parse_steps(strategies: list[str], amount: float | str | None = None,
-                params: list[str] | None = None) -> list[Step]:
-    """Build pipeline steps from `a+b` names, a shared `amount` and `key=value` / `step.key=value` overrides."""
-    names = [name.strip() for spec in strategies for name in spec.split("+")]
-    if not names or any(not n for n in names):
-        raise CompressorError(f"--strategy needs one or more names (a, a+b); got {'+'.join(strategies)!r}")
-    infos = [get_strategy(n) for n in names]
-    steps = [Step(n, {}) for n in names]
-    if amount is not None:
-        takers = [s for s, info in zip(steps, infos) if any(p.name == "amount" for p in info.params)]
-        if not takers:
-            raise CompressorError(f"--amount does not apply: none of {', '.join(names)} has an amount parameter")
-        for step in takers:
-            step.params["amount"] = amount
-    for item in params or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise CompressorError(f"--param expects key=value or strategy.key=value; got {item!r}")
-        target, dot, pname = key.rpartition(".")
-        chosen = [(s, i) for s, i in zip(steps, infos) if not dot or s.strategy == target]
-        if dot and not chosen:
-            raise CompressorError(f"--param {item!r} names strategy {target!r}, which is not in the pipeline "
-                                  f"({'+'.join(names)})")
-        if not dot:
-            chosen = [(s, i) for s, i in chosen if any(p.name == pname for p in i.params)]
-            if not chosen:
-                known = ", ".join(f"{i.name}: {', '.join(p.name for p in i.params) or '(none)'}" for i in infos)
-                raise CompressorError(f"--param {item!r}: no strategy in the pipeline has a parameter {pname!r} "
-                                      f"({known})")
-        for step, info in chosen:
-            info.param(pname)
-            step.params[pname] = value
-    for index, step in enumerate(steps):
-        strategy = build_strategy(step.strategy, step.params)
-        if getattr(strategy, "acts_on_export", False) and index < len(steps) - 1:
-            raise CompressorError(f"{step.strategy} acts on the exported model and must be the last step; "
-                                  f"{steps[index + 1].strategy} comes after it")
-    return steps
-
-
 def _pipeline_slug(steps: list[Step]) -> str:
     parts = []
     for step in steps:
@@ -135,24 +87,15 @@ class RunPlan:
     checkpoint_path: Path
     baseline: Checkpoint | None  # None: the cached baseline is loaded, or trained, by `run`
     request: BaselineRequest | None
+    note: str | None = None  # said once before the work starts (e.g. grayscale repeated to RGB)
 
 
-def check_fit(steps: list[Step], model: nn.Module) -> None:
-    """Fail if a step cannot act on this architecture (strategies with a `check(model)` method say so)."""
-    for step in steps:
-        check = getattr(build_strategy(step.strategy, step.params), "check", None)
-        if check is not None:
-            check(model)
-
-
-def plan_run(config: RunConfig) -> RunPlan:
-    """Every check that takes seconds: options, dataset, checkpoint, strategy fit, output and scratch space."""
-    if config.output is not None and config.output.suffix == ".pt":
-        raise CompressorError(f"--output {config.output} would collide with the checkpoint written beside the "
-                              "report (same name, .pt); name the report .json")
-    if config.model is not None:
-        checkpoint = load_checkpoint(config.model)
-        spec = checkpoint.spec
+def _from_model_file(config: RunConfig) -> tuple[Checkpoint, Dataset, str | None]:
+    """The baseline in `config.model` (a compressor checkpoint, or a plain state_dict of `--arch`) and its data."""
+    assert config.model is not None
+    loaded = read_model_file(config.model)
+    if isinstance(loaded, Checkpoint):
+        spec = loaded.spec
         if config.arch is not None and config.arch != spec.arch:
             raise CompressorError(f"--arch {config.arch} contradicts the checkpoint {config.model}, which holds a "
                                   f"{spec.arch}; drop --arch or pass a matching checkpoint")
@@ -160,66 +103,75 @@ def plan_run(config: RunConfig) -> RunPlan:
             raise CompressorError(f"--input-size {config.input_size} contradicts the checkpoint's input size "
                                   f"{spec.input_size}")
         dataset = load_dataset_for(spec, config.dataset, data_dir=config.data_dir, cache_dir=config.cache_dir)
-        model, arch, request = checkpoint.model, spec.arch, None
+        return loaded, dataset, None
+    if config.arch is None:
+        raise CompressorError(f"{config.model} is a plain state_dict; pass --arch to say which architecture it holds "
+                              f"(e.g. torchvision:resnet18 or package.module:factory)")
+    dataset = load_dataset(config.dataset or "digits", data_dir=config.data_dir, cache_dir=config.cache_dir)
+    dataset, note = dataset_for_arch(dataset, config.arch)
+    size = input_size_for(config.arch, dataset.info.native_size, config.input_size)
+    model = build_model(config.arch, dataset.info.num_classes, dataset.info.channels)
+    load_state_dict_into(model, loaded, config.model, config.arch)
+    return Checkpoint(model_spec(config.arch, dataset, size), model,
+                      [{"step": "import", "state_dict": str(config.model)}]), dataset, note
+
+
+def plan_run(config: RunConfig) -> RunPlan:
+    """Every check that takes seconds: options, device, dataset, model, strategy fit, output and scratch space."""
+    if config.output is not None and config.output.suffix == ".pt":
+        raise CompressorError(f"--output {config.output} would collide with the checkpoint written beside the "
+                              "report (same name, .pt); name the report .json")
+    resolve_device(config.device)
+    if config.model is not None:
+        checkpoint, dataset, note = _from_model_file(config)
+        model, arch, request = checkpoint.model, checkpoint.spec.arch, None
     else:
         checkpoint = None
-        dataset = load_dataset(config.dataset or "digits", data_dir=config.data_dir, cache_dir=config.cache_dir)
         arch = config.arch or "resnet18"
+        dataset = load_dataset(config.dataset or "digits", data_dir=config.data_dir, cache_dir=config.cache_dir)
+        dataset, note = dataset_for_arch(dataset, arch)
         request = BaselineRequest(arch=arch, input_size=config.input_size, epochs=config.epochs, seed=config.seed,
                                   pretrained=config.pretrained)
         model = build_model(arch, dataset.info.num_classes, dataset.info.channels)
     check_fit(config.steps, model)
-    report_path = config.output or Path("runs") / f"{arch}-{dataset_slug(dataset.info.name)}-" \
+    report_path = config.output or Path("runs") / f"{arch_slug(arch)}-{dataset_slug(dataset.info.name)}-" \
                                                   f"{_pipeline_slug(config.steps)}.json"
     n_params = sum(p.numel() for p in model.parameters())
     ensure_writable_file(report_path, "the report", need_bytes=3 * 4 * n_params)
     scratch = config.artifacts_dir or Path(tempfile.gettempdir())
     ensure_writable_dir(scratch, "the measurement scratch directory",
                         need_bytes=measurement_bytes(n_params, len(config.measure.compressions)))
-    return RunPlan(dataset, arch, report_path, report_path.with_suffix(".pt"), checkpoint, request)
+    return RunPlan(dataset, arch, report_path, report_path.with_suffix(".pt"), checkpoint, request, note)
 
 
 def _load_baseline(plan: RunPlan, config: RunConfig, console: Console) -> tuple[Checkpoint, str]:
     """The baseline the plan names: the given checkpoint, or the cached (or freshly trained) one."""
     if plan.baseline is not None:
         return plan.baseline, str(config.model)
+    assert plan.request is not None
     checkpoint, path = get_baseline(plan.request, plan.dataset, cache_dir=config.cache_dir,
-                                    show_progress=config.show_progress, console=console)
+                                    show_progress=config.show_progress, console=console, device=config.device)
     return checkpoint, str(path)
 
 
 def _recover(model: nn.Module, dataset: Dataset, spec: ModelSpec, config: RunConfig, history: list[dict[str, Any]],
              console: Console) -> dict[str, Any]:
     """Optional BatchNorm recalibration and fine-tuning with pruned weights held at zero; test accuracy before it."""
-    recovery: dict[str, Any] = {"bn_recalibrate": config.bn_recalibrate, "finetune_epochs": config.finetune_epochs}
     if not config.bn_recalibrate and config.finetune_epochs == 0:
-        return recovery
+        return {"bn_recalibrate": False, "finetune_epochs": config.finetune_epochs}
     before = evaluate(torch_forward(model), dataset.test, spec.input_size)
+    recovery = recover(model, dataset.train, spec.input_size,
+                       RecoveryConfig(config.finetune_epochs, config.finetune_lr, config.bn_recalibrate, config.seed),
+                       show_progress=config.show_progress)
+    if "bn_images" in recovery:
+        history.append({"step": "bn_recalibrate", "images": recovery["bn_images"]})
+    if "finetune" in recovery:
+        history.append({"step": "finetune", **{k: v for k, v in recovery["finetune"].items()
+                                               if k != "masked_tensors"}})
     recovery["before"] = {"accuracy_before_recovery": before["accuracy"],
                           "f1_macro_before_recovery": before["f1_macro"]}
-    if config.bn_recalibrate:
-        recovery["bn_images"] = recalibrate_batchnorm(model, dataset.train, spec.input_size, seed=config.seed)
-        history.append({"step": "bn_recalibrate", "images": recovery["bn_images"]})
-    if config.finetune_epochs > 0:
-        masks = zero_masks(model)
-        stats = train(model, dataset.train, spec.input_size,
-                      TrainConfig(epochs=config.finetune_epochs, lr=config.finetune_lr, seed=config.seed),
-                      masks=masks, description="fine-tune", show_progress=config.show_progress)
-        recovery["finetune"] = {**stats, "masked_tensors": len(masks)}
-        history.append({"step": "finetune", **stats})
     console.print(f"[bold]recovery[/bold] test accuracy before: {before['accuracy']:.4f}")
     return recovery
-
-
-def _int8_plan(deploy: dict[str, Any], dataset: Dataset, seed: int) -> Int8Plan:
-    """Calibration batches of single training images for int8 quantization."""
-    samples, per_channel = deploy["calib_samples"], deploy["per_channel"]
-
-    def calibration(size: int) -> list[np.ndarray]:
-        batches = dataset.train.batches(size, 1, shuffle=True, seed=seed)
-        return [x.numpy() for _, (x, _) in zip(range(samples), batches)]
-
-    return Int8Plan(calibration, per_channel)
 
 
 def _measure_pair(models: dict[str, nn.Module], spec: ModelSpec, dataset: Dataset, config: RunConfig,
@@ -254,60 +206,51 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
     spec, dataset = baseline.spec, plan.dataset
     report_path, checkpoint_path = plan.report_path, plan.checkpoint_path
 
+    device = resolve_device(config.device)
+    if plan.note:
+        console.print(f"[yellow]note:[/yellow] {plan.note}")
     torch.manual_seed(config.seed)
-    model = copy.deepcopy(baseline.model)
-    context = StrategyContext(dataset=dataset, input_size=spec.input_size, seed=config.seed,
-                              cache_dir=config.cache_dir or default_cache_dir(), show_progress=config.show_progress)
-    step_reports, history = [], list(baseline.history)
-    deploy: dict[str, Any] = {}
-    for index, step in enumerate(steps):
-        if deploy:
-            raise CompressorError(f"{steps[index - 1].strategy} acts on the exported model and must be the last step; "
-                                  f"{step.strategy} comes after it")
-        strategy = build_strategy(step.strategy, step.params)
-        console.print(f"[bold]applying[/bold] {step.strategy} {dataclasses.asdict(strategy)}")
-        start = time.perf_counter()
-        output = strategy.apply(model, context)
-        model = output.model
-        deploy.update(output.deploy or {})
-        entry = {"strategy": step.strategy, "params": dataclasses.asdict(strategy),
-                 "seconds": round(time.perf_counter() - start, 3), "record": output.record}
-        step_reports.append(entry)
-        history.append({"step": "strategy", **{k: v for k, v in entry.items() if k != "record"}})
+    model = copy.deepcopy(baseline.model).to(device)
+    context = StrategyContext.for_dataset(dataset, spec.input_size, seed=config.seed, device=device,
+                                          cache_dir=config.cache_dir or default_cache_dir(),
+                                          progress=RichProgress(console) if config.show_progress else silent_progress)
+    history = list(baseline.history)
+
+    def announce(name: str, params: dict[str, Any]) -> None:
+        console.print(f"[bold]applying[/bold] {name} {params} on {device}")
+
+    model, step_reports, deploy = apply_steps(model, steps, context, announce)
+    history += [{"step": "strategy", **{k: v for k, v in entry.items() if k != "record"}} for entry in step_reports]
     recovery = _recover(model, dataset, spec, config, history, console)
+    model.cpu().eval()
     compressed = Checkpoint(spec, model, history)
     save_checkpoint(compressed, checkpoint_path)
 
-    int8 = {"compressed": _int8_plan(deploy["int8"], dataset, config.seed)} if "int8" in deploy else {}
+    int8 = {"compressed": int8_plan(deploy["int8"], dataset.train, config.seed)} if "int8" in deploy else {}
     measured = _measure_pair({"baseline": baseline.model, "compressed": model}, spec, dataset, config, console, int8)
     measured["baseline"]["checkpoint"] = baseline_source
     measured["compressed"]["checkpoint"] = str(checkpoint_path)
     measured["compressed"].update(recovery.pop("before", {}))
 
-    params: dict[str, Any] = {}
-    for entry in step_reports:
-        key = entry["strategy"] if entry["strategy"] not in params else f"{entry['strategy']}#{len(params) + 1}"
-        params[key] = entry["params"]
-    report = {
-        "schema": REPORT_SCHEMA,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": config.command,
-        "strategy": "+".join(s.strategy for s in steps),
-        "params": params,
-        "steps": step_reports,
-        "recovery": recovery,
-        "model": {"arch": spec.arch, "input_size": spec.input_size, "in_channels": spec.in_channels,
-                  "num_classes": spec.num_classes, "baseline": baseline_source, "seed": config.seed},
-        "dataset": {"name": spec.dataset, "split": "test", "samples": len(dataset.test)},
-        "environment": environment(),
-        "baseline": measured["baseline"],
-        "compressed": measured["compressed"],
-    }
-    plots = {}
-    for index, entry in enumerate(step_reports):
-        if "sensitivity" in entry["record"]:
-            plot = report_path.with_name(f"{report_path.stem}.step{index + 1}-sensitivity.png")
-            plots[f"step{index + 1}_sensitivity"] = str(plot_sensitivity(entry["record"]["sensitivity"], plot))
-    report["plots"] = plots
-    write_json_atomic(report, report_path)
+    steps_done = [StepReport(**entry) for entry in step_reports]
+    run_report = RunReport(
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        command=config.command,
+        strategy="+".join(s.strategy for s in steps),
+        params=step_params(steps_done),
+        steps=steps_done,
+        recovery=Recovery.from_dict(recovery, "recovery."),
+        model=ModelInfo(arch=spec.arch, input_size=spec.input_size, in_channels=spec.in_channels,
+                        num_classes=spec.num_classes, baseline=baseline_source, seed=config.seed),
+        dataset=DatasetInfo(name=spec.dataset, split="test", samples=len(dataset.test)),
+        environment=Environment.from_dict(environment(), "environment."),
+        baseline=Measurement.from_dict(measured["baseline"], "baseline."),
+        compressed=Measurement.from_dict(measured["compressed"], "compressed."),
+    )
+    for index, step in enumerate(run_report.steps, 1):
+        if "sensitivity" in step.record:
+            plot = report_path.with_name(f"{report_path.stem}.step{index}-sensitivity.png")
+            run_report.plots[f"step{index}_sensitivity"] = str(plot_sensitivity(step.record["sensitivity"], plot))
+    write_run_report(run_report, report_path)
+    report = run_report.to_dict()
     return RunResult(report, compressed, report_path, checkpoint_path)

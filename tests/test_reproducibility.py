@@ -12,7 +12,8 @@ from compressor.checkpoint import Checkpoint, ModelSpec, load_checkpoint, save_c
 from compressor.measure import MeasureConfig
 from compressor.measure.latency import TimingPlan
 from compressor.models import build_model
-from compressor.pipeline import RunConfig, parse_steps, run
+from compressor.pipeline import RunConfig, run
+from compressor.steps import parse_steps
 
 QUICK = MeasureConfig(backends=("torch",), compressions=(), rounds=1,
                       plan=TimingPlan(warmup_runs=1, warmup_seconds=0.0, min_runs=2, min_seconds=0.0))
