@@ -7,6 +7,7 @@ for strategies and architectures; and the helpers a strategy plugin needs (selec
 
 from compressor.api import Compressed, ModelMeasurement, compress, measure
 from compressor.checkpoint import Checkpoint, ModelSpec, load_checkpoint, save_checkpoint
+from compressor.data import DatasetRequest, list_datasets, load_dataset, register_dataset
 from compressor.errors import CompressorError, RuntimeFailure
 from compressor.loaders import LoaderSplit, Split
 from compressor.models import build_model, list_archs, register_arch
@@ -29,7 +30,8 @@ from compressor.strategies.selection import apply_masks, global_masks, layer_mas
 from compressor.strategies.sensitivity import calib_scores
 
 __all__ = [
-    "Checkpoint", "Compressed", "CompressorError", "ModelMeasurement", "compress", "measure", "LoaderSplit", "ModelSpec", "ProgressCallback", "RichProgress", "RunConfig",
+    "Checkpoint", "Compressed", "CompressorError", "DatasetRequest", "list_datasets", "load_dataset",
+    "register_dataset", "ModelMeasurement", "compress", "measure", "LoaderSplit", "ModelSpec", "ProgressCallback", "RichProgress", "RunConfig",
     "RunResult", "RuntimeFailure", "Split", "Step", "Strategy", "StrategyContext", "StrategyOutput", "apply_masks",
     "build_model", "build_strategy", "calib_scores", "check_fraction", "check_int", "get_strategy",
     "global_masks", "layer_masks", "list_archs", "list_strategies", "load_checkpoint", "param", "parse_steps",
