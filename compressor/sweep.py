@@ -8,6 +8,7 @@ every n-th cell, so shards on different machines share the work; merging their d
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -22,13 +23,12 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from compressor import parse_steps
 from compressor.errors import CompressorError
-from compressor.fileio import read_cached_json, write_atomic, write_json_atomic
-from compressor.pipeline import REPORT_SCHEMA, parse_steps
-from compressor.summary import run_row
+from compressor.fileio import write_atomic, write_json_atomic
+from compressor.report.schema import CELL_SCHEMA  # noqa: F401  (the schema of DIR/cells/KEY.json)
+from compressor.report.schema import CellRecord, RunRow, read_cell_records, read_run_report
 from compressor.train import whole_if_integral
-
-CELL_SCHEMA = "compressor.sweep-cell/1"
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,12 @@ class Cell:
         readable = f"{self.arch or 'model'}-{self.dataset or 'data'}-{self.strategy}{amount}-ft{self.finetune_epochs}"
         safe = "".join(c if c.isalnum() or c in "-.+_" else "_" for c in readable)
         return f"{safe}-s{self.seed}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+    def settings(self) -> dict[str, Any]:
+        """The cell's settings as recorded beside its row: a name the row also has (params, arch, ...) gets `cell_`."""
+        taken = set(RunRow.columns())
+        return {(f"cell_{f.name}" if f.name in taken else f.name): list(v) if isinstance(v, tuple) else v
+                for f in dataclasses.fields(self) for v in [getattr(self, f.name)]}
 
 
 @dataclass
@@ -166,25 +172,17 @@ def cell_command(cell: Cell, spec: SweepSpec, report: Path) -> list[str]:
     return [sys.executable, "-m", "compressor", *args, *spec.run_args]
 
 
-def finished_keys(out_dir: Path) -> dict[str, dict[str, Any]]:
-    """Recorded cells of a sweep directory (key -> record)."""
-    records = {}
-    for path in sorted((out_dir / "cells").glob("*.json")):
-        record = read_cached_json(path)  # unreadable only if hand-edited: that cell then reruns
-        if isinstance(record, dict) and record.get("schema") == CELL_SCHEMA and isinstance(record.get("key"), str):
-            records[record["key"]] = record
-    return records
-
-
 def write_results(out_dir: Path) -> list[dict[str, Any]]:
-    """Rebuild results.jsonl (one row per recorded cell, finished or failed) atomically; return the rows."""
+    """Rebuild results.jsonl (one row per recorded cell, finished or failed) atomically; return the rows.
+
+    A row is the cell's key, status and settings, then the `RunRow` of its report, or its error."""
     rows = []
-    for key, record in finished_keys(out_dir).items():
-        row = {"key": key, "status": record["status"], **record["cell"]}
-        if record["status"] == "done":
-            row.update(run_row(record["report"], f"cells/{key}.json"))
+    for key, record in read_cell_records(out_dir).items():
+        row = {"key": key, "status": record.status, **record.cell}
+        if record.status == "done" and record.report is not None:
+            row.update(RunRow.from_report(record.report, f"cells/{key}.json").as_dict())
         else:
-            row["error"] = record["error"]
+            row["error"] = record.error
         rows.append(row)
     text = "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows)
     write_atomic(out_dir / "results.jsonl", lambda tmp: tmp.write_text(text))
@@ -197,8 +195,8 @@ def run_sweep(spec: SweepSpec, out_dir: Path, *, shard: tuple[int, int] = (0, 1)
     console = console or Console(stderr=True)
     validate(spec)
     cells = [c for i, c in enumerate(spec.cells()) if i % shard[1] == shard[0]]
-    recorded = finished_keys(out_dir)
-    todo = [c for c in cells if c.key not in recorded or (retry_failed and recorded[c.key]["status"] != "done")]
+    recorded = read_cell_records(out_dir)
+    todo = [c for c in cells if c.key not in recorded or (retry_failed and recorded[c.key].status != "done")]
     counts = {"cells": len(cells), "skipped": len(cells) - len(todo), "done": 0, "failed": 0}
     (out_dir / "cells").mkdir(parents=True, exist_ok=True)
     columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -209,30 +207,31 @@ def run_sweep(spec: SweepSpec, out_dir: Path, *, shard: tuple[int, int] = (0, 1)
         for cell in todo:
             progress.update(current, description=cell.key, completed=0)
             record = _run_cell(cell, spec, out_dir)
-            counts[record["status"]] += 1
-            write_json_atomic(record, out_dir / "cells" / f"{cell.key}.json")
+            counts[record.status] += 1
+            write_json_atomic(record.to_dict(), out_dir / "cells" / f"{cell.key}.json")
             write_results(out_dir)
-            if record["status"] == "failed":
-                console.print(f"[yellow]cell {cell.key} failed: {record['error']}[/yellow]")
+            if record.status == "failed":
+                console.print(f"[yellow]cell {cell.key} failed: {record.error}[/yellow]")
             progress.advance(overall)
     write_results(out_dir)
     return counts
 
 
-def _run_cell(cell: Cell, spec: SweepSpec, out_dir: Path) -> dict[str, Any]:
+def _run_cell(cell: Cell, spec: SweepSpec, out_dir: Path) -> CellRecord:
     report_path = out_dir / "runs" / f"{cell.key}.json"
     command = cell_command(cell, spec, report_path)
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, check=False)
-    base = {"schema": CELL_SCHEMA, "key": cell.key, "command": command[2:],
-            "cell": {"strategy": cell.strategy, "cell_params": list(cell.params), "amount": cell.amount,
-                     "cell_arch": cell.arch, "cell_dataset": cell.dataset, "cell_finetune_epochs":
-                     cell.finetune_epochs, "cell_seed": cell.seed},
-            "seconds": round(time.perf_counter() - started, 1)}
-    if result.returncode == 0 and report_path.exists():
-        report = json.loads(report_path.read_text())
-        if report.get("schema") == REPORT_SCHEMA:
-            return {**base, "status": "done", "report": report}
+    record = CellRecord(key=cell.key, command=command[2:], cell=cell.settings(),
+                        seconds=round(time.perf_counter() - started, 1), status="failed")
+    if result.returncode == 0:
+        try:
+            record.report = read_run_report(report_path)
+        except CompressorError as exc:
+            record.returncode, record.error = result.returncode, str(exc)
+        else:
+            record.status = "done"
+        return record
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
-    return {**base, "status": "failed", "returncode": result.returncode,
-            "error": lines[-1] if lines else f"exit code {result.returncode}"}
+    record.returncode, record.error = result.returncode, lines[-1] if lines else f"exit code {result.returncode}"
+    return record

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from compressor.errors import CompressorError
-from compressor.sweep import CELL_SCHEMA, Pipeline, SweepSpec, finished_keys, load_grid, parse_shard, validate
+from compressor.report.schema import CellRecord, RunRow, read_cell_records, read_run_report
+from compressor.sweep import CELL_SCHEMA, Pipeline, SweepSpec, load_grid, parse_shard, validate, write_results
 
 
 def test_grid_expands_amounts_only_where_they_apply():
@@ -120,7 +121,25 @@ def test_damaged_cell_records_are_skipped_not_fatal(tmp_path: Path):
     (cells / "list.json").write_text("[1, 2]")
     (cells / "keyless.json").write_text(json.dumps({"schema": CELL_SCHEMA, "status": "done"}))
     (cells / "old.json").write_text(json.dumps({"schema": "compressor.cell/0", "key": "old"}))
-    assert list(finished_keys(tmp_path)) == ["good"]
+    assert list(read_cell_records(tmp_path)) == ["good"]
+
+
+def test_results_rows_are_the_cell_settings_then_the_run_row(tmp_path: Path):
+    cell = SweepSpec([Pipeline("l1", ("scope=layer",))], finetune_epochs=(0.25,)).cells()[0]
+    settings = cell.settings()  # a name the row also has is prefixed, so a row never overwrites its cell's settings
+    assert settings == {"strategy": "l1", "cell_params": ["scope=layer"], "amount": 0.5, "cell_arch": None,
+                        "cell_dataset": None, "cell_finetune_epochs": 0.25, "cell_seed": 0}
+    report = read_run_report(next((Path(__file__).parents[1] / "reports").rglob("runs/*.json")))
+    (tmp_path / "cells").mkdir()
+    for record in (CellRecord(key="a", cell=settings, status="done", report=report),
+                   CellRecord(key="b", cell=settings, status="failed", error="error: it broke")):
+        (tmp_path / "cells" / f"{record.key}.json").write_text(json.dumps(record.to_dict()))
+    done, failed = write_results(tmp_path)
+    assert list(done) == ["key", "status", *settings, *RunRow.columns()]
+    assert done["source"] == "cells/a.json" and done["accuracy"] == report.compressed.accuracy
+    assert failed == {"key": "b", "status": "failed", **settings, "error": "error: it broke"}
+    lines = (tmp_path / "results.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [done, failed]
 
 
 def test_committed_grids_are_valid():

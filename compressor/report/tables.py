@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from rich.table import Table
 
-from compressor.fileio import write_atomic
+from compressor.report.schema import RunReport
 
+# (attribute of schema.Measurement, label, format) of each line of the run table
 _ROWS: tuple[tuple[str, str, str], ...] = (
     ("accuracy_before_recovery", "top-1 before recovery", "pct"),
     ("accuracy", "top-1 accuracy (deployed model)", "pct"),
@@ -52,30 +53,23 @@ def _change(before: Any, after: Any, kind: str) -> str:
     return f"x{after / before:.2f}" if before else "-"
 
 
-def _summary(measured: dict[str, Any]) -> dict[str, Any]:
-    values = dict(measured)
-    ort = measured.get("latency", {}).get("onnxruntime", {})
-    values["latency_ort_ms"] = ort.get("median_ms")
-    values["latency_int8_ms"] = measured.get("latency", {}).get("onnxruntime-int8", {}).get("median_ms")
-    return values
-
-
-def run_table(report: dict[str, Any]) -> Table:
-    """A baseline-vs-compressed table of the headline metrics of a run report."""
-    base, comp = _summary(report["baseline"]), _summary(report["compressed"])
-    model, data = report["model"], report["dataset"]
-    batch = report["compressed"]["measure_config"]["batch_size"]
-    title = (f"{report['strategy']} on {model['arch']} / {data['name']} "
-             f"({data['split']} split, {data['samples']} images, {model['input_size']} px, latency at batch {batch})")
+def run_table(report: RunReport | Mapping[str, Any]) -> Table:
+    """A baseline-vs-compressed table of the headline metrics of a run report (or of its JSON object)."""
+    if not isinstance(report, RunReport):
+        report = RunReport.from_dict(report)
+    base, comp, model, data = report.baseline, report.compressed, report.model, report.dataset
+    batch = comp.measure_config["batch_size"]
+    title = (f"{report.strategy} on {model.arch} / {data.name} "
+             f"({data.split} split, {data.samples} images, {model.input_size} px, latency at batch {batch})")
     table = Table(title=title)
     for column, justify in (("metric", "left"), ("baseline", "right"), ("compressed", "right"),
                             ("change", "right")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for key, label, kind in _ROWS:
-        if base.get(key) is None and comp.get(key) is None and key in ("accuracy_before_recovery", "latency_int8_ms"):
+        before, after = getattr(base, key), getattr(comp, key)
+        if before is None and after is None and key in ("accuracy_before_recovery", "latency_int8_ms"):
             continue
-        table.add_row(label, _fmt(base.get(key), kind), _fmt(comp.get(key), kind),
-                      _change(base.get(key), comp.get(key), kind))
+        table.add_row(label, _fmt(before, kind), _fmt(after, kind), _change(before, after, kind))
     return table
 
 
@@ -168,23 +162,3 @@ def sensitivity_table(record: dict[str, Any]) -> Table:
                       *(f"{100 * d:.1f} / {loss:.3f}" for d, loss in zip(info["scan_drops"], info["scan_loss_increase"])),
                       f"{info['chosen_ratio']:.3f}")
     return table
-
-
-def plot_sensitivity(sensitivity: dict[str, Any], path: Path) -> Path:
-    """Write a PNG of calibration accuracy drop against pruning ratio, one line per layer."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for name, drops in sensitivity["drops"].items():
-        ax.plot([0.0, *sensitivity["ratios"]], [0.0, *[100 * d for d in drops]], marker="o", label=name)
-    ax.set_xlabel("fraction of the layer's weights pruned (L1)")
-    ax.set_ylabel("calibration accuracy drop (points)")
-    ax.set_title("layer sensitivity")
-    ax.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
-    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
-    plt.close(fig)
-    return path

@@ -7,7 +7,8 @@ import itertools
 import pytest
 
 from compressor.errors import CompressorError
-from compressor.pareto import group_close, pareto_front, pick_under_budget
+from compressor.report.pareto import pareto_front, pick_under_budget
+from compressor.report.plots import group_close
 
 
 def _row(name: str, accuracy: float, mb: float, ms: float | None) -> dict:
@@ -66,7 +67,7 @@ def _score(checkpoint: str, accuracy: float, mib: float, ms: float) -> dict:
 
 
 def test_openaimer_section_ranks_by_score_and_names_each_model():
-    from compressor.summary import openaimer_section
+    from compressor.report.summary import openaimer_section
 
     rows = [{**row, "checkpoint": f"{row['pipeline']}.pt", "baseline_checkpoint": "base.pt"} for row in ROWS]
     scores = [_score("base.pt", 92.0, 42.0, 3.0), _score("a.pt", 90.0, 9.5, 2.0), _score("e.pt", 9.0, 0.3, 1.0)]
@@ -92,7 +93,7 @@ def test_close_points_share_one_label_and_every_point_is_labelled_once():
 def test_plotted_baseline_latency_is_the_median_over_runs_like_the_table(tmp_path, monkeypatch):
     import matplotlib.axes
 
-    from compressor.pareto import plot_tradeoffs
+    from compressor.report.plots import plot_tradeoffs
 
     rows = [{**row, "baseline_accuracy": 0.92, "baseline_deployable_bytes": 50_000_000,
              "baseline_deployed_latency_ms": ms} for row, ms in zip(ROWS, [9.0, 4.0, 4.2, 3.9, 4.1, 4.0, 4.3])]

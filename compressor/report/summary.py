@@ -1,0 +1,234 @@
+"""Summaries of many run reports: one flat `RunRow` per run, written as JSON, CSV and a Markdown README table."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from compressor.environment import environment
+from compressor.errors import CompressorError
+from compressor.fileio import write_atomic, write_json_atomic
+from compressor.report.pareto import label, pareto_front, pick_under_budget, typical_baseline
+from compressor.report.plots import plot_tradeoffs
+from compressor.report.schema import RESULTS_SCHEMA, RunRow, read_cell_records, read_run_report
+
+Row = Mapping[str, Any]
+
+
+def collect_rows(paths: list[Path]) -> list[RunRow]:
+    """Rows from run reports and sweep directories (their finished cells); a cell found twice counts once."""
+    rows, seen = [], set()
+    for path in paths:
+        if Path(path).is_dir():
+            records = read_cell_records(Path(path))
+            if not records and not (Path(path) / "cells").is_dir():
+                raise CompressorError(f"{path} is a directory but not a sweep (no cells/ inside)")
+            for key, record in records.items():
+                if record.status == "done" and key not in seen:
+                    if record.report is None:
+                        raise CompressorError(f"{path}/cells/{key}.json is recorded as done but holds no report")
+                    seen.add(key)
+                    rows.append(RunRow.from_report(record.report, f"{path}/cells/{key}.json"))
+        else:
+            rows.append(RunRow.from_report(read_run_report(path), str(path)))
+    if not rows:
+        raise CompressorError("no finished runs found in " + ", ".join(map(str, paths)))
+    return rows
+
+
+def failed_cells(paths: list[Path]) -> list[tuple[str, str]]:
+    """(key, last error line) of every cell recorded as failed in the sweep directories among `paths`."""
+    failed = [(key, record.error or "") for path in paths if Path(path).is_dir()
+              for key, record in read_cell_records(Path(path)).items() if record.status == "failed"]
+    return sorted(set(failed))
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def _ms(value: float | None, base: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f} (x{value / base:.2f})" if base else f"{value:.2f}"
+
+
+def markdown_table(rows: Sequence[Row]) -> str:
+    """A Markdown table of runs: accuracy one-shot or after fine-tuning, sparsity, MACs, size, latency vs baseline."""
+    header = ("| pipeline | parameters | fine-tune epochs | top-1 % before fine-tuning | top-1 % | macro F1 | "
+              "sparsity % | non-zero params | MACs (M) | fp32 MB | deployable MB | torch ms (vs base) | "
+              "ORT ms (vs base) | strategy s |")
+    lines = [header, "|" + "---|" * header.count(" | ") + "---|"]
+    first = rows[0]
+    lines.append(f"| *baseline* | | | | {_pct(first['baseline_accuracy'])} | | 0.00 | | | | "
+                 f"{first['baseline_deployable_bytes'] / 1e6:.2f} | "
+                 f"{_ms(typical_baseline(rows, 'baseline_latency_torch_ms'), None)} | "
+                 f"{_ms(typical_baseline(rows, 'baseline_latency_ort_ms'), None)} | |")
+    for row in rows:
+        ort = (f"{_ms(row['latency_int8_ms'], row['baseline_latency_ort_ms'])} int8"
+               if row["latency_int8_ms"] is not None else _ms(row["latency_ort_ms"], row["baseline_latency_ort_ms"]))
+        lines.append(
+            f"| {row['pipeline']} | {row['params'] or '-'} | {row['finetune_epochs']} | "
+            f"{_pct(row['accuracy_before_recovery']) if row['finetune_epochs'] else ''} | {_pct(row['accuracy'])} | "
+            f"{row['f1_macro']:.3f} | {_pct(row['sparsity'])} | {row['params_nonzero']:,} | {row['macs'] / 1e6:.1f} | "
+            f"{_mb(row['fp32_bytes'])} | {row['deployable_bytes'] / 1e6:.2f} | "
+            f"{_ms(row['latency_torch_ms'], row['baseline_latency_torch_ms'])} | "
+            f"{ort} | {row['strategy_seconds']:g} |")
+    return "\n".join(lines) + "\n"
+
+
+def _mb(value: int | None) -> str:
+    return "-" if value is None else f"{value / 1e6:.2f}"
+
+
+def tradeoff_section(rows: Sequence[Row], budget: dict[str, float | None] | None) -> str:
+    """Pareto fronts, the headline picks (within 1 point of the baseline) and the user's budget pick, as Markdown."""
+    lines = ["## Trade-offs\n", "![accuracy vs size and latency, Pareto fronts in red](tradeoffs.png)\n"]
+    for cost, name in (("deployable_bytes", "size"), ("deployed_latency_ms", "latency")):
+        front = [label(rows[i]) for i in pareto_front(rows, cost)]
+        lines.append(f"Pareto front, accuracy vs {name} (cheapest first): " + (", ".join(front) or "-") + ".\n")
+    floor = rows[0]["baseline_accuracy"] - 0.01
+    smallest = pick_under_budget(rows, min_accuracy=floor)
+    within = [r for r in rows if r["accuracy"] >= floor and r["deployed_latency_ms"] is not None]
+    fastest = min(within, key=lambda r: r["deployed_latency_ms"], default=None)
+    lines.append(f"Within 1 point of the baseline ({_pct(rows[0]['baseline_accuracy'])} %): smallest file "
+                 + (f"**{label(smallest['pick'])}**, {smallest['pick']['deployable_bytes'] / 1e6:.2f} MB at "
+                    f"{_pct(smallest['pick']['accuracy'])} %" if smallest["pick"] else "none")
+                 + "; fastest " + (f"**{label(fastest)}**, {fastest['deployed_latency_ms']:.2f} ms at "
+                                   f"{_pct(fastest['accuracy'])} %" if fastest else "none") + ".\n")
+    if budget and any(v is not None for v in budget.values()):
+        lines.append(f"Budget pick: {pick_under_budget(rows, **budget)['why']}.\n")
+    return "\n".join(lines)
+
+
+def load_scores(paths: list[Path]) -> list[dict[str, Any]]:
+    """OpenAImer score files written by `compressor score CHECKPOINT -o FILE` (a directory: every *.json in it)."""
+    scores = []
+    files = [f for p in paths for f in (sorted(Path(p).glob("*.json")) if Path(p).is_dir() else [Path(p)])]
+    for path in files:
+        try:
+            score = json.loads(Path(path).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CompressorError(f"score file {path} is not readable JSON ({exc})") from None
+        if not isinstance(score, dict) or score.get("protocol") != "openaimer" or not score.get("checkpoint"):
+            raise CompressorError(f"{path} is not a score of a checkpoint; write one with "
+                                  "`compressor score CHECKPOINT --data imagefolder:PATH -o FILE`")
+        scores.append(score)
+    return scores
+
+
+def openaimer_section(rows: Sequence[Row], scores: Sequence[Mapping[str, Any]]) -> str:
+    """The competition score of every scored model beside its Pareto standing, and why the score misleads."""
+    names = {str(rows[0]["baseline_checkpoint"]): "dense baseline"}
+    fronts = {i for cost in ("deployable_bytes", "deployed_latency_ms") for i in pareto_front(rows, cost)}
+    on_front = {str(r["checkpoint"]): i in fronts for i, r in enumerate(rows)}
+    names.update({str(r["checkpoint"]): label(r) for r in rows})
+    unknown = [s["checkpoint"] for s in scores if s["checkpoint"] not in names]
+    if unknown:
+        raise CompressorError(f"score of {unknown[0]} matches no run in this report (scores are matched by "
+                              "checkpoint path)")
+    ranked = sorted(scores, key=lambda s: -s["total_score"])
+    base = ranked[0]["baseline"]
+    lines = ["## OpenAImer Track-2 score\n",
+             f"The competition's score, 0.3·({base['size_mb']} MB / size) + 0.3·({base['latency_ms']} ms / latency) "
+             f"+ 0.4·(accuracy / {base['accuracy_pct']} %), of each scored model, measured by `compressor score` "
+             f"as its evaluator does (224 px ImageNet-normalized RGB through the exported `model_loader.py`, "
+             f"batch 1, size of `model.pt` in MiB, mean latency of the first {ranked[0]['latency_runs']} images) "
+             f"on {ranked[0]['images']} images. The protocol loads `model.pt` as a PyTorch model, so a pipeline "
+             "ending in int8 is scored on its fp32 weights (its int8 ONNX file is not a valid submission). Highest "
+             "score first.\n",
+             "| model | top-1 here % | model.pt MiB | mean latency ms | score | on a Pareto front |",
+             "|---|---:|---:|---:|---:|:---:|"]
+    for s in ranked:
+        front = {True: "yes", False: "no"}.get(on_front.get(s["checkpoint"]), "-")
+        lines.append(f"| {names[s['checkpoint']]} | {s['accuracy']:.2f} | {s['model_size']:.3f} | "
+                     f"{s['latency']:.2f} | {s['total_score']:.2f} | {front} |")
+    best = max(ranked, key=lambda s: s["accuracy"])
+    lines.append(f"\nThe top score goes to **{names[ranked[0]['checkpoint']]}** ({ranked[0]['accuracy']:.2f} %); "
+                 f"the most accurate scored model, {names[best['checkpoint']]} ({best['accuracy']:.2f} %), scores "
+                 f"{best['total_score']:.2f}. The size and latency terms are unbounded ratios while accuracy adds at "
+                 "most 0.4·100/40 = 1.0, so the score is maximized by shrinking the file whatever the model "
+                 "predicts: a file 100 times smaller than the baseline's earns 30 from its size term alone. The "
+                 "competition's leaderboard was won at 0.82 % accuracy. Choose a model on the Pareto view above; "
+                 "read this score beside it, never instead of it.\n")
+    return "\n".join(lines)
+
+
+def _csv_text(rows: Sequence[Row]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=RunRow.columns(), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _readme(rows: Sequence[Row], title: str, command: str | None, note: str | None,
+            budget: dict[str, float | None] | None, scores: Sequence[Mapping[str, Any]],
+            failed: list[tuple[str, str]]) -> str:
+    env = environment()
+    baselines = {(r["arch"], r["dataset"], r["input_size"], r["seed"]) for r in rows}
+    first = rows[0]
+    parts = [
+        f"# {title}\n",
+        *([f"{note}\n"] if note else []),
+        f"{len(rows)} runs of {first['arch']} on {first['dataset']} at {first['input_size']} px "
+        f"(test split; latency at batch 1, median, timed interleaved with the baseline inside each run; the ratio "
+        "in brackets is against that run's own baseline timing, and the baseline row shows the median of the "
+        "baseline timings over all runs).\n",
+        "Top-1 and macro F1 are measured on the deployed artifact (for int8, the quantized ONNX file). "
+        "Sparsity counts zero weights in conv and linear layers; MACs are dense MACs of the (possibly physically "
+        "smaller) network; the deployable file is the smallest lossless artifact (see `compressor run` output).\n",
+        markdown_table(rows),
+        tradeoff_section(rows, budget),
+        *([openaimer_section(rows, scores)] if scores else []),
+    ]
+    if failed:
+        parts.append(f"## Failed cells\n\n{len(failed)} sweep cells failed and are not in the tables:\n\n"
+                     + "\n".join(f"- `{key}`: {error}" for key, error in failed) + "\n")
+    if len(baselines) > 1:
+        parts.append(f"Note: these runs come from {len(baselines)} different baselines; compare rows with care.\n")
+    parts.append("## Regenerate\n")
+    if command:
+        parts.append(f"This summary:\n\n```\n{command}\n```\n")
+    parts.append("Each run:\n\n```\n" + "\n".join(r["command"] or f"(no command recorded: {r['source']})"
+                                                  for r in rows) + "\n```\n")
+    parts.append(environment_section(rows, str(env["git_commit"])))
+    return "\n".join(parts)
+
+
+def environment_section(rows: Sequence[Row], summary_commit: str) -> str:
+    """Where the runs were measured (each distinct machine with its run count) and at which commits."""
+    machines = Counter(row.get("machine") or "not recorded" for row in rows)
+    commits = sorted({row.get("git_commit") or "not recorded" for row in rows})
+    lines = [f"- {machine} ({count} run{'s' if count > 1 else ''})" for machine, count in machines.most_common()]
+    return ("## Environment\n\nThe runs were measured on:\n\n" + "\n".join(lines) + "\n\n"
+            f"at git {', '.join(commits)}; this summary was written at git {summary_commit}.\n")
+
+
+def write_summary(report_paths: list[Path], out_dir: Path, *, title: str | None = None,
+                  command: str | None = None, note: str | None = None,
+                  budget: dict[str, float | None] | None = None,
+                  score_paths: list[Path] | None = None) -> list[dict[str, Any]]:
+    """Read run reports / sweep directories; write results.json, results.csv, tradeoffs.png and README.md.
+
+    Returns the rows written (`RunRow.as_dict()` of each run, sorted by pipeline, parameters and fine-tuning)."""
+
+    if not report_paths:
+        raise CompressorError("compressor report needs at least one run report (a JSON file from `compressor run`) "
+                              "or sweep directory")
+    scores = load_scores(score_paths or [])
+    runs = sorted(collect_rows(report_paths), key=lambda r: (r.pipeline, r.params, r.finetune_epochs))
+    rows = [run.as_dict() for run in runs]
+    title = title or f"{runs[0].arch} on {runs[0].dataset}: strategies compared"
+    write_json_atomic({"schema": RESULTS_SCHEMA, "rows": rows}, out_dir / "results.json")
+    write_atomic(out_dir / "results.csv", lambda tmp: tmp.write_text(_csv_text(rows)))
+    plot_tradeoffs(rows, out_dir / "tradeoffs.png", title)
+    write_atomic(out_dir / "README.md", lambda tmp: tmp.write_text(_readme(rows, title, command, note, budget, scores,
+                                                                       failed_cells(report_paths))))
+    return rows
+
