@@ -239,7 +239,7 @@ def read_model_file(path: str | Path) -> Checkpoint | dict[str, torch.Tensor]:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as exc:
             raise CompressorError(f"cannot read safetensors file {path}: {exc}") from exc
-    payload = load_torch_file(path, "model file")
+    payload = load_torch_file(path, "checkpoint")
     if isinstance(payload, dict) and payload.get("format") == FORMAT:
         return load_checkpoint(path, payload)
     state = _tensor_dict(payload)
