@@ -1,4 +1,8 @@
-"""Safe file IO: atomic writes (a reader never sees a half-written file) and torch reads that never run code."""
+"""Safe file IO: atomic writes (a reader never sees a half-written file) and torch reads that never run code.
+
+A write that fails (a full disk, a lost mount, a read-only file system) raises RuntimeFailure (exit code 1) naming
+the file; the target keeps its previous content.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +22,10 @@ from typing import Any
 
 import torch
 
-from compressor.errors import CompressorError
+from compressor.errors import CompressorError, RuntimeFailure
 
 STALE_AFTER_S = 24 * 3600  # a writer killed mid-write leaves its temporary directory; none lives this long
+TORCH_WRITE_FAILURES = ("inline_container", "PytorchStreamWriter", "file write failed")  # torch.save's I/O errors
 
 
 def remove_stale_temporaries(target: Path) -> None:
@@ -38,20 +43,31 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it is fsynced and renamed onto `path`.
 
     The temporary file has the target's own name (inside a hidden temporary directory) because torch's zip format
-    records the file name in every entry: a different temporary name would change the file's size.
+    records the file name in every entry: a different temporary name would change the file's size. An OSError
+    while preparing, writing or moving the file becomes a RuntimeFailure.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(target)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(target)
+        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as exc:
+        raise _write_failure(target, exc) from exc
     tmp = tmp_dir / target.name
     try:
         yield tmp
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
+    except OSError as exc:
+        raise _write_failure(target, exc) from exc
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def _write_failure(target: Path, exc: BaseException) -> RuntimeFailure:
+    reason = getattr(exc, "strerror", None) or str(exc).strip().splitlines()[0] or type(exc).__name__
+    return RuntimeFailure(f"cannot write {target}: {reason}")
 
 
 def write_atomic(path: str | os.PathLike[str], writer: Callable[[Path], None]) -> Path:
@@ -62,8 +78,16 @@ def write_atomic(path: str | os.PathLike[str], writer: Callable[[Path], None]) -
 
 
 def save_torch_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
-    """`torch.save` to `path` atomically."""
-    return write_atomic(path, lambda tmp: torch.save(obj, tmp))
+    """`torch.save` to `path` atomically (torch's own write errors, e.g. on a full disk, become RuntimeFailure)."""
+    def save(tmp: Path) -> None:
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as exc:
+            if any(marker in str(exc) for marker in TORCH_WRITE_FAILURES):
+                raise _write_failure(Path(path), exc) from exc
+            raise
+
+    return write_atomic(path, save)
 
 
 def write_json_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 
 from compressor.data import Split
-from compressor.errors import CompressorError
+from compressor.errors import RuntimeFailure
 from compressor.models import PRUNABLE_TYPES
 
 
@@ -85,8 +85,8 @@ def train(model: nn.Module, split: Split, input_size: int, config: TrainConfig, 
                 logits = model(x)
                 loss = loss_fn(logits, y)
                 if not torch.isfinite(loss):
-                    raise CompressorError(f"training diverged: loss is {loss.item()} at epoch {epoch + 1}, step "
-                                          f"{step + 1}; lower the learning rate (now {config.lr})")
+                    raise RuntimeFailure(f"training diverged: loss is {loss.item()} at epoch {epoch + 1}, step "
+                                         f"{step + 1}; lower the learning rate (now {config.lr})")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -17,7 +17,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
 from compressor.data import Dataset, DatasetInfo
-from compressor.errors import CompressorError
+from compressor.errors import CompressorError, RuntimeFailure
 from compressor.fileio import load_torch_file, save_torch_atomic
 from compressor.models import input_size_for
 from supcon.distributed import World, distributed_supcon_loss
@@ -196,7 +196,7 @@ def pretrain(dataset: Dataset, config: PretrainConfig, checkpoint: Path, *, resu
             "seconds": round(sum(r["seconds"] for r in history), 2), "history": history, **config.to_dict()}
 
 
-class Diverged(CompressorError):
+class Diverged(RuntimeFailure):
     """The loss or the weights stopped being finite; the message says where and which checkpoint is kept."""
 
 
