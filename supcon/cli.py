@@ -6,20 +6,33 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from compressor.cli import CacheOpt, DataDirOpt, DataOpt, QuietOpt, SeedOpt, SizeOpt, run_app
+from compressor.cli.options import (
+    CacheOpt,
+    DataDirOpt,
+    DataOpt,
+    DeviceOpt,
+    LegacyOutOpt,
+    QuietOpt,
+    SeedOpt,
+    SizeOpt,
+    check_device,
+    err,
+    new_app,
+    out,
+    output_path,
+    run_app,
+)
 from compressor.data import Dataset
 from compressor.errors import CompressorError
 from compressor.preflight import ensure_writable_dir, ensure_writable_file
 
-app = typer.Typer(help="Supervised contrastive pre-training and linear evaluation of zoo encoders.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-out = Console()
-err = Console(stderr=True)
+app = new_app("Supervised contrastive pre-training and linear evaluation of zoo encoders.")
 
 ArchOpt = Annotated[str, typer.Option("--arch", "-a", help="encoder architecture from compressor's zoo")]
-DeviceOpt = Annotated[str | None, typer.Option("--device", help="cpu or cuda (default: cuda when available)")]
+PretrainDeviceOpt = Annotated[str, typer.Option("--device", help="where pre-training runs: auto | cpu | cuda | "
+                                                                 "cuda:N (auto: cuda when available, else cpu; "
+                                                                 "under torchrun each rank takes its LOCAL_RANK GPU)")]
 
 
 @app.command("pretrain")
@@ -46,7 +59,7 @@ def pretrain_command(
     resume: Annotated[bool, typer.Option("--resume/--no-resume", help="continue from --output if it "
                                                                         "exists")] = True,
     seed: SeedOpt = 0,
-    device: DeviceOpt = None,
+    device: PretrainDeviceOpt = "auto",
     quiet: QuietOpt = False,
 ) -> None:
     """Pre-train an encoder + projection head with the SupCon loss (run under torchrun for several processes)."""
@@ -56,6 +69,7 @@ def pretrain_command(
     from supcon.views import ViewConfig
 
     ensure_writable_file(output, "the pre-training checkpoint")
+    world = setup_world(None if device == "auto" else device)
     try:
         view_config = ViewConfig(views=views, crop_scale=(crop_min, 1.0))
     except ValueError as exc:
@@ -65,7 +79,6 @@ def pretrain_command(
                             projection_dim=projection_dim, supervised=not unsupervised, input_size=input_size,
                             seed=seed, views=view_config)
     dataset = load_dataset(data or "digits", data_dir=data_dir, cache_dir=cache_dir)
-    world = setup_world(device)
     result = pretrain(dataset, config, output, resume=resume, world=world, show_progress=not quiet, console=err)
     if world.is_main:
         out.print(f"pre-trained {arch} for {result['epochs']} epochs ({result['seconds']:.0f} s); saved {output}")
@@ -86,6 +99,7 @@ def baseline_command(
                                                                            "image passes")] = None,
     lr: Annotated[float, typer.Option("--lr", help="peak learning rate of the one-cycle schedule")] = 0.05,
     seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
     quiet: QuietOpt = False,
 ) -> None:
     """Train the same encoder with cross-entropy (compressor's training loop), for comparison with SupCon."""
@@ -95,6 +109,7 @@ def baseline_command(
     from supcon.pretrain import PretrainConfig, load_pretrain_checkpoint
 
     ensure_writable_file(output, "the classifier checkpoint")
+    check_device(device)
     if (epochs is None) == (budget_from is None):
         raise CompressorError("give exactly one of --epochs N and --budget-from PRETRAIN.pt")
     if budget_from is not None:
@@ -109,7 +124,7 @@ def baseline_command(
     dataset = load_dataset(data or "digits", data_dir=data_dir, cache_dir=cache_dir)
     arch = arch or "densenet201"
     request = BaselineRequest(arch=arch, input_size=input_size, epochs=epochs, lr=lr, seed=seed)
-    checkpoint = train_baseline(request, dataset, show_progress=not quiet)
+    checkpoint = train_baseline(request, dataset, show_progress=not quiet, device=device)
     save_checkpoint(checkpoint, output)
     out.print(f"trained {arch} with cross-entropy for {epochs} epochs "
               f"({checkpoint.history[-1]['seconds']:.0f} s); saved {output}")
@@ -166,7 +181,9 @@ def evaluate_command(
     data_dir: DataDirOpt = None,
     cache_dir: CacheOpt = None,
     split: Annotated[str, typer.Option("--split", help="test or calib")] = "test",
-    out_dir: Annotated[Path | None, typer.Option("--out", help="write metrics.json and confusion.png here")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="write metrics.json and confusion.png in "
+                                                                       "this directory")] = None,
+    legacy_out: LegacyOutOpt = None,
 ) -> None:
     """Accuracy, macro precision/recall/F1, per-class report and confusion matrix (scikit-learn)."""
     from rich.table import Table
@@ -175,6 +192,7 @@ def evaluate_command(
     from compressor.fileio import write_json_atomic
     from supcon.evaluate import evaluate_classifier, plot_confusion
 
+    out_dir = output_path(output, legacy_out, required=False)
     if out_dir is not None:
         ensure_writable_dir(out_dir, "the evaluation directory")
     if split not in ("test", "calib"):
@@ -235,7 +253,8 @@ def tsne_command(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point (errors: one line, exit code 2)."""
+    """Console entry point: one line on stderr and exit code 1 (runtime failure, e.g. diverged pre-training) or 2
+    (usage error)."""
     run_app(app, "supcon", argv)
 
 

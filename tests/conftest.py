@@ -45,16 +45,19 @@ def digits() -> Dataset:
 
 
 def run_cli(program: str, args: list[str]) -> tuple[int, str, str]:
-    """Run `compressor` or `supcon` in this process; returns the exit code, stdout and stderr."""
-    from compressor import cli
+    """Run `compressor` or `supcon` in this process; returns the exit code, stdout and stderr.
+
+    Both programs print through the consoles of `compressor.cli.options`; stdout is not a terminal here.
+    """
     from compressor.cli import main as compressor_main
+    from compressor.cli import options
     from supcon.cli import main as supcon_main
 
     stdout, stderr = io.StringIO(), io.StringIO()
-    files = cli.out._file, cli.err._file  # None: rich follows sys.stdout/sys.stderr (and pytest's capture)
-    widths = cli.out.width, cli.err.width
-    cli.out.file, cli.err.file = stdout, stderr
-    cli.out.width = cli.err.width = 400
+    files = options.out._file, options.err._file  # None: rich follows sys.stdout/sys.stderr (and pytest's capture)
+    widths = options.out.width, options.err.width
+    options.out.file, options.err.file = stdout, stderr
+    options.out.width = options.err.width = 400
     try:
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             (compressor_main if program == "compressor" else supcon_main)(args)
@@ -62,8 +65,8 @@ def run_cli(program: str, args: list[str]) -> tuple[int, str, str]:
     except SystemExit as exc:
         code = int(exc.code or 0)
     finally:
-        cli.out._file, cli.err._file = files
-        cli.out.width, cli.err.width = widths
+        options.out._file, options.err._file = files
+        options.out.width, options.err.width = widths
     return code, stdout.getvalue(), stderr.getvalue()
 
 

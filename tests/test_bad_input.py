@@ -23,7 +23,7 @@ from compressor.models import build_model
 COMPRESSOR_BAD = [
     # CLI options of `compressor`
     ("unknown strategy", ["run", "-s", "l0"], "unknown strategy 'l0'; choose one of:"),
-    ("unknown arch", ["run", "-s", "l1", "--arch", "vgg11"], "unknown architecture 'vgg11'; choose one of:"),
+    ("unknown arch", ["run", "-s", "l1", "--arch", "vgg11"], "unknown architecture 'vgg11'; give a registered name"),
     ("unknown dataset", ["run", "-s", "l1", "--data", "mnist"], "unknown dataset 'mnist'; choose one of:"),
     ("unknown backend", ["run", "-s", "l1", "--backends", "tensorrt"], "unknown backend 'tensorrt'"),
     ("unknown compression", ["run", "-s", "l1", "--compress", "gzip"], "unknown compression 'gzip'"),
@@ -62,7 +62,7 @@ COMPRESSOR_BAD = [
     ("checkpoint truncated", ["run", "-s", "l1", "--model", "{truncated}"], "empty, truncated or not a torch file"),
     ("checkpoint is JSON", ["run", "-s", "l1", "--model", "{json}"], "empty, truncated or not a torch file"),
     ("torch file that is no checkpoint", ["run", "-s", "l1", "--model", "{tensor}"],
-     "is not a compressor checkpoint"),
+     "is neither a compressor checkpoint nor a state_dict"),
     ("weights of another architecture", ["run", "-s", "l1", "--model", "{other_arch}"],
      "weights do not fit its resnet50 structure"),
     ("edits naming a missing layer", ["run", "-s", "l1", "--model", "{bad_edits}"],

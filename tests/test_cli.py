@@ -125,7 +125,7 @@ def _in_process(args: list[str]) -> tuple[int, str, str]:
     (["run", "-s", "l1", "-p", "depth=3"], "no strategy in the pipeline has a parameter 'depth'"),
     (["run", "-s", "l1", "-p", "oops"], "--param expects key=value"),
     (["run", "-s", "l1", "--data", "mnist"], "unknown dataset 'mnist'; choose one of: digits"),
-    (["run", "-s", "l1", "--arch", "vgg11"], "unknown architecture 'vgg11'; choose one of:"),
+    (["run", "-s", "l1", "--arch", "vgg11"], "unknown architecture 'vgg11'; give a registered name"),
     (["run", "-s", "l1", "--model", "/nonexistent/model.pt"], "checkpoint /nonexistent/model.pt does not exist"),
     (["run", "-s", "l1", "--threads", "0"], "--threads must be at least 1"),
     (["run", "-s", "l1", "--output", "report.pt"], "would collide with the checkpoint written beside the report"),
@@ -282,7 +282,7 @@ def test_report_summarizes_runs_as_markdown_csv_and_json(first_run: tuple[Path, 
              "environment": {**source["environment"], "torch_threads": 7, "git_commit": "0000000"}}
     (tmp_path / "tuned.json").write_text(json.dumps(tuned))
     code, stdout, stderr = _in_process(["report", str(work / "report.json"), str(tmp_path / "tuned.json"),
-                                        "--out", str(tmp_path / "summary"), "--min-accuracy", "0.2"])
+                                        "-o", str(tmp_path / "summary"), "--min-accuracy", "0.2"])
     assert code == 0, stderr
     assert "2 runs summarized" in stdout and "budget pick: l1" in stdout
     rows = json.loads((tmp_path / "summary" / "results.json").read_text())["rows"]
@@ -318,7 +318,7 @@ def test_report_merges_sweep_shards_counting_each_cell_once(first_run: tuple[Pat
             (tmp_path / shard / "cells" / f"{key}.json").write_text(json.dumps(record))
     failed = {"schema": CELL_SCHEMA, "key": "k4", "status": "failed", "cell": {}, "error": "error: it broke"}
     (tmp_path / "b" / "cells" / "k4.json").write_text(json.dumps(failed))
-    code, stdout, stderr = _in_process(["report", str(tmp_path / "a"), str(tmp_path / "b"), "--out",
+    code, stdout, stderr = _in_process(["report", str(tmp_path / "a"), str(tmp_path / "b"), "--output",
                                         str(tmp_path / "merged")])
     assert code == 0, stderr
     assert "3 runs summarized" in stdout
@@ -327,7 +327,7 @@ def test_report_merges_sweep_shards_counting_each_cell_once(first_run: tuple[Pat
     assert row["baseline_checkpoint"] == source["baseline"]["checkpoint"]
     assert "1 sweep cells failed and are not in the tables:\n\n- `k4`: error: it broke" in \
         (tmp_path / "merged" / "README.md").read_text()
-    code, _, stderr = _in_process(["report", str(tmp_path), "--out", str(tmp_path / "x")])
+    code, _, stderr = _in_process(["report", str(tmp_path), "--out", str(tmp_path / "x")])  # the old spelling
     assert code == 2 and "not a sweep" in stderr
 
 

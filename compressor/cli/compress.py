@@ -1,69 +1,49 @@
-"""`compressor` command line: a thin typer layer over the Python API."""
+"""`compressor run | bench | train | list`: compress one model, measure one model, train a baseline, list what
+exists."""
 
 from __future__ import annotations
 
-import shlex
-import sys
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from compressor.cli.options import (
+    ArchOpt,
+    ArtifactsOpt,
+    BackendsOpt,
+    BatchOpt,
+    CacheOpt,
+    CompressOpt,
+    DataDirOpt,
+    DataOpt,
+    DeviceOpt,
+    EpochsOpt,
+    PretrainedOpt,
+    QuietOpt,
+    SeedOpt,
+    SizeOpt,
+    ThreadsOpt,
+    check_device,
+    command_line,
+    err,
+    names,
+    out,
+    plain_lines,
+)
 from compressor.errors import CompressorError
 from compressor.measure import MeasureConfig
 from compressor.preflight import ensure_writable_file
 
-app = typer.Typer(help="Compress image classifiers and measure what each recipe costs and buys.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-out = Console()
-err = Console(stderr=True)
-
-DataOpt = Annotated[str | None, typer.Option("--data", "-d", help="digits | fashion-mnist | cifar10 | cifar100 | "
-                                                               "imagefolder:PATH (default digits)")]
-ArchOpt = Annotated[str | None, typer.Option("--arch", "-a", help="architecture (default resnet18); see `compressor list`")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="where to look for dataset files first "
-                                                                    "(also $COMPRESSOR_DATA)")]
-CacheOpt = Annotated[Path | None, typer.Option("--cache-dir", help="baseline/download cache (default "
-                                                                   "~/.cache/compressor, or $COMPRESSOR_CACHE)")]
-SizeOpt = Annotated[int | None, typer.Option("--input-size", help="input resolution in px (default: native size, "
-                                                                  "at least the architecture's minimum)")]
-EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="baseline training epochs (default per dataset)")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="random seed for training and strategies")]
-PretrainedOpt = Annotated[bool, typer.Option("--pretrained", help="start the baseline from torchvision's ImageNet "
-                                                                  "weights (needs network or a warm cache)")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
-BackendsOpt = Annotated[str, typer.Option("--backends", help="latency backends, comma-separated: torch, "
-                                                             "onnxruntime, cuda")]
-BatchOpt = Annotated[int, typer.Option("--batch-size", help="batch size for latency")]
-ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="CPU threads for torch and ONNX Runtime "
-                                                                  "(default: torch's)")]
-CompressOpt = Annotated[str, typer.Option("--compress", help="also size each artifact compressed: zip, xz "
-                                                             "(comma-separated) or none")]
-ArtifactsOpt = Annotated[Path | None, typer.Option("--artifacts", help="keep the measured files (checkpoint "
-                                                                       "variants, ONNX, zip/xz) in this directory")]
-
-
-_argv: list[str] | None = None
-
-
-def _command_line() -> str:
-    """The command being run, as a shell line for reports (the arguments given to `main`, else sys.argv)."""
-    return shlex.join(["compressor", *(_argv if _argv is not None else sys.argv[1:])])
-
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(n.strip() for n in text.split(",") if n.strip() and n.strip() != "none")
-
 
 def _measure_config(backends: str, batch_size: int, threads: int | None, compress: str,
                     input_size: int | None = None, repeats: int = 1) -> MeasureConfig:
-    return MeasureConfig(backends=_names(backends), batch_size=batch_size, input_size=input_size, threads=threads,
-                         repeats=repeats, compressions=_names(compress))
+    return MeasureConfig(backends=names(backends), batch_size=batch_size, input_size=input_size, threads=threads,
+                         repeats=repeats, compressions=names(compress))
 
 
-@app.command("run")
 def run_command(
     strategy: Annotated[list[str], typer.Option("--strategy", "-s", help="strategy name; repeat or join with + "
                                                                           "for a pipeline")],
@@ -88,6 +68,7 @@ def run_command(
     finetune_lr: Annotated[float, typer.Option("--finetune-lr", help="peak learning rate of fine-tuning")] = 0.01,
     bn_recalibrate: Annotated[bool, typer.Option("--bn-recalibrate", help="re-estimate BatchNorm statistics on "
                                                                           "training images after the pipeline")] = False,
+    device: DeviceOpt = "auto",
     backends: BackendsOpt = "torch,onnxruntime",
     batch_size: BatchOpt = 1,
     threads: ThreadsOpt = None,
@@ -100,10 +81,12 @@ def run_command(
     """Compress a baseline with one strategy or a pipeline, measure both, print the table and write the report."""
     import math
 
-    from compressor.pipeline import RunConfig, parse_steps, plan_run, run
+    from compressor.pipeline import RunConfig, plan_run, run
+    from compressor.steps import parse_steps
     from compressor.report import run_table, sensitivity_table
     from compressor.train import whole_if_integral
 
+    check_device(device)
     measure = _measure_config(backends, batch_size, threads, compress)
     if not (math.isfinite(finetune_epochs) and finetune_epochs >= 0):
         raise CompressorError(f"--finetune-epochs must be a finite number ≥ 0; got {finetune_epochs:g}")
@@ -113,9 +96,9 @@ def run_command(
     config = RunConfig(steps=steps, arch=arch, dataset=data, model=model, data_dir=data_dir, cache_dir=cache_dir,
                        input_size=input_size, epochs=epochs, seed=seed, pretrained=pretrained, output=output,
                        finetune_epochs=whole_if_integral(finetune_epochs), finetune_lr=finetune_lr,
-                       bn_recalibrate=bn_recalibrate,
+                       bn_recalibrate=bn_recalibrate, device=device,
                        measure=measure, artifacts_dir=artifacts, show_progress=not quiet,
-                       command=_command_line())
+                       command=command_line())
     if dry_run:
         plan = plan_run(config)
         baseline = config.model or "the cached baseline (trained first if missing)"
@@ -132,7 +115,6 @@ def run_command(
     out.print(f"report: {result.report_path}\ncheckpoint: {result.checkpoint_path}")
 
 
-@app.command("bench")
 def bench_command(
     model: Annotated[Path | None, typer.Option("--model", "-m", help="checkpoint to measure (accuracy on its "
                                                                      "dataset's test split)")] = None,
@@ -167,7 +149,7 @@ def bench_command(
     config = _measure_config(backends, batch_size, threads, compress, input_size, repeats)
     result = bench(model=model, arch=arch, num_classes=num_classes, in_channels=in_channels, dataset=data,
                    data_dir=data_dir, cache_dir=cache_dir, config=config, artifacts_dir=artifacts,
-                   command=_command_line())
+                   command=command_line())
     measured = result["measurements"]
     for table in (size_table(measured["size"]), latency_table(measured["latency"]),
                   accuracy_table(measured["evaluation"]), complexity_table(measured["complexity"], layers)):
@@ -180,7 +162,6 @@ def bench_command(
         out.print(f"report: {output}")
 
 
-@app.command("train")
 def train_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="where to write the checkpoint")],
     arch: ArchOpt = None,
@@ -192,21 +173,26 @@ def train_command(
     lr: Annotated[float, typer.Option("--lr", help="peak learning rate of the one-cycle schedule")] = 0.05,
     seed: SeedOpt = 0,
     pretrained: PretrainedOpt = False,
+    device: DeviceOpt = "auto",
     quiet: QuietOpt = False,
 ) -> None:
     """Train a baseline classifier and save it as a checkpoint that `run --model` accepts."""
     from compressor.baseline import BaselineRequest, train_baseline
-    from compressor.checkpoint import save_checkpoint
+    from compressor.checkpoint import dataset_for_arch, save_checkpoint
     from compressor.data import load_dataset
     from compressor.measure.accuracy import evaluate, torch_forward
 
     ensure_writable_file(output, "the checkpoint")
+    check_device(device)
     if not lr > 0:
         raise CompressorError(f"--lr must be a positive number; got {lr}")
-    dataset = load_dataset(data or "digits", data_dir=data_dir, cache_dir=cache_dir)
+    dataset, note = dataset_for_arch(load_dataset(data or "digits", data_dir=data_dir, cache_dir=cache_dir),
+                                     arch or "resnet18")
+    if note:
+        err.print(f"note: {note}", markup=False, highlight=False)
     request = BaselineRequest(arch=arch or "resnet18", input_size=input_size, epochs=epochs, lr=lr, seed=seed,
                               pretrained=pretrained)
-    checkpoint = train_baseline(request, dataset, show_progress=not quiet)
+    checkpoint = train_baseline(request, dataset, show_progress=not quiet, device=device)
     metrics = evaluate(torch_forward(checkpoint.model), dataset.test, checkpoint.spec.input_size)
     checkpoint.history[-1]["test"] = metrics
     save_checkpoint(checkpoint, output)
@@ -214,53 +200,63 @@ def train_command(
               f"on {metrics['samples']} images; saved {output}")
 
 
-@app.command("list")
-def list_command() -> None:
-    """List strategies (with parameters and defaults), architectures and datasets."""
-    from compressor.data import DATASET_NAMES
+def _json_value(value: Any) -> Any:
+    """`value` if JSON can hold it as it is, else its repr."""
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
+
+
+def listing() -> dict[str, Any]:
+    """What `compressor list --json` prints: strategies with their parameters, architectures, datasets, and the
+    plugins that failed to load."""
+    from compressor.data import list_datasets
     from compressor.models import list_archs
     from compressor.registry import list_strategies, plugin_errors
 
+    strategies = [{"name": info.name, "description": info.description, "source": info.source,
+                   "params": [{"name": p.name, "type": p.type_name, "default": _json_value(p.default), "help": p.help}
+                              for p in info.params]}
+                  for info in list_strategies()]
+    return {"strategies": strategies, "architectures": list(list_archs()), "datasets": list(list_datasets()),
+            "plugin_errors": dict(plugin_errors())}
+
+
+def list_command(
+    as_json: Annotated[bool, typer.Option("--json", help="print strategies (with parameters), architectures and "
+                                                         "datasets as one JSON document")] = False,
+) -> None:
+    """List strategies (with parameters and defaults), architectures and datasets.
+
+    On a terminal the strategies are a table; piped, every row is one tab-separated line that is never wrapped.
+    """
+    from compressor.data import list_datasets
+    from compressor.models import list_archs
+    from compressor.registry import list_strategies, plugin_errors
+
+    if as_json:
+        plain_lines([json.dumps(listing(), indent=2)])
+        return
+    strategies = list_strategies()
+    for name, reason in plugin_errors().items():
+        err.print(f"[yellow]plugin {name!r} failed to load: {reason}[/yellow]", soft_wrap=True)
+    tail = [f"architectures: {', '.join(list_archs())}", f"datasets: {', '.join(list_datasets())}"]
+    if not out.is_terminal:
+        lines = ["\t".join(("strategy", "parameter", "type", "default", "description"))]
+        for info in strategies:
+            lines.append("\t".join((info.name, "", "", "", info.description)))
+            lines += ["\t".join((info.name, p.name, p.type_name, repr(p.default), p.help)) for p in info.params]
+        plain_lines([*lines, *tail])
+        return
     table = Table(title="strategies")
     for column in ("strategy", "parameter", "type", "default", "description"):
         table.add_column(column, style="bold" if column == "strategy" else None)
-    for info in list_strategies():
+    for info in strategies:
         table.add_row(info.name, "", "", "", info.description, end_section=not info.params)
         for i, p in enumerate(info.params):
             table.add_row("", p.name, p.type_name, repr(p.default), p.help, end_section=i == len(info.params) - 1)
     out.print(table)
-    for name, reason in plugin_errors().items():
-        err.print(f"[yellow]plugin {name!r} failed to load: {reason}[/yellow]")
-    out.print(f"architectures: {', '.join(list_archs())}")
-    out.print(f"datasets: {', '.join(DATASET_NAMES)}")
-
-
-from compressor import cli_results  # noqa: E402,F401  (registers sweep, report, export, score)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Console entry point: user errors end in one line on stderr and exit code 2, never a traceback."""
-    global _argv
-    _argv = list(argv) if argv is not None else None
-    run_app(app, "compressor", argv)
-
-
-def run_app(typer_app: typer.Typer, prog_name: str, argv: list[str] | None) -> None:
-    """Run a typer app; CompressorError and usage errors become one line on stderr and exit code 2."""
-    command = typer.main.get_command(typer_app)
-    try:
-        code = command.main(args=argv, prog_name=prog_name, standalone_mode=False)
-    except CompressorError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except typer.Abort:
-        err.print("aborted", markup=False)
-        sys.exit(130)
-    except typer.TyperException as exc:
-        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-        err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        err.print("interrupted", markup=False)
-        sys.exit(130)
-    sys.exit(code if isinstance(code, int) else 0)
+    for line in tail:
+        out.print(line, soft_wrap=True)
