@@ -209,19 +209,31 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+def failed_plugins() -> list[dict[str, str]]:
+    """Every entry point (strategy, architecture, dataset) that failed to load: its kind, name and the reason."""
+    from compressor.data import dataset_plugin_errors
+    from compressor.models import arch_plugin_errors
+    from compressor.registry import plugin_errors
+
+    return [{"kind": kind, "name": name, "reason": reason}
+            for kind, errors in (("strategy", plugin_errors()), ("architecture", arch_plugin_errors()),
+                                 ("dataset", dataset_plugin_errors()))
+            for name, reason in errors.items()]
+
+
 def listing() -> dict[str, Any]:
     """What `compressor list --json` prints: strategies with their parameters, architectures, datasets, and the
     plugins that failed to load."""
     from compressor.data import list_datasets
-    from compressor.models import list_archs
-    from compressor.registry import list_strategies, plugin_errors
+    from compressor.models import ARCH_FORMS, list_archs
+    from compressor.registry import list_strategies
 
     strategies = [{"name": info.name, "description": info.description, "source": info.source,
                    "params": [{"name": p.name, "type": p.type_name, "default": _json_value(p.default), "help": p.help}
                               for p in info.params]}
                   for info in list_strategies()]
-    return {"strategies": strategies, "architectures": list(list_archs()), "datasets": list(list_datasets()),
-            "plugin_errors": dict(plugin_errors())}
+    return {"strategies": strategies, "architectures": list(list_archs()), "architecture_forms": ARCH_FORMS,
+            "datasets": list(list_datasets()), "plugin_errors": failed_plugins()}
 
 
 def list_command(
@@ -234,15 +246,17 @@ def list_command(
     """
     from compressor.data import list_datasets
     from compressor.models import list_archs
-    from compressor.registry import list_strategies, plugin_errors
+    from compressor.registry import list_strategies
 
     if as_json:
         plain_lines([json.dumps(listing(), indent=2)])
         return
     strategies = list_strategies()
-    for name, reason in plugin_errors().items():
-        err.print(f"[yellow]plugin {name!r} failed to load: {reason}[/yellow]", soft_wrap=True)
-    tail = [f"architectures: {', '.join(list_archs())}", f"datasets: {', '.join(list_datasets())}"]
+    for failed in failed_plugins():
+        err.print(f"{failed['kind']} plugin {failed['name']!r} failed to load: {failed['reason']}", style="yellow",
+                  markup=False, soft_wrap=True)
+    tail = [f"architectures: {', '.join(list_archs())}; also torchvision:NAME, timm:NAME, package.module:factory",
+            f"datasets: {', '.join(list_datasets())}"]
     if not out.is_terminal:
         lines = ["\t".join(("strategy", "parameter", "type", "default", "description"))]
         for info in strategies:

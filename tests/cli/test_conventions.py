@@ -59,7 +59,7 @@ def test_list_piped_keeps_every_name_and_description_on_one_line(tmp_path: Path)
     description = get_strategy("layer-sensitive").description
     assert ["layer-sensitive", "", "", "", description] in rows
     assert ["l1", "amount", "float", "0.5", get_strategy("l1").param("amount").help] in rows
-    assert f"architectures: {', '.join(list_archs())}" in lines
+    assert f"architectures: {', '.join(list_archs())}; also torchvision:NAME, timm:NAME, package.module:factory" in lines
     assert f"datasets: {', '.join(list_datasets())}" in lines
 
 
@@ -77,7 +77,7 @@ def test_list_json_describes_strategies_architectures_and_datasets() -> None:
     assert params["scope"] == {"name": "scope", "type": "global|layer", "default": "global",
                                "help": params["scope"]["help"]}
     assert "layer-sensitive" in strategies and "resnet18" in found["architectures"]
-    assert found["datasets"] == list_datasets() and found["plugin_errors"] == {}
+    assert found["datasets"] == list_datasets() and found["plugin_errors"] == []
 
 
 @pytest.mark.parametrize("spelling", ["-o", "--output", "--out"])
