@@ -190,7 +190,8 @@ def evaluate_command(
 
     from compressor.checkpoint import load_checkpoint, load_dataset_for
     from compressor.fileio import write_json_atomic
-    from supcon.evaluate import evaluate_classifier, plot_confusion
+    from compressor.report.plots import plot_confusion
+    from supcon.evaluate import evaluate_classifier
 
     out_dir = output_path(output, legacy_out, required=False)
     if out_dir is not None:

@@ -12,7 +12,7 @@ from sklearn.metrics import classification_report, confusion_matrix, f1_score
 from torch import nn
 
 from compressor.data import Split
-from compressor.fileio import write_atomic
+from compressor.report.plots import plot_tsne
 from compressor.measure.accuracy import classification_metrics, predict, torch_forward
 
 
@@ -33,34 +33,6 @@ def evaluate_classifier(model: nn.Module, split: Split, input_size: int, classes
     }
 
 
-def plot_confusion(result: dict[str, Any], path: Path, title: str) -> Path:
-    """Row-normalized confusion matrix as a PNG (written atomically)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    matrix = np.asarray(result["confusion_matrix"], dtype=float)
-    rates = matrix / matrix.sum(axis=1, keepdims=True).clip(min=1)
-    classes = result["classes"]
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * len(classes), 0.8 + 0.5 * len(classes)))
-    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(classes)), classes, fontsize=8)
-    for i in range(len(classes)):
-        for j in range(len(classes)):
-            if matrix[i, j]:
-                ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=6,
-                        color="white" if rates[i, j] > 0.5 else "black")
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
-    plt.close(fig)
-    return path
-
-
 def tsne_embedding(features: torch.Tensor, *, seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
     """2-D t-SNE of L2-normalized features (PCA to 50 dimensions first, PCA initialization)."""
     from sklearn.decomposition import PCA
@@ -72,30 +44,6 @@ def tsne_embedding(features: torch.Tensor, *, seed: int = 0, perplexity: float =
     perplexity = min(perplexity, (len(x) - 1) / 3)
     return TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto",
                 random_state=seed).fit_transform(x)
-
-
-def plot_tsne(panels: list[tuple[str, np.ndarray]], labels: np.ndarray, classes: tuple[str, ...],
-              path: Path) -> Path:
-    """Side-by-side t-SNE scatter plots (one per panel title), coloured by class, saved as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 5.0), squeeze=False)
-    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
-    for ax, (title, points) in zip(axes[0], panels):
-        for index, name in enumerate(classes):
-            chosen = labels == index
-            ax.scatter(points[chosen, 0], points[chosen, 1], s=3, color=cmap(index % cmap.N), label=name)
-        ax.set_title(title, fontsize=10)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=4, fontsize=8, frameon=False)
-    fig.tight_layout()
-    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
-    plt.close(fig)
-    return path
 
 
 def subsample(split: Split, samples: int, seed: int) -> Split:

@@ -131,3 +131,46 @@ def plot_tradeoffs(rows: Sequence[Row], path: Path, title: str) -> Path:
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return _save_png(fig, path)
+
+
+def plot_confusion(result: Mapping[str, Any], path: Path, title: str) -> Path:
+    """Row-normalized confusion matrix (`confusion_matrix` and `classes` of a metrics dict) as a PNG."""
+    import numpy as np
+
+    matrix = np.asarray(result["confusion_matrix"], dtype=float)
+    rates = matrix / matrix.sum(axis=1, keepdims=True).clip(min=1)
+    classes = list(result["classes"])
+    fig = _figure((1.0 + 0.55 * len(classes), 0.8 + 0.5 * len(classes)))
+    ax = fig.add_subplot()
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(classes)), classes, fontsize=8)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            if matrix[i, j]:
+                ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=6,
+                        color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return _save_png(fig, path)
+
+
+def plot_tsne(panels: Sequence[tuple[str, Any]], labels: Any, classes: Sequence[str], path: Path) -> Path:
+    """Side-by-side 2-D embeddings (one panel per title), coloured by class, as a PNG."""
+    from matplotlib import colormaps
+
+    fig = _figure((5.2 * len(panels), 5.0))
+    axes = fig.subplots(1, len(panels), squeeze=False)
+    cmap = colormaps["tab10" if len(classes) <= 10 else "tab20"]
+    for ax, (title, points) in zip(axes[0], panels):
+        for index, name in enumerate(classes):
+            chosen = labels == index
+            ax.scatter(points[chosen, 0], points[chosen, 1], s=3, color=cmap(index % cmap.N), label=name)
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=4, fontsize=8, frameon=False)
+    fig.tight_layout()
+    return _save_png(fig, path)
