@@ -12,12 +12,14 @@ import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
 import torch
 from torch import nn
 
 from compressor.errors import CompressorError
+from compressor.plugins import load_plugins
 
 ENTRY_POINT_GROUP = "compressor.architectures"
 PRUNABLE_TYPES = (nn.Conv2d, nn.Linear)
@@ -202,14 +204,13 @@ def _discover() -> None:
     if _discovered:
         return
     _discovered = True
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in _ARCHS:
-            _PLUGIN_ERRORS[ep.name] = f"name already taken by {_ARCHS[ep.name].source}"
-            continue
-        try:
-            _add(_factory_info(ep.name, ep.load(), ep.value))
-        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the others
-            _PLUGIN_ERRORS[ep.name] = f"{type(exc).__name__}: {exc}"
+    def taken_by(point: EntryPoint) -> str | None:
+        return _ARCHS[point.name].source if point.name in _ARCHS else None
+
+    def register(point: EntryPoint, factory: Any) -> None:
+        _add(_factory_info(point.name, factory, point.value))
+
+    _PLUGIN_ERRORS.update(load_plugins(entry_points(group=ENTRY_POINT_GROUP), register, taken_by))
 
 
 def list_archs(pattern: str = "*") -> list[str]:

@@ -13,7 +13,7 @@ import math
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
@@ -23,6 +23,7 @@ from torch import nn
 from compressor.data import Dataset
 from compressor.errors import CompressorError
 from compressor.loaders import Split
+from compressor.plugins import load_plugins
 from compressor.progress import ProgressCallback, silent_progress
 
 ENTRY_POINT_GROUP = "compressor.strategies"
@@ -170,16 +171,15 @@ def _discover() -> None:
     _discovered = True
     import compressor.strategies  # noqa: F401 - registers the built-ins
 
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in _REGISTRY and _REGISTRY[ep.name].source != ep.value.split(":")[0]:
-            _PLUGIN_ERRORS[ep.name] = f"name already taken by {_REGISTRY[ep.name].source}"
-            continue
-        try:
-            cls = ep.load()
-            if ep.name not in _REGISTRY:
-                _REGISTRY[ep.name] = _info(ep.name, cls, ep.value.split(":")[0])
-        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the others
-            _PLUGIN_ERRORS[ep.name] = f"{type(exc).__name__}: {exc}"
+    def taken_by(point: EntryPoint) -> str | None:
+        known = _REGISTRY.get(point.name)
+        return known.source if known is not None and known.source != point.module else None
+
+    def register(point: EntryPoint, cls: Any) -> None:
+        if point.name not in _REGISTRY:  # the plugin module may have registered itself with @register_strategy
+            _REGISTRY[point.name] = _info(point.name, cls, point.module)
+
+    _PLUGIN_ERRORS.update(load_plugins(entry_points(group=ENTRY_POINT_GROUP), register, taken_by))
 
 
 def list_strategies(pattern: str = "*") -> list[StrategyInfo]:

@@ -16,12 +16,13 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from compressor.data.splits import Dataset
 from compressor.errors import CompressorError
+from compressor.plugins import load_plugins
 
 ENTRY_POINT_GROUP = "compressor.datasets"
 
@@ -108,19 +109,21 @@ def _discover() -> None:
     if _discovered:
         return
     _discovered = True
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        prefix = ep.name.endswith(":")
-        name = ep.name[:-1] if prefix else ep.name
-        module = ep.value.split(":")[0]
-        if name in _REGISTRY and not _REGISTRY[name].source.startswith(module + "."):
-            _PLUGIN_ERRORS[ep.name] = f"name already taken by {_REGISTRY[name].source}"
-            continue
-        try:
-            loader = ep.load()
-            if name not in _REGISTRY:  # the module may have registered it with @register_dataset
-                _add(_entry(name, loader, prefix, "PATH", f"{module}.{ep.value.split(':')[-1]}"))
-        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the others
-            _PLUGIN_ERRORS[ep.name] = f"{type(exc).__name__}: {exc}"
+    def split_name(point: EntryPoint) -> tuple[str, bool]:
+        prefix = point.name.endswith(":")
+        return (point.name[:-1] if prefix else point.name), prefix
+
+    def taken_by(point: EntryPoint) -> str | None:
+        name, _ = split_name(point)
+        known = _REGISTRY.get(name)
+        return known.source if known is not None and not known.source.startswith(point.module + ".") else None
+
+    def register(point: EntryPoint, loader: Any) -> None:
+        name, prefix = split_name(point)
+        if name not in _REGISTRY:  # the module may have registered it with @register_dataset
+            _add(_entry(name, loader, prefix, "PATH", f"{point.module}.{point.attr}"))
+
+    _PLUGIN_ERRORS.update(load_plugins(entry_points(group=ENTRY_POINT_GROUP), register, taken_by))
 
 
 def dataset_entries() -> list[DatasetEntry]:
