@@ -117,12 +117,30 @@ def _own_shapes(module: nn.Module) -> dict[str, tuple[int, ...]]:
     return {name: tuple(t.shape) for name, t in tensors if t is not None}
 
 
+def _size_attributes(module: nn.Module) -> dict[str, Any]:
+    """The plain size settings of a module (ints, and tuples of ints), which a structural edit may change."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in vars(module).items()
+            if not k.startswith("_") and not isinstance(v, bool) and
+            (isinstance(v, int) or (isinstance(v, tuple) and all(isinstance(i, int) for i in v)))}
+
+
+def _resize_edit(base: nn.Module, model: nn.Module, path: str) -> dict[str, Any]:
+    """A module of a type outside the rebuildable list, resized in place (what torch-pruning does): the new
+    shapes of its own tensors and the size settings that changed."""
+    base_sizes, sizes = _size_attributes(base), _size_attributes(model)
+    return {"op": "resize", "path": path, "shapes": {k: list(v) for k, v in _own_shapes(model).items()},
+            "attrs": {k: v for k, v in sizes.items() if base_sizes.get(k) != v}}
+
+
 def structure_edits(base: nn.Module, model: nn.Module, path: str = "") -> list[dict[str, Any]]:
-    """The replace/delete/add edits that turn the module tree of `base` into that of `model`."""
-    if type(base) is not type(model) or _config(base) != _config(model) or \
-            (_config(model) is None and _own_shapes(base) != _own_shapes(model)):
+    """The replace/delete/add/resize edits that turn the module tree of `base` into that of `model`."""
+    if type(base) is not type(model) or _config(base) != _config(model):
         return [{"op": "replace", "path": path, "module": module_spec(model, path)}]
     edits: list[dict[str, Any]] = []
+    if _config(model) is None and _own_shapes(base) != _own_shapes(model):
+        if set(_own_shapes(base)) != set(_own_shapes(model)):
+            module_spec(model, path)  # tensors were added or removed: only a rebuildable type can say how
+        edits.append(_resize_edit(base, model, path))
     base_children, children = dict(base.named_children()), dict(model.named_children())
     for name, base_child in base_children.items():
         child_path = f"{path}.{name}" if path else name
@@ -149,9 +167,27 @@ def apply_edits(model: nn.Module, edits: list[dict[str, Any]]) -> nn.Module:
             parent_path, _, name = path.rpartition(".")
             parent = model.get_submodule(parent_path) if parent_path else model
             delattr(parent, name)
+        elif op == "resize":
+            _resize(model.get_submodule(path), edit["shapes"], edit["attrs"])
         else:
             raise CompressorError(f"checkpoint has an unknown edit {op!r} at {path!r}")
     return model
+
+
+def _resize(module: nn.Module, shapes: dict[str, list[int]], attrs: dict[str, Any]) -> None:
+    """Give `module` tensors of the recorded shapes (values come from the state_dict) and its new size settings."""
+    for name, value in attrs.items():
+        if name not in _size_attributes(module):
+            raise CompressorError(f"checkpoint resizes {type(module).__name__}.{name}, which is not a size setting")
+        setattr(module, name, tuple(value) if isinstance(value, list) else int(value))
+    for name, shape in shapes.items():
+        if name in module._parameters and module._parameters[name] is not None:
+            old = module._parameters[name]
+            module._parameters[name] = nn.Parameter(old.new_empty(shape), requires_grad=old.requires_grad)
+        elif name in module._buffers and module._buffers[name] is not None:
+            module._buffers[name] = module._buffers[name].new_empty(shape)
+        else:
+            raise CompressorError(f"checkpoint resizes {type(module).__name__}.{name}, which the module lacks")
 
 
 def _base_model(spec: ModelSpec) -> nn.Module:

@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from compressor.checkpoint import Checkpoint, ModelSpec, load_checkpoint, save_checkpoint, structure_edits
+from compressor.checkpoint import (Checkpoint, ModelSpec, apply_edits, load_checkpoint, save_checkpoint,
+                                   structure_edits)
 from compressor.errors import CompressorError
 from compressor.models import build_model
 
@@ -143,3 +144,56 @@ def test_checkpoint_whose_weights_do_not_fit_its_architecture_is_refused(tmp_pat
     with pytest.raises(CompressorError, match="do not fit its resnet50 structure"):
         load_checkpoint(path)
 
+
+
+class Scale(nn.Module):
+    """A layer type outside the rebuildable list, sized by a plain attribute, as third-party layers are."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.channels = channels
+        self.weight = nn.Parameter(torch.linspace(0.5, 1.5, channels))
+        self.register_buffer("offset", torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight.view(1, self.channels, 1, 1) + self.offset.view(1, self.channels, 1, 1)
+
+
+def test_a_layer_of_an_unknown_type_resized_in_place_is_recorded_and_rebuilt_exactly() -> None:
+    def base() -> nn.Module:
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(1, 4, 3), Scale(4))
+
+    model = base()
+    keep = torch.tensor([0, 2])
+    slim = nn.Conv2d(1, 2, 3)
+    with torch.no_grad():
+        slim.weight.copy_(model[0].weight[keep])
+        slim.bias.copy_(model[0].bias[keep])
+        model[0] = slim
+        model[1].weight = nn.Parameter(model[1].weight[keep].clone())
+        model[1].offset = model[1].offset[keep].clone() + 0.25
+        model[1].channels = 2
+    edits = structure_edits(base(), model)
+    resize = next(e for e in edits if e["op"] == "resize")
+    assert resize == {"op": "resize", "path": "1", "shapes": {"weight": [2], "offset": [2]}, "attrs": {"channels": 2}}
+    rebuilt = apply_edits(base(), edits)
+    rebuilt.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(2, 1, 5, 5)
+    assert torch.equal(rebuilt(x), model(x))
+
+
+def test_timm_models_with_their_own_layer_types_are_channel_pruned_saved_and_reloaded(digits, tmp_path) -> None:
+    pytest.importorskip("timm", reason="the optional timm extra is not installed")
+    from compressor.registry import StrategyContext, build_strategy
+
+    torch.manual_seed(0)
+    model = build_model("timm:mobilenetv3_small_050", 10, 1).eval()  # BatchNormAct2d: a timm layer type
+    pruned = build_strategy("channels", {"amount": 0.5, "importance": "l1"}).apply(
+        model, StrategyContext.for_dataset(digits, 32)).model.eval()
+    spec = ModelSpec("timm:mobilenetv3_small_050", 10, 1, 32, "digits", tuple("0123456789"), (0.5,), (0.5,))
+    save_checkpoint(Checkpoint(spec, pruned), tmp_path / "timm.pt")
+    reloaded = load_checkpoint(tmp_path / "timm.pt").model
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(reloaded(x), pruned(x))
