@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,12 +34,29 @@ from compressor.train import TrainConfig, recalibrate_batchnorm, train, zero_mas
 
 @dataclass
 class RecoveryConfig:
-    """What to do after the strategies: BatchNorm recalibration and fine-tuning (pruned weights stay zero)."""
+    """What to do after the strategies: BatchNorm recalibration and fine-tuning (pruned weights stay zero),
+    optionally distilled from the uncompressed model."""
 
     finetune_epochs: float = 0
     finetune_lr: float = 0.01
     bn_recalibrate: bool = False
     seed: int = 0
+    distill: bool = False
+    distill_alpha: float = 0.5
+    distill_temperature: float = 4.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.finetune_epochs) and self.finetune_epochs >= 0):
+            raise CompressorError(f"finetune_epochs must be a finite number >= 0; got {self.finetune_epochs!r}")
+        if not (math.isfinite(self.finetune_lr) and self.finetune_lr > 0):
+            raise CompressorError(f"finetune_lr must be a finite number > 0; got {self.finetune_lr!r}")
+        if not (math.isfinite(self.distill_alpha) and 0 <= self.distill_alpha <= 1):
+            raise CompressorError(f"distill_alpha must be a number in [0, 1]; got {self.distill_alpha!r}")
+        if not (math.isfinite(self.distill_temperature) and self.distill_temperature > 0):
+            raise CompressorError(f"distill_temperature must be a number > 0; got {self.distill_temperature!r}")
+        if self.distill and self.finetune_epochs == 0:
+            raise CompressorError("distillation happens during fine-tuning: give finetune_epochs > 0 "
+                                  "(--finetune-epochs) with distill (--distill)")
 
 
 @dataclass
@@ -117,9 +135,13 @@ def check_fit(steps: Sequence[Step], model: nn.Module) -> None:
 
 
 def recover(model: nn.Module, train_split: Split, input_size: int, recovery: RecoveryConfig, *,
-            show_progress: bool = False) -> dict[str, Any]:
-    """BatchNorm recalibration and fine-tuning on `train_split`, on the model's device; returns their record."""
-    record: dict[str, Any] = {"bn_recalibrate": recovery.bn_recalibrate, "finetune_epochs": recovery.finetune_epochs}
+            show_progress: bool = False, teacher: nn.Module | None = None) -> dict[str, Any]:
+    """BatchNorm recalibration and fine-tuning on `train_split`, on the model's device (distilled from `teacher`,
+    the uncompressed model, when `recovery.distill`); returns their record."""
+    if recovery.distill and teacher is None:
+        raise CompressorError("distillation needs a teacher: the uncompressed model")
+    record: dict[str, Any] = {"bn_recalibrate": recovery.bn_recalibrate, "finetune_epochs": recovery.finetune_epochs,
+                              "distill": recovery.distill}
     if recovery.bn_recalibrate:
         record["bn_images"] = recalibrate_batchnorm(model, train_split, input_size, seed=recovery.seed)
     if recovery.finetune_epochs > 0:
@@ -127,8 +149,10 @@ def recover(model: nn.Module, train_split: Split, input_size: int, recovery: Rec
         batch_size = getattr(train_split, "batch_size", None) or TrainConfig.batch_size
         stats = train(model, train_split, input_size,
                       TrainConfig(epochs=recovery.finetune_epochs, lr=recovery.finetune_lr, seed=recovery.seed,
-                                  batch_size=batch_size),
-                      masks=masks, description="fine-tune", show_progress=show_progress)
+                                  batch_size=batch_size, distill_alpha=recovery.distill_alpha,
+                                  distill_temperature=recovery.distill_temperature),
+                      masks=masks, description="fine-tune (distilled)" if recovery.distill else "fine-tune",
+                      show_progress=show_progress, teacher=teacher if recovery.distill else None)
         record["finetune"] = {**stats, "masked_tensors": len(masks)}
     return record
 
@@ -176,17 +200,22 @@ def compress(model: nn.Module, strategy: str | Sequence[str], *, amount: float |
              params: Mapping[str, Any] | None = None, train: Iterable[Any] | None = None,
              calib: Iterable[Any] | None = None, example_input: torch.Tensor | None = None,
              finetune_epochs: float = 0, finetune_lr: float = 0.01, bn_recalibrate: bool = False,
+             distill: bool = False, distill_alpha: float = 0.5, distill_temperature: float = 4.0,
              device: str | torch.device = "auto", seed: int = 0, cache_dir: Path | None = None,
              progress: bool | ProgressCallback = False, inplace: bool = False) -> Compressed:
     """Compress any classifier with a strategy or pipeline (`"blocks+l1+int8"`); the caller's model is untouched.
 
     `train` and `calib` are iterables of (inputs, labels) batches, e.g. torch DataLoaders; `calib` defaults to
-    `train`. `params` maps `key` or `strategy.key` to a value, as `--param` does. The result's model lives on
-    `device`; `record` holds each step's record and the recovery; `int8` carries the export-time plan.
+    `train`. `params` maps `key` or `strategy.key` to a value, as `--param` does. With `distill`, fine-tuning
+    distils the uncompressed model (α·T²·KL + (1−α)·CE). The result's model lives on `device`; `record` holds each
+    step's record and the recovery; `int8` carries the export-time plan.
     """
     names = [strategy] if isinstance(strategy, str) else list(strategy)
     steps = parse_steps(names, amount, _params_list(params))
+    recovery = RecoveryConfig(finetune_epochs, finetune_lr, bn_recalibrate, seed, distill, distill_alpha,
+                              distill_temperature)
     target = resolve_device(device)
+    teacher = copy.deepcopy(model).to(target).eval() if distill else None
     work = model if inplace else copy.deepcopy(model)
     work.to(target)
     train_split, calib_split = _split(train, "train"), _split(calib if calib is not None else train, "calib")
@@ -199,12 +228,11 @@ def compress(model: nn.Module, strategy: str | Sequence[str], *, amount: float |
                               progress=callback)
     torch.manual_seed(seed)
     work, records, deploy = apply_steps(work, steps, context)
-    recovery = recover(work, train_split, input_size,
-                       RecoveryConfig(finetune_epochs, finetune_lr, bn_recalibrate, seed), show_progress=progress is True) \
+    recovered = recover(work, train_split, input_size, recovery, show_progress=progress is True, teacher=teacher) \
         if finetune_epochs > 0 or bn_recalibrate else {"bn_recalibrate": False, "finetune_epochs": 0}
     work.eval()
     plan = int8_plan(deploy["int8"], calib_split, seed) if "int8" in deploy else None
-    record = {"strategy": "+".join(s.strategy for s in steps), "steps": records, "recovery": recovery,
+    record = {"strategy": "+".join(s.strategy for s in steps), "steps": records, "recovery": recovered,
               "device": str(target), "input_size": input_size}
     return Compressed(work, record, deploy, plan)
 

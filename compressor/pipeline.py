@@ -57,6 +57,15 @@ class RunConfig:
     show_progress: bool = True
     command: str | None = None
     device: str = "auto"  # where training, fine-tuning and calibration run (see compressor.device)
+    distill: bool = False  # fine-tuning distils the uncompressed baseline
+    distill_alpha: float = 0.5
+    distill_temperature: float = 4.0
+
+    @property
+    def recovery(self) -> RecoveryConfig:
+        """The recovery settings, checked (a bad value is a one-line usage error)."""
+        return RecoveryConfig(self.finetune_epochs, self.finetune_lr, self.bn_recalibrate, self.seed, self.distill,
+                              self.distill_alpha, self.distill_temperature)
 
 
 @dataclass
@@ -122,6 +131,7 @@ def plan_run(config: RunConfig) -> RunPlan:
         raise CompressorError(f"--output {config.output} would collide with the checkpoint written beside the "
                               "report (same name, .pt); name the report .json")
     resolve_device(config.device)
+    _ = config.recovery  # a bad recovery option is a usage error before any work
     if config.model is not None:
         checkpoint, dataset, note = _from_model_file(config)
         model, arch, request = checkpoint.model, checkpoint.spec.arch, None
@@ -155,14 +165,13 @@ def _load_baseline(plan: RunPlan, config: RunConfig, console: Console) -> tuple[
 
 
 def _recover(model: nn.Module, dataset: Dataset, spec: ModelSpec, config: RunConfig, history: list[dict[str, Any]],
-             console: Console) -> dict[str, Any]:
+             console: Console, teacher: nn.Module) -> dict[str, Any]:
     """Optional BatchNorm recalibration and fine-tuning with pruned weights held at zero; test accuracy before it."""
     if not config.bn_recalibrate and config.finetune_epochs == 0:
         return {"bn_recalibrate": False, "finetune_epochs": config.finetune_epochs}
     before = evaluate(torch_forward(model), dataset.test, spec.input_size)
-    recovery = recover(model, dataset.train, spec.input_size,
-                       RecoveryConfig(config.finetune_epochs, config.finetune_lr, config.bn_recalibrate, config.seed),
-                       show_progress=config.show_progress)
+    recovery = recover(model, dataset.train, spec.input_size, config.recovery, show_progress=config.show_progress,
+                       teacher=copy.deepcopy(teacher) if config.distill else None)
     if "bn_images" in recovery:
         history.append({"step": "bn_recalibrate", "images": recovery["bn_images"]})
     if "finetune" in recovery:
@@ -221,7 +230,7 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
 
     model, step_reports, deploy = apply_steps(model, steps, context, announce)
     history += [{"step": "strategy", **{k: v for k, v in entry.items() if k != "record"}} for entry in step_reports]
-    recovery = _recover(model, dataset, spec, config, history, console)
+    recovery = _recover(model, dataset, spec, config, history, console, teacher=baseline.model)
     model.cpu().eval()
     compressed = Checkpoint(spec, model, history)
     save_checkpoint(compressed, checkpoint_path)

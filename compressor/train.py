@@ -1,4 +1,5 @@
-"""One training loop (SGD + Nesterov, one-cycle LR, rich progress) for baselines and recovery fine-tuning."""
+"""One training loop (SGD + Nesterov, one-cycle LR, rich progress) for baselines and recovery fine-tuning, with
+optional knowledge distillation from a teacher."""
 
 from __future__ import annotations
 
@@ -27,6 +28,31 @@ class TrainConfig:
     momentum: float = 0.9
     augment: bool = True
     seed: int = 0
+    distill_alpha: float = 0.5  # weight of the distillation term when a teacher is given
+    distill_temperature: float = 4.0
+
+
+ONE_CYCLE_PCT_START = 0.25
+MIN_WARMUP_STEPS = 2  # below this a one-cycle warm-up degenerates (OneCycleLR divides by zero at 4 steps)
+
+
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, alpha: float,
+                      temperature: float) -> torch.Tensor:
+    """α·T²·KL(teacher ‖ student) on temperature-softened outputs + (1−α)·cross-entropy (Hinton et al., 2015)."""
+    soft = nn.functional.kl_div(nn.functional.log_softmax(student / temperature, dim=1),
+                                nn.functional.log_softmax(teacher / temperature, dim=1),
+                                reduction="batchmean", log_target=True)
+    hard = nn.functional.cross_entropy(student, labels)
+    return alpha * temperature ** 2 * soft + (1 - alpha) * hard
+
+
+def lr_scheduler(optimizer: torch.optim.Optimizer, peak: float, total: int) -> tuple[Any, str]:
+    """One-cycle (warm-up then cosine decay) when the run is long enough for a warm-up, else a linear decay from
+    the peak; and the schedule's name for the record."""
+    if ONE_CYCLE_PCT_START * total >= MIN_WARMUP_STEPS:
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peak, total_steps=total,
+                                                   pct_start=ONE_CYCLE_PCT_START), "one-cycle"
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / total), "linear-decay"
 
 
 def whole_if_integral(epochs: float) -> int | float:
@@ -52,8 +78,9 @@ def zero_masks(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def train(model: nn.Module, split: Split, input_size: int, config: TrainConfig, *,
           masks: dict[str, torch.Tensor] | None = None, description: str = "train",
-          show_progress: bool = True) -> dict[str, Any]:
-    """Train `model` in place on `split`; weights outside `masks` (name -> keep) stay exactly zero."""
+          show_progress: bool = True, teacher: nn.Module | None = None) -> dict[str, Any]:
+    """Train `model` in place on `split`; weights outside `masks` (name -> keep) stay exactly zero. With a
+    `teacher`, the loss distils its outputs on the same (augmented) batch into the model."""
     if config.epochs <= 0:
         return {"epochs": 0, "steps": 0, "seconds": 0.0, **asdict(config)}
     torch.manual_seed(config.seed)
@@ -66,10 +93,11 @@ def train(model: nn.Module, split: Split, input_size: int, config: TrainConfig, 
                                 lr=config.lr, momentum=config.momentum, nesterov=True)
     per_epoch = steps_per_epoch(len(split), config.batch_size)
     total = math.ceil(per_epoch * config.epochs)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total,
-                                                    pct_start=0.25)
+    scheduler, schedule = lr_scheduler(optimizer, config.lr, total)
     loss_fn = nn.CrossEntropyLoss()
     device = next(model.parameters()).device
+    if teacher is not None:
+        teacher.to(device).eval()
     model.train()
     start = time.perf_counter()
     step, seen, correct, running = 0, 0, 0, 0.0
@@ -83,7 +111,12 @@ def train(model: nn.Module, split: Split, input_size: int, config: TrainConfig, 
                                       seed=config.seed * 1000 + epoch):
                 x, y = x.to(device), y.to(device)
                 logits = model(x)
-                loss = loss_fn(logits, y)
+                if teacher is None:
+                    loss = loss_fn(logits, y)
+                else:
+                    with torch.no_grad():
+                        targets = teacher(x)
+                    loss = distillation_loss(logits, targets, y, config.distill_alpha, config.distill_temperature)
                 if not torch.isfinite(loss):
                     raise RuntimeFailure(f"training diverged: loss is {loss.item()} at epoch {epoch + 1}, step "
                                          f"{step + 1}; lower the learning rate (now {config.lr})")
@@ -109,8 +142,12 @@ def train(model: nn.Module, split: Split, input_size: int, config: TrainConfig, 
                     break
             seen, correct = 0, 0
     model.eval()
-    return {"epochs": config.epochs, "steps": step, "seconds": round(time.perf_counter() - start, 2),
-            "final_loss": round(running, 4), **asdict(config)}
+    record = {"epochs": config.epochs, "steps": step, "seconds": round(time.perf_counter() - start, 2),
+              "final_loss": round(running, 4), "schedule": schedule, **asdict(config)}
+    if teacher is None:
+        record.pop("distill_alpha")
+        record.pop("distill_temperature")
+    return record
 
 
 

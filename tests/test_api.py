@@ -166,3 +166,27 @@ def test_compress_on_cuda_runs_strategies_and_fine_tuning_there(loader: DataLoad
     assert next(out.model.parameters()).device.type == "cuda"
     m = compressor.measure(out, loader)
     assert m.accuracy is not None
+
+
+def test_distilled_recovery_is_recorded_and_bad_settings_are_one_line(loader: DataLoader) -> None:
+    out = compressor.compress(Net(), "l1", amount=0.5, train=loader, finetune_epochs=1, distill=True,
+                              distill_alpha=0.7, distill_temperature=2.0, example_input=torch.randn(1, 3, 12, 12))
+    finetune = out.record["recovery"]["finetune"]
+    assert out.record["recovery"]["distill"] is True
+    assert (finetune["distill_alpha"], finetune["distill_temperature"]) == (0.7, 2.0)
+    for settings, message in (({"distill_alpha": 1.5}, "distill_alpha must be a number in \\[0, 1\\]"),
+                              ({"distill_temperature": 0.0}, "distill_temperature must be a number > 0"),
+                              ({"finetune_epochs": 0}, "distillation happens during fine-tuning")):
+        with pytest.raises(CompressorError, match=message):
+            compressor.compress(Net(), "l1", amount=0.5, train=loader, **{"finetune_epochs": 1, "distill": True,
+                                                                          **settings})
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--distill"], "--distill distils during fine-tuning: give --finetune-epochs > 0"),
+    (["--distill", "--finetune-epochs", "1", "--distill-alpha", "2"], "--distill-alpha must be a number in [0, 1]"),
+    (["--distill", "--finetune-epochs", "1", "--distill-temperature", "-1"], "--distill-temperature must be a number > 0"),
+])
+def test_bad_distillation_options_are_usage_errors(invoke, args: list[str], message: str) -> None:
+    code, _, err = invoke("compressor", ["run", "-s", "l1", "--dry-run", *args])
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1

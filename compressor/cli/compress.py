@@ -68,6 +68,12 @@ def run_command(
     finetune_lr: Annotated[float, typer.Option("--finetune-lr", help="peak learning rate of fine-tuning")] = 0.01,
     bn_recalibrate: Annotated[bool, typer.Option("--bn-recalibrate", help="re-estimate BatchNorm statistics on "
                                                                           "training images after the pipeline")] = False,
+    distill: Annotated[bool, typer.Option("--distill", help="fine-tune by distilling the uncompressed model "
+                                                            "(needs --finetune-epochs > 0)")] = False,
+    distill_alpha: Annotated[float, typer.Option("--distill-alpha", help="weight of the distillation term, in "
+                                                                         "[0, 1] (the rest is cross-entropy)")] = 0.5,
+    distill_temperature: Annotated[float, typer.Option("--distill-temperature", help="softmax temperature of "
+                                                                                     "distillation, > 0")] = 4.0,
     device: DeviceOpt = "auto",
     backends: BackendsOpt = "torch,onnxruntime",
     batch_size: BatchOpt = 1,
@@ -82,8 +88,8 @@ def run_command(
     import math
 
     from compressor.pipeline import RunConfig, plan_run, run
-    from compressor.steps import parse_steps
     from compressor.report import run_table, sensitivity_table
+    from compressor.steps import parse_steps
     from compressor.train import whole_if_integral
 
     check_device(device)
@@ -92,11 +98,18 @@ def run_command(
         raise CompressorError(f"--finetune-epochs must be a finite number ≥ 0; got {finetune_epochs:g}")
     if not (math.isfinite(finetune_lr) and finetune_lr > 0):
         raise CompressorError(f"--finetune-lr must be a finite number > 0; got {finetune_lr:g}")
+    if not (math.isfinite(distill_alpha) and 0 <= distill_alpha <= 1):
+        raise CompressorError(f"--distill-alpha must be a number in [0, 1]; got {distill_alpha:g}")
+    if not (math.isfinite(distill_temperature) and distill_temperature > 0):
+        raise CompressorError(f"--distill-temperature must be a number > 0; got {distill_temperature:g}")
+    if distill and finetune_epochs == 0:
+        raise CompressorError("--distill distils during fine-tuning: give --finetune-epochs > 0 as well")
     steps = parse_steps(strategy, amount, param)
     config = RunConfig(steps=steps, arch=arch, dataset=data, model=model, data_dir=data_dir, cache_dir=cache_dir,
                        input_size=input_size, epochs=epochs, seed=seed, pretrained=pretrained, output=output,
                        finetune_epochs=whole_if_integral(finetune_epochs), finetune_lr=finetune_lr,
-                       bn_recalibrate=bn_recalibrate, device=device,
+                       bn_recalibrate=bn_recalibrate, device=device, distill=distill,
+                       distill_alpha=distill_alpha, distill_temperature=distill_temperature,
                        measure=measure, artifacts_dir=artifacts, show_progress=not quiet,
                        command=command_line())
     if dry_run:
