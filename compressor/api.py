@@ -222,14 +222,13 @@ def compress(model: nn.Module, strategy: str | Sequence[str], *, amount: float |
     _, input_size = _input_shape(example_input, calib_split, train_split, required=False)
     check_fit(steps, work)
     callback = (RichProgress() if progress is True else silent_progress if progress is False else progress)
-    data_key = split_key(calib_split, "loader") if isinstance(calib_split, LoaderSplit) else "none"
+    data_key = "none" if isinstance(calib_split, MissingData) else split_key(calib_split, "calib")
     context = StrategyContext(train=train_split, calib=calib_split, input_size=input_size, data_key=data_key,
                               seed=seed, device=target, cache_dir=cache_dir or default_cache_dir(),
                               progress=callback)
     torch.manual_seed(seed)
     work, records, deploy = apply_steps(work, steps, context)
-    recovered = recover(work, train_split, input_size, recovery, show_progress=progress is True, teacher=teacher) \
-        if finetune_epochs > 0 or bn_recalibrate else {"bn_recalibrate": False, "finetune_epochs": 0}
+    recovered = recover(work, train_split, input_size, recovery, show_progress=progress is True, teacher=teacher)
     work.eval()
     plan = int8_plan(deploy["int8"], calib_split, seed) if "int8" in deploy else None
     record = {"strategy": "+".join(s.strategy for s in steps), "steps": records, "recovery": recovered,

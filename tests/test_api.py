@@ -190,3 +190,14 @@ def test_distilled_recovery_is_recorded_and_bad_settings_are_one_line(loader: Da
 def test_bad_distillation_options_are_usage_errors(invoke, args: list[str], message: str) -> None:
     code, _, err = invoke("compressor", ["run", "-s", "l1", "--dry-run", *args])
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_cache_keys_tell_different_data_of_the_same_size_apart(digits, loader: DataLoader) -> None:
+    import numpy as np
+
+    from compressor.loaders import split_key
+
+    first, second = digits.train.subset(np.arange(100)), digits.train.subset(np.arange(100, 200))
+    assert split_key(first, "calib") != split_key(second, "calib")
+    assert split_key(first, "calib") == split_key(digits.train.subset(np.arange(100)), "calib")
+    assert split_key(LoaderSplit(loader), "calib").startswith("calib:96:")
