@@ -1,4 +1,5 @@
-"""run(): load or train the baseline -> apply strategies in order -> measure both -> save checkpoint and report."""
+"""run(): load or train the baseline -> apply strategies in order -> recover -> measure both -> save checkpoint and
+report."""
 
 from __future__ import annotations
 
@@ -18,19 +19,19 @@ from compressor.baseline import BaselineRequest, get_baseline, model_spec
 from compressor.checkpoint import (Checkpoint, ModelSpec, dataset_for_arch, load_dataset_for, load_state_dict_into,
                                    read_model_file, save_checkpoint)
 from compressor.data import Dataset, dataset_slug, default_cache_dir, load_dataset
+from compressor.device import resolve_device
 from compressor.environment import environment
 from compressor.errors import CompressorError
 from compressor.measure import MeasureConfig, measure_model
 from compressor.measure.accuracy import evaluate, torch_forward
-from compressor.device import resolve_device
 from compressor.measure.harness import Int8Plan, latency_block, with_latency
 from compressor.models import arch_slug, build_model, input_size_for
 from compressor.preflight import ensure_writable_dir, ensure_writable_file, measurement_bytes
 from compressor.progress import RichProgress, silent_progress
+from compressor.registry import StrategyContext
 from compressor.report.plots import plot_sensitivity
 from compressor.report.schema import (DatasetInfo, Environment, Measurement, ModelInfo, Recovery, RunReport,
                                       StepReport, step_params, write_run_report)
-from compressor.registry import StrategyContext
 from compressor.steps import Step
 
 
