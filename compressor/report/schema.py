@@ -139,10 +139,12 @@ class StepReport(Record):
 
 @dataclass(kw_only=True)
 class Recovery(Record):
-    """What ran between the strategies and the measurements: BatchNorm recalibration and fine-tuning."""
+    """What ran between the strategies and the measurements: BatchNorm recalibration and fine-tuning (distilled
+    from the uncompressed model when `distill`)."""
 
     bn_recalibrate: bool = False
     finetune_epochs: float = 0
+    distill: bool | None = optional()
     bn_images: int | None = optional()
     finetune: dict[str, Any] | None = optional()
     extra: dict[str, Any] = extra_keys()
