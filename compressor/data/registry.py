@@ -109,6 +109,7 @@ def _discover() -> None:
     if _discovered:
         return
     _discovered = True
+
     def split_name(point: EntryPoint) -> tuple[str, bool]:
         prefix = point.name.endswith(":")
         return (point.name[:-1] if prefix else point.name), prefix
