@@ -204,6 +204,7 @@ def _discover() -> None:
     if _discovered:
         return
     _discovered = True
+
     def taken_by(point: EntryPoint) -> str | None:
         return _ARCHS[point.name].source if point.name in _ARCHS else None
 
