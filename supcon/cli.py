@@ -156,6 +156,7 @@ def linear_command(
     batch_size: Annotated[int, typer.Option("--batch-size", help="linear classifier batch size")] = 256,
     weight_decay: Annotated[float, typer.Option("--weight-decay")] = 1e-4,
     seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
     quiet: QuietOpt = False,
 ) -> None:
     """Freeze the encoder, cache its features, fit a linear classifier; save encoder + head as a classifier."""
@@ -163,10 +164,11 @@ def linear_command(
     from supcon.linear import LinearConfig, linear_evaluation
 
     ensure_writable_file(output, "the classifier checkpoint")
+    check_device(device)
     dataset = _pretrained_dataset(pretrained, data, data_dir, cache_dir)
     config = LinearConfig(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay, seed=seed)
     checkpoint, record = linear_evaluation(pretrained, dataset, config, cache_dir=cache_dir,
-                                           show_progress=not quiet)
+                                           show_progress=not quiet, device=device)
     save_checkpoint(checkpoint, output)
     test = record["test"]
     out.print(f"linear evaluation: test accuracy {test['accuracy']:.4f}, macro F1 {test['f1_macro']:.4f} "

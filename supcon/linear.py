@@ -15,6 +15,7 @@ from torch import nn
 
 from compressor.checkpoint import Checkpoint
 from compressor.data import Dataset, Split, dataset_slug, default_cache_dir
+from compressor.device import resolve_device
 from compressor.errors import CompressorError
 from compressor.fileio import save_torch_atomic
 from compressor.measure.accuracy import classification_metrics
@@ -116,10 +117,11 @@ def fit_linear(features: torch.Tensor, labels: torch.Tensor, num_classes: int,
 
 
 def linear_evaluation(pretrained: Path, dataset: Dataset, config: LinearConfig, *, cache_dir: Path | None = None,
-                      show_progress: bool = True) -> tuple[Checkpoint, dict[str, Any]]:
+                      show_progress: bool = True, device: str | torch.device = "cpu") -> tuple[Checkpoint, dict[str, Any]]:
     """Freeze the pre-trained encoder, fit a linear head on its train features, and return the classifier.
 
-    Calibration-split metrics are reported for monitoring; the test split is evaluated once, at the end.
+    Features are extracted on `device`; the classifier comes back on the CPU. Calibration-split metrics are
+    reported for monitoring; the test split is evaluated once, at the end.
     """
     from compressor.baseline import model_spec
 
@@ -132,8 +134,10 @@ def linear_evaluation(pretrained: Path, dataset: Dataset, config: LinearConfig, 
     input_size = int(state["input_size"])
     key = file_digest(pretrained)
     started = time.perf_counter()
+    model.encoder.to(resolve_device(device))
     splits = {name: cached_features(model.encoder, dataset, name, input_size, key, cache_dir, show_progress)
               for name in ("train", "calib", "test")}
+    model.encoder.cpu()
     extracted = time.perf_counter()
     linear, losses = fit_linear(*splits["train"], dataset.info.num_classes, config)
     metrics = {name: classification_metrics((features @ linear.weight.T + linear.bias).detach().numpy(),

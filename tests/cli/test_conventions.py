@@ -141,6 +141,7 @@ def test_run_and_train_hand_the_device_to_the_api(tmp_path: Path, monkeypatch: p
     ("compressor", ["sweep", "-o", "{tmp}/s", "--strategies", "l1"]),
     ("supcon", ["baseline", "-o", "{tmp}/b.pt", "--epochs", "1"]),
     ("supcon", ["pretrain", "-o", "{tmp}/p.pt"]),
+    ("supcon", ["linear", "{tmp}/pre.pt", "-o", "{tmp}/c.pt"]),
 ])
 def test_an_unavailable_device_is_one_line_and_exit_code_2(program: str, args: list[str], tmp_path: Path) -> None:
     code, _, stderr = run_cli(program, [a.format(tmp=tmp_path) for a in args] + ["--device", "cuda"])
