@@ -44,6 +44,7 @@ class RecoveryConfig:
     distill: bool = False
     distill_alpha: float = 0.5
     distill_temperature: float = 4.0
+    label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.finetune_epochs) and self.finetune_epochs >= 0):
@@ -54,6 +55,8 @@ class RecoveryConfig:
             raise CompressorError(f"distill_alpha must be a number in [0, 1]; got {self.distill_alpha!r}")
         if not (math.isfinite(self.distill_temperature) and self.distill_temperature > 0):
             raise CompressorError(f"distill_temperature must be a number > 0; got {self.distill_temperature!r}")
+        if not (math.isfinite(self.label_smoothing) and 0 <= self.label_smoothing < 1):
+            raise CompressorError(f"label_smoothing must be a number in [0, 1); got {self.label_smoothing!r}")
         if self.distill and self.finetune_epochs == 0:
             raise CompressorError("distillation happens during fine-tuning: give finetune_epochs > 0 "
                                   "(--finetune-epochs) with distill (--distill)")
@@ -149,7 +152,8 @@ def recover(model: nn.Module, train_split: Split, input_size: int, recovery: Rec
         batch_size = getattr(train_split, "batch_size", None) or TrainConfig.batch_size
         stats = train(model, train_split, input_size,
                       TrainConfig(epochs=recovery.finetune_epochs, lr=recovery.finetune_lr, seed=recovery.seed,
-                                  batch_size=batch_size, distill_alpha=recovery.distill_alpha,
+                                  batch_size=batch_size, label_smoothing=recovery.label_smoothing,
+                                  distill_alpha=recovery.distill_alpha,
                                   distill_temperature=recovery.distill_temperature),
                       masks=masks, description="fine-tune (distilled)" if recovery.distill else "fine-tune",
                       show_progress=show_progress, teacher=teacher if recovery.distill else None)
@@ -201,7 +205,7 @@ def compress(model: nn.Module, strategy: str | Sequence[str], *, amount: float |
              calib: Iterable[Any] | None = None, example_input: torch.Tensor | None = None,
              finetune_epochs: float = 0, finetune_lr: float = 0.01, bn_recalibrate: bool = False,
              distill: bool = False, distill_alpha: float = 0.5, distill_temperature: float = 4.0,
-             device: str | torch.device = "auto", seed: int = 0, cache_dir: Path | None = None,
+             label_smoothing: float = 0.0, device: str | torch.device = "auto", seed: int = 0, cache_dir: Path | None = None,
              progress: bool | ProgressCallback = False, inplace: bool = False) -> Compressed:
     """Compress any classifier with a strategy or pipeline (`"blocks+l1+int8"`); the caller's model is untouched.
 
@@ -213,7 +217,7 @@ def compress(model: nn.Module, strategy: str | Sequence[str], *, amount: float |
     names = [strategy] if isinstance(strategy, str) else list(strategy)
     steps = parse_steps(names, amount, _params_list(params))
     recovery = RecoveryConfig(finetune_epochs, finetune_lr, bn_recalibrate, seed, distill, distill_alpha,
-                              distill_temperature)
+                              distill_temperature, label_smoothing)
     target = resolve_device(device)
     teacher = copy.deepcopy(model).to(target).eval() if distill else None
     work = model if inplace else copy.deepcopy(model)

@@ -61,12 +61,13 @@ class RunConfig:
     distill: bool = False  # fine-tuning distils the uncompressed baseline
     distill_alpha: float = 0.5
     distill_temperature: float = 4.0
+    label_smoothing: float = 0.0  # of fine-tuning's cross-entropy
 
     @property
     def recovery(self) -> RecoveryConfig:
         """The recovery settings, checked (a bad value is a one-line usage error)."""
         return RecoveryConfig(self.finetune_epochs, self.finetune_lr, self.bn_recalibrate, self.seed, self.distill,
-                              self.distill_alpha, self.distill_temperature)
+                              self.distill_alpha, self.distill_temperature, self.label_smoothing)
 
 
 @dataclass

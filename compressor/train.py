@@ -28,6 +28,7 @@ class TrainConfig:
     momentum: float = 0.9
     augment: bool = True
     seed: int = 0
+    label_smoothing: float = 0.0
     distill_alpha: float = 0.5  # weight of the distillation term when a teacher is given
     distill_temperature: float = 4.0
 
@@ -37,12 +38,12 @@ MIN_WARMUP_STEPS = 2  # below this a one-cycle warm-up degenerates (OneCycleLR d
 
 
 def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, alpha: float,
-                      temperature: float) -> torch.Tensor:
+                      temperature: float, label_smoothing: float = 0.0) -> torch.Tensor:
     """α·T²·KL(teacher ‖ student) on temperature-softened outputs + (1−α)·cross-entropy (Hinton et al., 2015)."""
     soft = nn.functional.kl_div(nn.functional.log_softmax(student / temperature, dim=1),
                                 nn.functional.log_softmax(teacher / temperature, dim=1),
                                 reduction="batchmean", log_target=True)
-    hard = nn.functional.cross_entropy(student, labels)
+    hard = nn.functional.cross_entropy(student, labels, label_smoothing=label_smoothing)
     return alpha * temperature ** 2 * soft + (1 - alpha) * hard
 
 
@@ -94,7 +95,7 @@ def train(model: nn.Module, split: Split, input_size: int, config: TrainConfig, 
     per_epoch = steps_per_epoch(len(split), config.batch_size)
     total = math.ceil(per_epoch * config.epochs)
     scheduler, schedule = lr_scheduler(optimizer, config.lr, total)
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     device = next(model.parameters()).device
     if teacher is not None:
         teacher.to(device).eval()
@@ -116,7 +117,8 @@ def train(model: nn.Module, split: Split, input_size: int, config: TrainConfig, 
                 else:
                     with torch.no_grad():
                         targets = teacher(x)
-                    loss = distillation_loss(logits, targets, y, config.distill_alpha, config.distill_temperature)
+                    loss = distillation_loss(logits, targets, y, config.distill_alpha, config.distill_temperature,
+                                             config.label_smoothing)
                 if not torch.isfinite(loss):
                     raise RuntimeFailure(f"training diverged: loss is {loss.item()} at epoch {epoch + 1}, step "
                                          f"{step + 1}; lower the learning rate (now {config.lr})")

@@ -170,13 +170,16 @@ def test_compress_on_cuda_runs_strategies_and_fine_tuning_there(loader: DataLoad
 
 def test_distilled_recovery_is_recorded_and_bad_settings_are_one_line(loader: DataLoader) -> None:
     out = compressor.compress(Net(), "l1", amount=0.5, train=loader, finetune_epochs=1, distill=True,
-                              distill_alpha=0.7, distill_temperature=2.0, example_input=torch.randn(1, 3, 12, 12))
+                              distill_alpha=0.7, distill_temperature=2.0, label_smoothing=0.1,
+                              example_input=torch.randn(1, 3, 12, 12))
     finetune = out.record["recovery"]["finetune"]
+    assert finetune["label_smoothing"] == 0.1
     assert out.record["recovery"]["distill"] is True
     assert (finetune["distill_alpha"], finetune["distill_temperature"]) == (0.7, 2.0)
     for settings, message in (({"distill_alpha": 1.5}, "distill_alpha must be a number in \\[0, 1\\]"),
                               ({"distill_temperature": 0.0}, "distill_temperature must be a number > 0"),
-                              ({"finetune_epochs": 0}, "distillation happens during fine-tuning")):
+                              ({"finetune_epochs": 0}, "distillation happens during fine-tuning"),
+                              ({"label_smoothing": -0.1}, "label_smoothing must be a number in \\[0, 1\\)")):
         with pytest.raises(CompressorError, match=message):
             compressor.compress(Net(), "l1", amount=0.5, train=loader, **{"finetune_epochs": 1, "distill": True,
                                                                           **settings})
@@ -186,6 +189,7 @@ def test_distilled_recovery_is_recorded_and_bad_settings_are_one_line(loader: Da
     (["--distill"], "--distill distils during fine-tuning: give --finetune-epochs > 0"),
     (["--distill", "--finetune-epochs", "1", "--distill-alpha", "2"], "--distill-alpha must be a number in [0, 1]"),
     (["--distill", "--finetune-epochs", "1", "--distill-temperature", "-1"], "--distill-temperature must be a number > 0"),
+    (["--finetune-epochs", "1", "--label-smoothing", "1"], "--label-smoothing must be a number in [0, 1)"),
 ])
 def test_bad_distillation_options_are_usage_errors(invoke, args: list[str], message: str) -> None:
     code, _, err = invoke("compressor", ["run", "-s", "l1", "--dry-run", *args])

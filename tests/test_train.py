@@ -96,6 +96,9 @@ def test_distillation_loss_is_cross_entropy_at_alpha_0_and_the_softened_kl_at_al
     student, teacher, labels = torch.randn(6, 5), torch.randn(6, 5), torch.randint(0, 5, (6,))
     assert torch.allclose(distillation_loss(student, teacher, labels, 0.0, 4.0),
                           nn.functional.cross_entropy(student, labels))
+    smoothed = distillation_loss(student, teacher, labels, 0.0, 4.0, label_smoothing=0.1)
+    assert torch.allclose(smoothed, nn.functional.cross_entropy(student, labels, label_smoothing=0.1))
+    assert not torch.allclose(smoothed, nn.functional.cross_entropy(student, labels))
     assert distillation_loss(teacher, teacher, labels, 1.0, 3.0).abs() < 1e-6
     p = torch.softmax(teacher / 2.0, dim=1)
     kl = (p * (p.log() - torch.log_softmax(student / 2.0, dim=1))).sum(dim=1).mean()

@@ -74,6 +74,8 @@ def run_command(
                                                                          "[0, 1] (the rest is cross-entropy)")] = 0.5,
     distill_temperature: Annotated[float, typer.Option("--distill-temperature", help="softmax temperature of "
                                                                                      "distillation, > 0")] = 4.0,
+    label_smoothing: Annotated[float, typer.Option("--label-smoothing", help="label smoothing of fine-tuning's "
+                                                                             "cross-entropy, in [0, 1)")] = 0.0,
     device: DeviceOpt = "auto",
     backends: BackendsOpt = "torch,onnxruntime",
     batch_size: BatchOpt = 1,
@@ -102,6 +104,8 @@ def run_command(
         raise CompressorError(f"--distill-alpha must be a number in [0, 1]; got {distill_alpha:g}")
     if not (math.isfinite(distill_temperature) and distill_temperature > 0):
         raise CompressorError(f"--distill-temperature must be a number > 0; got {distill_temperature:g}")
+    if not (math.isfinite(label_smoothing) and 0 <= label_smoothing < 1):
+        raise CompressorError(f"--label-smoothing must be a number in [0, 1); got {label_smoothing:g}")
     if distill and finetune_epochs == 0:
         raise CompressorError("--distill distils during fine-tuning: give --finetune-epochs > 0 as well")
     steps = parse_steps(strategy, amount, param)
@@ -110,6 +114,7 @@ def run_command(
                        finetune_epochs=whole_if_integral(finetune_epochs), finetune_lr=finetune_lr,
                        bn_recalibrate=bn_recalibrate, device=device, distill=distill,
                        distill_alpha=distill_alpha, distill_temperature=distill_temperature,
+                       label_smoothing=label_smoothing,
                        measure=measure, artifacts_dir=artifacts, show_progress=not quiet,
                        command=command_line())
     if dry_run:
