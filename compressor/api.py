@@ -28,7 +28,7 @@ from compressor.measure import MeasureConfig, measure_model
 from compressor.measure.harness import Int8Plan
 from compressor.steps import Step, parse_steps
 from compressor.progress import ProgressCallback, RichProgress, silent_progress
-from compressor.registry import StrategyContext, acts_on_export, build_strategy, strategy_check
+from compressor.registry import StrategyContext, acts_on_export, build_strategy, removes_structure, strategy_check
 from compressor.train import TrainConfig, recalibrate_batchnorm, train, zero_masks
 
 
@@ -45,6 +45,7 @@ class RecoveryConfig:
     distill_alpha: float = 0.5
     distill_temperature: float = 4.0
     label_smoothing: float = 0.0
+    prune_rounds: int = 1  # gradual pruning: reach the targets in this many rounds, fine-tuning between them
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.finetune_epochs) and self.finetune_epochs >= 0):
@@ -57,6 +58,11 @@ class RecoveryConfig:
             raise CompressorError(f"distill_temperature must be a number > 0; got {self.distill_temperature!r}")
         if not (math.isfinite(self.label_smoothing) and 0 <= self.label_smoothing < 1):
             raise CompressorError(f"label_smoothing must be a number in [0, 1); got {self.label_smoothing!r}")
+        if isinstance(self.prune_rounds, bool) or not isinstance(self.prune_rounds, int) or self.prune_rounds < 1:
+            raise CompressorError(f"prune_steps must be an integer of at least 1; got {self.prune_rounds!r}")
+        if self.prune_rounds > 1 and self.finetune_epochs == 0:
+            raise CompressorError("gradual pruning fine-tunes between its steps: give finetune_epochs > 0 "
+                                  "(--finetune-epochs) with prune_steps (--prune-steps)")
         if self.distill and self.finetune_epochs == 0:
             raise CompressorError("distillation happens during fine-tuning: give finetune_epochs > 0 "
                                   "(--finetune-epochs) with distill (--distill)")
@@ -161,6 +167,61 @@ def recover(model: nn.Module, train_split: Split, input_size: int, recovery: Rec
     return record
 
 
+def cubic_fraction(step: int, steps: int) -> float:
+    """Zhu & Gupta's cubic schedule: the share of the final amount reached after `step` of `steps` steps."""
+    return 1 - (1 - step / steps) ** 3
+
+
+def scheduled_steps(steps: Sequence[Step], step: int, total: int) -> list[Step]:
+    """The pipeline's steps for pruning round `step` of `total`: amounts on the cubic schedule (masking strategies
+    get the cumulative amount, structural ones the share of what is left); steps without an amount run in the last
+    round only."""
+    chosen = []
+    for item in steps:
+        strategy = build_strategy(item.strategy, item.params)
+        target = getattr(strategy, "amount", None)
+        if not isinstance(target, float | int) or target == 0:
+            if step == total:
+                chosen.append(item)
+            continue
+        now, before = target * cubic_fraction(step, total), target * cubic_fraction(step - 1, total)
+        amount = 1 - (1 - now) / (1 - before) if removes_structure(strategy) else now
+        chosen.append(Step(item.strategy, {**item.params, "amount": amount}))
+    return chosen
+
+
+def _hold_zeros(model: nn.Module, zeros: dict[str, torch.Tensor]) -> None:
+    """Zero again every weight that was zero before a round (where the tensor kept its shape)."""
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, keep in zeros.items():
+            if name in params and params[name].shape == keep.shape:
+                params[name].masked_fill_(~keep.to(params[name].device), 0.0)
+
+
+def prune_gradually(model: nn.Module, steps: Sequence[Step], context: StrategyContext, rounds: int,
+                    recovery: RecoveryConfig, *, teacher: nn.Module | None = None, show_progress: bool = False,
+                    announce: Any = None) -> tuple[nn.Module, list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """Reach the pipeline's targets in `rounds` pruning rounds, fine-tuning between them (the fine-tuning budget
+    split evenly); pruned weights stay exactly zero throughout. Returns the model, one record per applied step
+    (with its round), the export plan and the recovery record."""
+    share = dataclasses.replace(recovery, finetune_epochs=recovery.finetune_epochs / rounds)
+    records: list[dict[str, Any]] = []
+    per_round: list[dict[str, Any]] = []
+    deploy: dict[str, Any] = {}
+    for index in range(1, rounds + 1):
+        zeros = zero_masks(model)
+        model, applied, deploy = apply_steps(model, scheduled_steps(steps, index, rounds), context, announce)
+        _hold_zeros(model, zeros)
+        records += [{**entry, "round": index} for entry in applied]
+        per_round.append({"round": index, **recover(model, context.train, context.input_size, share,
+                                                    show_progress=show_progress, teacher=teacher)})
+    record = {"bn_recalibrate": recovery.bn_recalibrate, "finetune_epochs": recovery.finetune_epochs,
+              "distill": recovery.distill, "prune_rounds": rounds, "schedule": "cubic (Zhu & Gupta)",
+              "rounds": per_round}
+    return model, records, deploy, record
+
+
 def int8_plan(deploy: dict[str, Any], calib: Split, seed: int) -> Int8Plan:
     """Calibration batches of single images from `calib` for int8 quantization at export."""
     samples, per_channel = deploy["calib_samples"], deploy["per_channel"]
@@ -205,19 +266,20 @@ def compress(model: nn.Module, strategy: str | Sequence[str], *, amount: float |
              calib: Iterable[Any] | None = None, example_input: torch.Tensor | None = None,
              finetune_epochs: float = 0, finetune_lr: float = 0.01, bn_recalibrate: bool = False,
              distill: bool = False, distill_alpha: float = 0.5, distill_temperature: float = 4.0,
-             label_smoothing: float = 0.0, device: str | torch.device = "auto", seed: int = 0, cache_dir: Path | None = None,
+             label_smoothing: float = 0.0, prune_steps: int = 1, device: str | torch.device = "auto", seed: int = 0, cache_dir: Path | None = None,
              progress: bool | ProgressCallback = False, inplace: bool = False) -> Compressed:
     """Compress any classifier with a strategy or pipeline (`"blocks+l1+int8"`); the caller's model is untouched.
 
     `train` and `calib` are iterables of (inputs, labels) batches, e.g. torch DataLoaders; `calib` defaults to
     `train`. `params` maps `key` or `strategy.key` to a value, as `--param` does. With `distill`, fine-tuning
-    distils the uncompressed model (α·T²·KL + (1−α)·CE). The result's model lives on `device`; `record` holds each
-    step's record and the recovery; `int8` carries the export-time plan.
+    distils the uncompressed model (α·T²·KL + (1−α)·CE). With `prune_steps` N > 1 the targets are reached in N
+    rounds on Zhu & Gupta's cubic schedule, with `finetune_epochs / N` of fine-tuning after each. The result's model
+    lives on `device`; `record` holds each step's record and the recovery; `int8` carries the export-time plan.
     """
     names = [strategy] if isinstance(strategy, str) else list(strategy)
     steps = parse_steps(names, amount, _params_list(params))
     recovery = RecoveryConfig(finetune_epochs, finetune_lr, bn_recalibrate, seed, distill, distill_alpha,
-                              distill_temperature, label_smoothing)
+                              distill_temperature, label_smoothing, prune_steps)
     target = resolve_device(device)
     teacher = copy.deepcopy(model).to(target).eval() if distill else None
     work = model if inplace else copy.deepcopy(model)
@@ -231,8 +293,13 @@ def compress(model: nn.Module, strategy: str | Sequence[str], *, amount: float |
                               seed=seed, device=target, cache_dir=cache_dir or default_cache_dir(),
                               progress=callback)
     torch.manual_seed(seed)
-    work, records, deploy = apply_steps(work, steps, context)
-    recovered = recover(work, train_split, input_size, recovery, show_progress=progress is True, teacher=teacher)
+    if prune_steps > 1:
+        work, records, deploy, recovered = prune_gradually(work, steps, context, prune_steps, recovery,
+                                                           teacher=teacher, show_progress=progress is True)
+    else:
+        work, records, deploy = apply_steps(work, steps, context)
+        recovered = recover(work, train_split, input_size, recovery, show_progress=progress is True,
+                            teacher=teacher)
     work.eval()
     plan = int8_plan(deploy["int8"], calib_split, seed) if "int8" in deploy else None
     record = {"strategy": "+".join(s.strategy for s in steps), "steps": records, "recovery": recovered,

@@ -14,7 +14,7 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from compressor.api import RecoveryConfig, apply_steps, check_fit, int8_plan, recover
+from compressor.api import RecoveryConfig, apply_steps, check_fit, int8_plan, prune_gradually, recover
 from compressor.baseline import BaselineRequest, get_baseline, model_spec
 from compressor.checkpoint import (Checkpoint, ModelSpec, dataset_for_arch, load_dataset_for, load_state_dict_into,
                                    read_model_file, save_checkpoint)
@@ -62,12 +62,13 @@ class RunConfig:
     distill_alpha: float = 0.5
     distill_temperature: float = 4.0
     label_smoothing: float = 0.0  # of fine-tuning's cross-entropy
+    prune_steps: int = 1  # > 1: gradual pruning in this many rounds, fine-tuning between them
 
     @property
     def recovery(self) -> RecoveryConfig:
         """The recovery settings, checked (a bad value is a one-line usage error)."""
         return RecoveryConfig(self.finetune_epochs, self.finetune_lr, self.bn_recalibrate, self.seed, self.distill,
-                              self.distill_alpha, self.distill_temperature, self.label_smoothing)
+                              self.distill_alpha, self.distill_temperature, self.label_smoothing, self.prune_steps)
 
 
 @dataclass
@@ -230,9 +231,17 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
     def announce(name: str, params: dict[str, Any]) -> None:
         console.print(f"[bold]applying[/bold] {name} {params} on {device}")
 
-    model, step_reports, deploy = apply_steps(model, steps, context, announce)
-    history += [{"step": "strategy", **{k: v for k, v in entry.items() if k != "record"}} for entry in step_reports]
-    recovery = _recover(model, dataset, spec, config, history, console, teacher=baseline.model)
+    if config.prune_steps > 1:
+        teacher = copy.deepcopy(baseline.model) if config.distill else None
+        model, step_reports, deploy, recovery = prune_gradually(
+            model, steps, context, config.prune_steps, config.recovery, teacher=teacher,
+            show_progress=config.show_progress, announce=announce)
+        history += [{"step": "gradual pruning", **{k: v for k, v in recovery.items() if k != "rounds"}}]
+    else:
+        model, step_reports, deploy = apply_steps(model, steps, context, announce)
+        history += [{"step": "strategy", **{k: v for k, v in entry.items() if k != "record"}}
+                    for entry in step_reports]
+        recovery = _recover(model, dataset, spec, config, history, console, teacher=baseline.model)
     model.cpu().eval()
     compressed = Checkpoint(spec, model, history)
     save_checkpoint(compressed, checkpoint_path)
@@ -243,7 +252,7 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
     measured["compressed"]["checkpoint"] = str(checkpoint_path)
     measured["compressed"].update(recovery.pop("before", {}))
 
-    steps_done = [StepReport(**entry) for entry in step_reports]
+    steps_done = [StepReport.from_dict(entry, f"steps[{index}].") for index, entry in enumerate(step_reports)]
     run_report = RunReport(
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         command=config.command,

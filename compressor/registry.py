@@ -73,6 +73,9 @@ class Strategy(Protocol):
       not modify the model.
     - `acts_on_export: bool` (class attribute, default False): the strategy acts when the model is exported (int8
       quantization), returns its plan in `StrategyOutput.deploy`, and must be the last step of a pipeline.
+    - `removes_structure: bool` (class attribute, default False): the strategy deletes channels or blocks, so its
+      `amount` is a fraction of what the model has now (gradual pruning converts its schedule accordingly); a
+      masking strategy's `amount` is the total fraction of zeros, which counts the zeros already there.
     """
 
     def apply(self, model: nn.Module, context: StrategyContext) -> StrategyOutput: ...
@@ -88,6 +91,11 @@ def strategy_check(strategy: Any, model: nn.Module) -> None:
 def acts_on_export(strategy: Any) -> bool:
     """Whether the strategy acts at export time (its optional `acts_on_export` flag)."""
     return bool(getattr(strategy, "acts_on_export", False))
+
+
+def removes_structure(strategy: Any) -> bool:
+    """Whether the strategy deletes channels or blocks (its optional `removes_structure` flag)."""
+    return bool(getattr(strategy, "removes_structure", False))
 
 
 @dataclass(frozen=True)

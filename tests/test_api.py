@@ -190,6 +190,8 @@ def test_distilled_recovery_is_recorded_and_bad_settings_are_one_line(loader: Da
     (["--distill", "--finetune-epochs", "1", "--distill-alpha", "2"], "--distill-alpha must be a number in [0, 1]"),
     (["--distill", "--finetune-epochs", "1", "--distill-temperature", "-1"], "--distill-temperature must be a number > 0"),
     (["--finetune-epochs", "1", "--label-smoothing", "1"], "--label-smoothing must be a number in [0, 1)"),
+    (["--prune-steps", "0"], "--prune-steps must be an integer of at least 1"),
+    (["--prune-steps", "3"], "--prune-steps fine-tunes between its rounds: give --finetune-epochs > 0"),
 ])
 def test_bad_distillation_options_are_usage_errors(invoke, args: list[str], message: str) -> None:
     code, _, err = invoke("compressor", ["run", "-s", "l1", "--dry-run", *args])
@@ -205,3 +207,47 @@ def test_cache_keys_tell_different_data_of_the_same_size_apart(digits, loader: D
     assert split_key(first, "calib") != split_key(second, "calib")
     assert split_key(first, "calib") == split_key(digits.train.subset(np.arange(100)), "calib")
     assert split_key(LoaderSplit(loader), "calib").startswith("calib:96:")
+
+
+def test_gradual_l1_follows_the_cubic_schedule_and_keeps_earlier_zeros(loader: DataLoader,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import compressor.api as api
+
+    zeros_after_each_round = []
+    real_recover = api.recover
+
+    def spy(model, *args, **kwargs):  # noqa: ANN001, ANN202 - records the zeros before each round's fine-tune
+        zeros_after_each_round.append({k: v.clone() for k, v in api.zero_masks(model).items()})
+        return real_recover(model, *args, **kwargs)
+
+    monkeypatch.setattr(api, "recover", spy)
+    torch.manual_seed(0)
+    out = compressor.compress(Net(), "l1", amount=0.6, train=loader, finetune_epochs=3, prune_steps=3,
+                              example_input=torch.randn(1, 3, 12, 12))
+    amounts = [step["params"]["amount"] for step in out.record["steps"]]
+    assert amounts == pytest.approx([0.6 * (1 - (2 / 3) ** 3), 0.6 * (1 - (1 / 3) ** 3), 0.6])
+    assert [r["round"] for r in out.record["recovery"]["rounds"]] == [1, 2, 3]
+    assert all(r["finetune"]["epochs"] == 1 for r in out.record["recovery"]["rounds"])
+    for earlier, later in zip(zeros_after_each_round, zeros_after_each_round[1:]):
+        for name, keep in earlier.items():
+            assert not torch.any(later[name][~keep]), f"{name}: a pruned weight came back"
+    eligible = torch.cat([out.model.body[3].weight.flatten(), out.model.hidden.weight.flatten()])
+    assert (eligible == 0).float().mean().item() == pytest.approx(0.6, abs=1e-3)
+
+
+def test_gradual_channels_reach_the_overall_ratio(loader: DataLoader) -> None:
+    out = compressor.compress(Net(), "channels", amount=0.5, calib=loader, train=loader, finetune_epochs=1,
+                              prune_steps=3, params={"importance": "l1"})
+    amounts = [step["params"]["amount"] for step in out.record["steps"]]
+    kept = 1.0
+    for amount in amounts:
+        kept *= 1 - amount
+    assert kept == pytest.approx(0.5)
+    assert 7 <= out.model.body[3].out_channels <= 9  # half of 16, up to each round's rounding of channel counts
+
+
+def test_bad_gradual_settings_are_one_line(loader: DataLoader) -> None:
+    with pytest.raises(CompressorError, match="prune_steps must be an integer of at least 1"):
+        compressor.compress(Net(), "l1", amount=0.5, prune_steps=0)
+    with pytest.raises(CompressorError, match="gradual pruning fine-tunes between its steps"):
+        compressor.compress(Net(), "l1", amount=0.5, prune_steps=3)

@@ -76,6 +76,8 @@ def run_command(
                                                                                      "distillation, > 0")] = 4.0,
     label_smoothing: Annotated[float, typer.Option("--label-smoothing", help="label smoothing of fine-tuning's "
                                                                              "cross-entropy, in [0, 1)")] = 0.0,
+    prune_steps: Annotated[int, typer.Option("--prune-steps", help="gradual pruning: reach the amounts in N rounds "
+                                             "(cubic schedule), the fine-tuning epochs split between them")] = 1,
     device: DeviceOpt = "auto",
     backends: BackendsOpt = "torch,onnxruntime",
     batch_size: BatchOpt = 1,
@@ -106,6 +108,10 @@ def run_command(
         raise CompressorError(f"--distill-temperature must be a number > 0; got {distill_temperature:g}")
     if not (math.isfinite(label_smoothing) and 0 <= label_smoothing < 1):
         raise CompressorError(f"--label-smoothing must be a number in [0, 1); got {label_smoothing:g}")
+    if prune_steps < 1:
+        raise CompressorError(f"--prune-steps must be an integer of at least 1; got {prune_steps}")
+    if prune_steps > 1 and finetune_epochs == 0:
+        raise CompressorError("--prune-steps fine-tunes between its rounds: give --finetune-epochs > 0 as well")
     if distill and finetune_epochs == 0:
         raise CompressorError("--distill distils during fine-tuning: give --finetune-epochs > 0 as well")
     steps = parse_steps(strategy, amount, param)
@@ -114,7 +120,7 @@ def run_command(
                        finetune_epochs=whole_if_integral(finetune_epochs), finetune_lr=finetune_lr,
                        bn_recalibrate=bn_recalibrate, device=device, distill=distill,
                        distill_alpha=distill_alpha, distill_temperature=distill_temperature,
-                       label_smoothing=label_smoothing,
+                       label_smoothing=label_smoothing, prune_steps=prune_steps,
                        measure=measure, artifacts_dir=artifacts, show_progress=not quiet,
                        command=command_line())
     if dry_run:

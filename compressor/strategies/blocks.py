@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -165,6 +165,8 @@ def remove_blocks(model: nn.Module, names: list[str]) -> list[str]:
 @dataclass
 class BlockRemoval:
     """Remove residual blocks/stages or dense layers/blocks by name, or the cheapest ones by measured accuracy."""
+
+    removes_structure: ClassVar[bool] = True  # `amount` is a fraction of what the model has now
 
     blocks: str = param("", "comma-separated names, e.g. layer2,layer1.1 or denseblock4.denselayer32")
     preset: Literal["none", "competition"] = param("none", "competition: ResNet stem + layer1.0 + classifier")

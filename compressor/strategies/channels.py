@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch_pruning as tp
@@ -33,6 +33,8 @@ def _channel_counts(model: nn.Module) -> dict[str, int]:
 @dataclass
 class ChannelPruning:
     """Remove whole conv channels (coupled layers pruned together by torch-pruning's dependency graph)."""
+
+    removes_structure: ClassVar[bool] = True  # `amount` is a fraction of what the model has now
 
     amount: float = param(0.3, "fraction of channels to remove, in [0, 1)")
     importance: Literal["l1", "l2", "taylor", "bn-scale"] = param("l1", "how channel groups are scored")
