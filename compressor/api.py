@@ -26,9 +26,9 @@ from compressor.errors import CompressorError
 from compressor.loaders import Batch, LoaderSplit, Split, split_key
 from compressor.measure import MeasureConfig, measure_model
 from compressor.measure.harness import Int8Plan
-from compressor.steps import Step, parse_steps
+from compressor.steps import Step, check_order, export_not_last, parse_steps
 from compressor.progress import ProgressCallback, RichProgress, silent_progress
-from compressor.registry import StrategyContext, acts_on_export, build_strategy, removes_structure, strategy_check
+from compressor.registry import StrategyContext, build_strategy, removes_structure, strategy_check
 from compressor.train import TrainConfig, recalibrate_batchnorm, train, zero_masks
 
 
@@ -119,8 +119,7 @@ def apply_steps(model: nn.Module, steps: Sequence[Step], context: StrategyContex
     deploy: dict[str, Any] = {}
     for index, step in enumerate(steps):
         if deploy:
-            raise CompressorError(f"{steps[index - 1].strategy} acts on the exported model and must be the last step; "
-                                  f"{step.strategy} comes after it")
+            raise export_not_last(steps[index - 1].strategy, step.strategy)
         strategy = build_strategy(step.strategy, step.params)
         if announce is not None:
             announce(step.strategy, dataclasses.asdict(strategy))
@@ -135,12 +134,9 @@ def apply_steps(model: nn.Module, steps: Sequence[Step], context: StrategyContex
 
 def check_fit(steps: Sequence[Step], model: nn.Module) -> None:
     """Fail if a step cannot act on this model (strategies with a `check(model)` hook say so in one line)."""
-    for index, step in enumerate(steps):
-        strategy = build_strategy(step.strategy, step.params)
-        if acts_on_export(strategy) and index < len(steps) - 1:
-            raise CompressorError(f"{step.strategy} acts on the exported model and must be the last step; "
-                                  f"{steps[index + 1].strategy} comes after it")
-        strategy_check(strategy, model)
+    check_order(list(steps))
+    for step in steps:
+        strategy_check(build_strategy(step.strategy, step.params), model)
 
 
 def recover(model: nn.Module, train_split: Split, input_size: int, recovery: RecoveryConfig, *,

@@ -49,9 +49,18 @@ def parse_steps(strategies: list[str], amount: float | str | None = None,
         for step, info in chosen:
             info.param(pname)
             step.params[pname] = value
-    for index, step in enumerate(steps):
-        strategy = build_strategy(step.strategy, step.params)
-        if acts_on_export(strategy) and index < len(steps) - 1:
-            raise CompressorError(f"{step.strategy} acts on the exported model and must be the last step; "
-                                  f"{steps[index + 1].strategy} comes after it")
+    check_order(steps)
     return steps
+
+
+def export_not_last(strategy: str, after: str) -> CompressorError:
+    """The error for a strategy that acts at export followed by another step."""
+    return CompressorError(f"{strategy} acts on the exported model and must be the last step; {after} comes after it")
+
+
+def check_order(steps: list[Step]) -> None:
+    """Fail if a strategy that acts at export (int8) is not the last step; each step is built, so bad parameters
+    fail here too."""
+    for index, step in enumerate(steps):
+        if acts_on_export(build_strategy(step.strategy, step.params)) and index < len(steps) - 1:
+            raise export_not_last(step.strategy, steps[index + 1].strategy)
