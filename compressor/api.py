@@ -29,7 +29,7 @@ from compressor.measure.harness import Int8Plan
 from compressor.steps import Step, check_order, export_not_last, parse_steps
 from compressor.progress import ProgressCallback, RichProgress, silent_progress
 from compressor.registry import StrategyContext, build_strategy, removes_structure, strategy_check
-from compressor.train import TrainConfig, recalibrate_batchnorm, train, zero_masks
+from compressor.train import PRECISIONS, TrainConfig, recalibrate_batchnorm, train, zero_masks
 
 
 @dataclass
@@ -39,13 +39,14 @@ class RecoveryConfig:
 
     finetune_epochs: float = 0
     finetune_lr: float = 0.01
-    bn_recalibrate: bool = False
+    bn_recalibrate: bool | None = None  # None: after strategies that remove structure (channels, blocks)
     seed: int = 0
     distill: bool = False
     distill_alpha: float = 0.5
     distill_temperature: float = 4.0
     label_smoothing: float = 0.0
     prune_rounds: int = 1  # gradual pruning: reach the targets in this many rounds, fine-tuning between them
+    precision: str = "auto"  # of fine-tuning: fp32 | bf16 | auto (a short probe on runs of 100+ steps)
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.finetune_epochs) and self.finetune_epochs >= 0):
@@ -66,6 +67,15 @@ class RecoveryConfig:
         if self.distill and self.finetune_epochs == 0:
             raise CompressorError("distillation happens during fine-tuning: give finetune_epochs > 0 "
                                   "(--finetune-epochs) with distill (--distill)")
+        if self.precision not in PRECISIONS:
+            raise CompressorError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
+
+    def for_steps(self, steps: Sequence[Step]) -> RecoveryConfig:
+        """These settings with the automatic BatchNorm recalibration decided: on when a step removes structure."""
+        if self.bn_recalibrate is not None:
+            return self
+        structural = any(removes_structure(build_strategy(step.strategy, step.params)) for step in steps)
+        return dataclasses.replace(self, bn_recalibrate=structural)
 
 
 @dataclass
@@ -145,8 +155,8 @@ def recover(model: nn.Module, train_split: Split, input_size: int, recovery: Rec
     the uncompressed model, when `recovery.distill`); returns their record."""
     if recovery.distill and teacher is None:
         raise CompressorError("distillation needs a teacher: the uncompressed model")
-    record: dict[str, Any] = {"bn_recalibrate": recovery.bn_recalibrate, "finetune_epochs": recovery.finetune_epochs,
-                              "distill": recovery.distill}
+    record: dict[str, Any] = {"bn_recalibrate": bool(recovery.bn_recalibrate),
+                              "finetune_epochs": recovery.finetune_epochs, "distill": recovery.distill}
     if recovery.bn_recalibrate:
         record["bn_images"] = recalibrate_batchnorm(model, train_split, input_size, seed=recovery.seed)
     if recovery.finetune_epochs > 0:
@@ -156,7 +166,8 @@ def recover(model: nn.Module, train_split: Split, input_size: int, recovery: Rec
                       TrainConfig(epochs=recovery.finetune_epochs, lr=recovery.finetune_lr, seed=recovery.seed,
                                   batch_size=batch_size, label_smoothing=recovery.label_smoothing,
                                   distill_alpha=recovery.distill_alpha,
-                                  distill_temperature=recovery.distill_temperature),
+                                  distill_temperature=recovery.distill_temperature,
+                                  precision=recovery.precision),
                       masks=masks, description="fine-tune (distilled)" if recovery.distill else "fine-tune",
                       show_progress=show_progress, teacher=teacher if recovery.distill else None)
         record["finetune"] = {**stats, "masked_tensors": len(masks)}
@@ -212,7 +223,7 @@ def prune_gradually(model: nn.Module, steps: Sequence[Step], context: StrategyCo
         records += [{**entry, "round": index} for entry in applied]
         per_round.append({"round": index, **recover(model, context.train, context.input_size, share,
                                                     show_progress=show_progress, teacher=teacher)})
-    record = {"bn_recalibrate": recovery.bn_recalibrate, "finetune_epochs": recovery.finetune_epochs,
+    record = {"bn_recalibrate": bool(recovery.bn_recalibrate), "finetune_epochs": recovery.finetune_epochs,
               "distill": recovery.distill, "prune_rounds": rounds, "schedule": "cubic (Zhu & Gupta)",
               "rounds": per_round}
     return model, records, deploy, record
@@ -260,22 +271,24 @@ def _params_list(params: Mapping[str, Any] | None) -> list[str]:
 def compress(model: nn.Module, strategy: str | Sequence[str], *, amount: float | None = None,
              params: Mapping[str, Any] | None = None, train: Iterable[Any] | None = None,
              calib: Iterable[Any] | None = None, example_input: torch.Tensor | None = None,
-             finetune_epochs: float = 0, finetune_lr: float = 0.01, bn_recalibrate: bool = False,
+             finetune_epochs: float = 0, finetune_lr: float = 0.01, bn_recalibrate: bool | None = None,
              distill: bool = False, distill_alpha: float = 0.5, distill_temperature: float = 4.0,
-             label_smoothing: float = 0.0, prune_steps: int = 1, device: str | torch.device = "auto", seed: int = 0, cache_dir: Path | None = None,
+             label_smoothing: float = 0.0, prune_steps: int = 1, precision: str = "auto",
+             device: str | torch.device = "auto", seed: int = 0, cache_dir: Path | None = None,
              progress: bool | ProgressCallback = False, inplace: bool = False) -> Compressed:
     """Compress any classifier with a strategy or pipeline (`"blocks+l1+int8"`); the caller's model is untouched.
 
     `train` and `calib` are iterables of (inputs, labels) batches, e.g. torch DataLoaders; `calib` defaults to
     `train`. `params` maps `key` or `strategy.key` to a value, as `--param` does. With `distill`, fine-tuning
-    distils the uncompressed model (α·T²·KL + (1−α)·CE). With `prune_steps` N > 1 the targets are reached in N
+    distils the uncompressed model (α·T²·KL + (1−α)·CE). BatchNorm statistics are re-estimated after strategies
+    that remove structure unless `bn_recalibrate` says otherwise. With `prune_steps` N > 1 the targets are reached in N
     rounds on Zhu & Gupta's cubic schedule, with `finetune_epochs / N` of fine-tuning after each. The result's model
     lives on `device`; `record` holds each step's record and the recovery; `int8` carries the export-time plan.
     """
     names = [strategy] if isinstance(strategy, str) else list(strategy)
     steps = parse_steps(names, amount, _params_list(params))
     recovery = RecoveryConfig(finetune_epochs, finetune_lr, bn_recalibrate, seed, distill, distill_alpha,
-                              distill_temperature, label_smoothing, prune_steps)
+                              distill_temperature, label_smoothing, prune_steps, precision).for_steps(steps)
     target = resolve_device(device)
     teacher = copy.deepcopy(model).to(target).eval() if distill else None
     work = model if inplace else copy.deepcopy(model)

@@ -4,6 +4,7 @@ report."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import tempfile
 from dataclasses import dataclass
@@ -15,7 +16,8 @@ from rich.console import Console
 from torch import nn
 
 from compressor.api import RecoveryConfig, apply_steps, check_fit, int8_plan, prune_gradually, recover
-from compressor.baseline import BaselineRequest, get_baseline, model_spec
+from compressor.baseline import (DEFAULT_RECIPE, BaselineRequest, baseline_finetune_lr, get_baseline, model_spec,
+                                 training_config)
 from compressor.checkpoint import (Checkpoint, ModelSpec, dataset_for_arch, load_dataset_for, load_state_dict_into,
                                    read_model_file, save_checkpoint)
 from compressor.data import Dataset, dataset_slug, default_cache_dir, load_dataset
@@ -34,6 +36,8 @@ from compressor.report.schema import (DatasetInfo, Environment, Measurement, Mod
                                       StepReport, step_params, write_run_report)
 from compressor.steps import Step
 
+DEFAULT_FINETUNE_LR = 0.01  # fine-tuning's peak LR when the baseline's own is unknown (a plain state_dict)
+
 
 @dataclass
 class RunConfig:
@@ -51,8 +55,8 @@ class RunConfig:
     pretrained: bool = False
     output: Path | None = None
     finetune_epochs: float = 0  # fractions run the first part of one shuffled epoch
-    finetune_lr: float = 0.01
-    bn_recalibrate: bool = False
+    finetune_lr: float | None = None  # None: FINETUNE_LR_FACTOR x the baseline's peak LR (0.01 if unknown)
+    bn_recalibrate: bool | None = None  # None: after strategies that remove structure
     measure: MeasureConfig = MeasureConfig()
     artifacts_dir: Path | None = None
     show_progress: bool = True
@@ -63,12 +67,15 @@ class RunConfig:
     distill_temperature: float = 4.0
     label_smoothing: float = 0.0  # of fine-tuning's cross-entropy
     prune_steps: int = 1  # > 1: gradual pruning in this many rounds, fine-tuning between them
+    recipe: str = DEFAULT_RECIPE  # how a missing baseline is trained (compressor.baseline.RECIPES)
+    precision: str | None = None  # of training and fine-tuning; None: the recipe's, and "auto" for fine-tuning
 
     @property
     def recovery(self) -> RecoveryConfig:
-        """The recovery settings, checked (a bad value is a one-line usage error)."""
-        return RecoveryConfig(self.finetune_epochs, self.finetune_lr, self.bn_recalibrate, self.seed, self.distill,
-                              self.distill_alpha, self.distill_temperature, self.label_smoothing, self.prune_steps)
+        """The recovery settings, checked (a bad value is a one-line usage error), defaults decided."""
+        return RecoveryConfig(self.finetune_epochs, self.finetune_lr or DEFAULT_FINETUNE_LR, self.bn_recalibrate,
+                              self.seed, self.distill, self.distill_alpha, self.distill_temperature,
+                              self.label_smoothing, self.prune_steps, self.precision or "auto").for_steps(self.steps)
 
 
 @dataclass
@@ -144,7 +151,8 @@ def plan_run(config: RunConfig) -> RunPlan:
         dataset = load_dataset(config.dataset or "digits", data_dir=config.data_dir, cache_dir=config.cache_dir)
         dataset, note = dataset_for_arch(dataset, arch)
         request = BaselineRequest(arch=arch, input_size=config.input_size, epochs=config.epochs, seed=config.seed,
-                                  pretrained=config.pretrained)
+                                  pretrained=config.pretrained, recipe=config.recipe, precision=config.precision)
+        training_config(request, dataset.info.name)  # an unknown recipe is a usage error before any work
         model = build_model(arch, dataset.info.num_classes, dataset.info.channels)
     check_fit(config.steps, model)
     report_path = config.output or Path("runs") / f"{arch_slug(arch)}-{dataset_slug(dataset.info.name)}-" \
@@ -170,7 +178,7 @@ def _load_baseline(plan: RunPlan, config: RunConfig, console: Console) -> tuple[
 def _recover(model: nn.Module, dataset: Dataset, spec: ModelSpec, config: RunConfig, history: list[dict[str, Any]],
              console: Console, teacher: nn.Module) -> dict[str, Any]:
     """Optional BatchNorm recalibration and fine-tuning with pruned weights held at zero; test accuracy before it."""
-    if not config.bn_recalibrate and config.finetune_epochs == 0:
+    if not config.recovery.bn_recalibrate and config.finetune_epochs == 0:
         return {"bn_recalibrate": False, "finetune_epochs": config.finetune_epochs}
     before = evaluate(torch_forward(model), dataset.test, spec.input_size)
     recovery = recover(model, dataset.train, spec.input_size, config.recovery, show_progress=config.show_progress,
@@ -215,6 +223,8 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
     steps = config.steps
     plan = plan_run(config)
     baseline, baseline_source = _load_baseline(plan, config, console)
+    if config.finetune_lr is None:
+        config = dataclasses.replace(config, finetune_lr=baseline_finetune_lr(baseline, DEFAULT_FINETUNE_LR))
     spec, dataset = baseline.spec, plan.dataset
     report_path, checkpoint_path = plan.report_path, plan.checkpoint_path
 

@@ -1,19 +1,24 @@
 """One training loop (SGD + Nesterov, one-cycle LR, rich progress) for baselines and recovery fine-tuning, with
-optional knowledge distillation from a teacher."""
+optional knowledge distillation from a teacher, random erasing, an EMA of the weights and bf16 numerics."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import math
+import statistics
 import time
 from dataclasses import asdict, dataclass
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 from compressor.data import Split
-from compressor.errors import RuntimeFailure
+from compressor.errors import CompressorError, RuntimeFailure
 from compressor.models import PRUNABLE_TYPES
 
 
@@ -31,8 +36,12 @@ class TrainConfig:
     label_smoothing: float = 0.0
     distill_alpha: float = 0.5  # weight of the distillation term when a teacher is given
     distill_temperature: float = 4.0
+    random_erasing: float = 0.0  # probability that an image gets a random rectangle erased (Zhong et al., 2020)
+    ema_decay: float = 0.0  # > 0: the model ends with an exponential moving average of its weights and buffers
+    precision: str = "fp32"  # fp32 | bf16 (autocast + channels_last) | auto (a short probe picks the faster)
 
 
+PRECISIONS = ("fp32", "bf16", "auto")
 ONE_CYCLE_PCT_START = 0.25
 MIN_WARMUP_STEPS = 2  # below this a one-cycle warm-up degenerates (OneCycleLR divides by zero at 4 steps)
 
@@ -56,6 +65,73 @@ def lr_scheduler(optimizer: torch.optim.Optimizer, peak: float, total: int) -> t
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / total), "linear-decay"
 
 
+def erase_randomly(x: torch.Tensor, probability: float) -> torch.Tensor:
+    """Random erasing: each image, with `probability`, gets one random rectangle (2-33 % of its area, aspect
+    0.3-3.3) set to zero, the data mean after normalization; uses torch's global generator."""
+    from torchvision.transforms import RandomErasing
+
+    if probability <= 0:
+        return x
+    picked = (torch.rand(len(x)) < probability).nonzero().flatten().tolist()
+    x = x.clone() if picked else x
+    for i in picked:
+        top, left, height, width, _ = RandomErasing.get_params(x[i], scale=(0.02, 0.33), ratio=(0.3, 3.3), value=[0.0])
+        x[i, :, top:top + height, left:left + width] = 0.0
+    return x
+
+
+def ema_update(decay: float) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor | int], torch.Tensor]:
+    """The EMA step for AveragedModel, with the decay warmed up as min(decay, (1 + n) / (10 + n)) so that short
+    runs are not dominated by the initial weights."""
+
+    def update(averaged: torch.Tensor, current: torch.Tensor, n: torch.Tensor | int) -> torch.Tensor:
+        steps = int(n)
+        weight = min(decay, (1 + steps) / (10 + steps))
+        if not averaged.is_floating_point():
+            return current
+        return averaged.lerp(current, 1 - weight)
+
+    return update
+
+
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast on `device` for "bf16"; a no-op for "fp32"."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+PROBE_MIN_STEPS = 100  # shorter runs train in fp32: a probe could not pay for itself
+PROBE_MIN_GAIN = 1.2  # bf16 is chosen only when at least this much faster per step
+
+
+def probe_precision(model: nn.Module, batch: torch.Tensor, *, repeats: int = 3) -> dict[str, Any]:
+    """Time one SGD step of a copy of `model` on `batch` in fp32 and in bf16 + channels_last; pick bf16 only
+    when it is at least PROBE_MIN_GAIN times faster. Returns the choice and the median seconds per step."""
+    seconds = {}
+    for precision in ("fp32", "bf16"):
+        trial = copy.deepcopy(model).train()
+        x = batch.clone()
+        if precision == "bf16":
+            trial.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
+        optimizer = torch.optim.SGD(trial.parameters(), lr=1e-6)
+        times = []
+        for _ in range(repeats + 1):
+            start = time.perf_counter()
+            with autocast(precision, x.device):
+                loss = trial(x).float().logsumexp(1).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if x.device.type == "cuda":
+                torch.cuda.synchronize(x.device)
+            times.append(time.perf_counter() - start)
+        seconds[precision] = round(statistics.median(times[1:]), 4)
+    choice = "bf16" if seconds["fp32"] >= PROBE_MIN_GAIN * seconds["bf16"] else "fp32"
+    return {"choice": choice, "seconds_per_step": seconds}
+
+
 def whole_if_integral(epochs: float) -> int | float:
     """1.0 -> 1, 0.25 -> 0.25: epoch counts print, hash and compare the same however they were typed."""
     return int(epochs) if float(epochs).is_integer() else float(epochs)
@@ -77,6 +153,21 @@ def zero_masks(model: nn.Module) -> dict[str, torch.Tensor]:
     return masks
 
 
+def _numerics(model: nn.Module, split: Split, input_size: int, config: TrainConfig, total: int,
+              device: torch.device) -> dict[str, Any]:
+    """The precision this run trains in, and the probe that chose it (for "auto" runs long enough to probe)."""
+    if config.precision != "auto":
+        return {"precision": config.precision}
+    if total < PROBE_MIN_STEPS:
+        return {"precision": "fp32", "probe": f"skipped: {total} steps < {PROBE_MIN_STEPS}"}
+    x, _ = next(iter(split.batches(input_size, config.batch_size, shuffle=True, seed=config.seed)))
+    try:
+        probe = probe_precision(model, x.to(device))
+    except RuntimeError as exc:  # a device without bf16 autocast
+        return {"precision": "fp32", "probe": f"bf16 unavailable: {str(exc).splitlines()[0]}"}
+    return {"precision": probe["choice"], "probe": probe["seconds_per_step"]}
+
+
 def train(model: nn.Module, split: Split, input_size: int, config: TrainConfig, *,
           masks: dict[str, torch.Tensor] | None = None, description: str = "train",
           show_progress: bool = True, teacher: nn.Module | None = None) -> dict[str, Any]:
@@ -84,6 +175,8 @@ def train(model: nn.Module, split: Split, input_size: int, config: TrainConfig, 
     `teacher`, the loss distils its outputs on the same (augmented) batch into the model."""
     if config.epochs <= 0:
         return {"epochs": 0, "steps": 0, "seconds": 0.0, **asdict(config)}
+    if config.precision not in PRECISIONS:
+        raise CompressorError(f"precision must be one of {', '.join(PRECISIONS)}; got {config.precision!r}")
     torch.manual_seed(config.seed)
     params = dict(model.named_parameters())
     masks = {name: mask.to(params[name].device) for name, mask in (masks or {}).items()}
@@ -97,8 +190,14 @@ def train(model: nn.Module, split: Split, input_size: int, config: TrainConfig, 
     scheduler, schedule = lr_scheduler(optimizer, config.lr, total)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     device = next(model.parameters()).device
+    numerics = _numerics(model, split, input_size, config, total, device)
+    channels_last = numerics["precision"] == "bf16"
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     if teacher is not None:
         teacher.to(device).eval()
+    average = (AveragedModel(model, avg_fn=ema_update(config.ema_decay), use_buffers=True)
+               if config.ema_decay > 0 else None)
     model.train()
     start = time.perf_counter()
     step, seen, correct, running = 0, 0, 0, 0.0
@@ -110,13 +209,17 @@ def train(model: nn.Module, split: Split, input_size: int, config: TrainConfig, 
         for epoch in range(math.ceil(config.epochs)):
             for x, y in split.batches(input_size, config.batch_size, shuffle=True, augment=config.augment,
                                       seed=config.seed * 1000 + epoch):
-                x, y = x.to(device), y.to(device)
-                logits = model(x)
+                x, y = erase_randomly(x, config.random_erasing).to(device), y.to(device)
+                if channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with autocast(numerics["precision"], device):
+                    logits = model(x).float()
+                    if teacher is not None:
+                        with torch.no_grad():
+                            targets = teacher(x).float()
                 if teacher is None:
                     loss = loss_fn(logits, y)
                 else:
-                    with torch.no_grad():
-                        targets = teacher(x)
                     loss = distillation_loss(logits, targets, y, config.distill_alpha, config.distill_temperature,
                                              config.label_smoothing)
                 if not torch.isfinite(loss):
@@ -130,6 +233,8 @@ def train(model: nn.Module, split: Split, input_size: int, config: TrainConfig, 
                     with torch.no_grad():
                         for name, keep in masks.items():
                             params[name].masked_fill_(~keep, 0.0)
+                if average is not None:
+                    average.update_parameters(model)
                 step += 1
                 seen += len(y)
                 correct += int((logits.argmax(1) == y).sum())
@@ -143,9 +248,16 @@ def train(model: nn.Module, split: Split, input_size: int, config: TrainConfig, 
                 if step == total:
                     break
             seen, correct = 0, 0
+    if average is not None:
+        with torch.no_grad():
+            for mine, averaged in zip([*model.parameters(), *model.buffers()],
+                                      [*average.module.parameters(), *average.module.buffers()]):
+                mine.copy_(averaged)
+    if channels_last:
+        model.to(memory_format=torch.contiguous_format)
     model.eval()
     record = {"epochs": config.epochs, "steps": step, "seconds": round(time.perf_counter() - start, 2),
-              "final_loss": round(running, 4), "schedule": schedule, **asdict(config)}
+              "final_loss": round(running, 4), "schedule": schedule, **asdict(config), **numerics}
     if teacher is None:
         record.pop("distill_alpha")
         record.pop("distill_temperature")

@@ -21,12 +21,15 @@ from compressor.cli.options import (
     DataOpt,
     DeviceOpt,
     EpochsOpt,
+    PrecisionOpt,
     PretrainedOpt,
     QuietOpt,
+    RecipeOpt,
     SeedOpt,
     SizeOpt,
     ThreadsOpt,
     check_device,
+    check_precision,
     command_line,
     err,
     names,
@@ -65,9 +68,11 @@ def run_command(
     pretrained: PretrainedOpt = False,
     finetune_epochs: Annotated[float, typer.Option("--finetune-epochs", help="recovery fine-tuning epochs after "
                                                    "the pipeline, fractions allowed (pruned weights stay zero)")] = 0,
-    finetune_lr: Annotated[float, typer.Option("--finetune-lr", help="peak learning rate of fine-tuning")] = 0.01,
-    bn_recalibrate: Annotated[bool, typer.Option("--bn-recalibrate", help="re-estimate BatchNorm statistics on "
-                                                                          "training images after the pipeline")] = False,
+    finetune_lr: Annotated[float | None, typer.Option("--finetune-lr", help="peak learning rate of fine-tuning "
+                                                      "(default: 0.2 x the baseline's, or 0.01)")] = None,
+    bn_recalibrate: Annotated[bool | None, typer.Option("--bn-recalibrate/--no-bn-recalibrate",
+                                                        help="re-estimate BatchNorm statistics on training images "
+                                                             "after the pipeline (default: after channels/blocks)")] = None,
     distill: Annotated[bool, typer.Option("--distill", help="fine-tune by distilling the uncompressed model "
                                                             "(needs --finetune-epochs > 0)")] = False,
     distill_alpha: Annotated[float, typer.Option("--distill-alpha", help="weight of the distillation term, in "
@@ -78,6 +83,8 @@ def run_command(
                                                                              "cross-entropy, in [0, 1)")] = 0.0,
     prune_steps: Annotated[int, typer.Option("--prune-steps", help="gradual pruning: reach the amounts in N rounds "
                                              "(cubic schedule), the fine-tuning epochs split between them")] = 1,
+    recipe: RecipeOpt = "standard",
+    precision: PrecisionOpt = None,
     device: DeviceOpt = "auto",
     backends: BackendsOpt = "torch,onnxruntime",
     batch_size: BatchOpt = 1,
@@ -100,7 +107,8 @@ def run_command(
     measure = _measure_config(backends, batch_size, threads, compress)
     if not (math.isfinite(finetune_epochs) and finetune_epochs >= 0):
         raise CompressorError(f"--finetune-epochs must be a finite number ≥ 0; got {finetune_epochs:g}")
-    if not (math.isfinite(finetune_lr) and finetune_lr > 0):
+    check_precision(precision)
+    if finetune_lr is not None and not (math.isfinite(finetune_lr) and finetune_lr > 0):
         raise CompressorError(f"--finetune-lr must be a finite number > 0; got {finetune_lr:g}")
     if not (math.isfinite(distill_alpha) and 0 <= distill_alpha <= 1):
         raise CompressorError(f"--distill-alpha must be a number in [0, 1]; got {distill_alpha:g}")
@@ -120,8 +128,8 @@ def run_command(
                        finetune_epochs=whole_if_integral(finetune_epochs), finetune_lr=finetune_lr,
                        bn_recalibrate=bn_recalibrate, device=device, distill=distill,
                        distill_alpha=distill_alpha, distill_temperature=distill_temperature,
-                       label_smoothing=label_smoothing, prune_steps=prune_steps,
-                       measure=measure, artifacts_dir=artifacts, show_progress=not quiet,
+                       label_smoothing=label_smoothing, prune_steps=prune_steps, recipe=recipe,
+                       precision=precision, measure=measure, artifacts_dir=artifacts, show_progress=not quiet,
                        command=command_line())
     if dry_run:
         plan = plan_run(config)
@@ -194,28 +202,33 @@ def train_command(
     cache_dir: CacheOpt = None,
     input_size: SizeOpt = None,
     epochs: EpochsOpt = None,
-    lr: Annotated[float, typer.Option("--lr", help="peak learning rate of the one-cycle schedule")] = 0.05,
+    lr: Annotated[float | None, typer.Option("--lr", help="peak learning rate of the one-cycle schedule "
+                                                          "(default: the recipe's)")] = None,
     seed: SeedOpt = 0,
     pretrained: PretrainedOpt = False,
+    recipe: RecipeOpt = "standard",
+    precision: PrecisionOpt = None,
     device: DeviceOpt = "auto",
     quiet: QuietOpt = False,
 ) -> None:
     """Train a baseline classifier and save it as a checkpoint that `run --model` accepts."""
-    from compressor.baseline import BaselineRequest, train_baseline
+    from compressor.baseline import BaselineRequest, train_baseline, training_config
     from compressor.checkpoint import dataset_for_arch, save_checkpoint
     from compressor.data import load_dataset
     from compressor.measure.accuracy import evaluate, torch_forward
 
     ensure_writable_file(output, "the checkpoint")
     check_device(device)
-    if not lr > 0:
+    if lr is not None and not lr > 0:
         raise CompressorError(f"--lr must be a positive number; got {lr}")
+    check_precision(precision)
     dataset, note = dataset_for_arch(load_dataset(data or "digits", data_dir=data_dir, cache_dir=cache_dir),
                                      arch or "resnet18")
     if note:
         err.print(f"note: {note}", markup=False, highlight=False)
     request = BaselineRequest(arch=arch or "resnet18", input_size=input_size, epochs=epochs, lr=lr, seed=seed,
-                              pretrained=pretrained)
+                              pretrained=pretrained, recipe=recipe, precision=precision)
+    training_config(request, dataset.info.name)
     checkpoint = train_baseline(request, dataset, show_progress=not quiet, device=device)
     metrics = evaluate(torch_forward(checkpoint.model), dataset.test, checkpoint.spec.input_size)
     checkpoint.history[-1]["test"] = metrics

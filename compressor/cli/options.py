@@ -33,6 +33,11 @@ CacheOpt = Annotated[Path | None, typer.Option("--cache-dir", help="baseline/dow
 SizeOpt = Annotated[int | None, typer.Option("--input-size", help="input resolution in px (default: native size, "
                                                                   "at least the architecture's minimum)")]
 EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="baseline training epochs (default per dataset)")]
+RecipeOpt = Annotated[str, typer.Option("--recipe", help="how a baseline is trained: standard | anchor (see "
+                                                           "README, 'Baselines'); the cache keeps one per recipe")]
+PrecisionOpt = Annotated[str | None, typer.Option("--precision", help="training numerics: fp32 | bf16 (autocast + "
+                                                                      "channels_last) | auto (a short probe picks the "
+                                                                      "faster; default: the recipe's)")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="random seed for training and strategies")]
 PretrainedOpt = Annotated[bool, typer.Option("--pretrained", help="start the baseline from torchvision's ImageNet "
                                                                   "weights (needs network or a warm cache)")]
@@ -95,6 +100,15 @@ def output_path(output: Path | None, legacy_out: Path | None, *, required: bool 
     if path is None and required:
         raise CompressorError("Missing option '--output' / '-o'")
     return path
+
+
+def check_precision(precision: str | None) -> str | None:
+    """`precision` unchanged when it is None or one of fp32, bf16, auto; else a one-line CompressorError."""
+    from compressor.train import PRECISIONS
+
+    if precision is not None and precision not in PRECISIONS:
+        raise CompressorError(f"--precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    return precision
 
 
 def check_device(device: str) -> str:
