@@ -14,7 +14,7 @@ each() {  # each NAME ARGS...: one run without and one with a 1-epoch fine-tune
         local report="$OUT/runs/$name-ft$ft.json"
         [[ -f $report ]] && { echo "skip $report (done)"; continue; }
         echo "== $name, fine-tune epochs $ft"
-        "$COMPRESSOR" run "$@" --data fashion-mnist --finetune-epochs "$ft" --quiet --output "$report" >/dev/null
+        "$COMPRESSOR" run "$@" --data fashion-mnist --finetune-epochs "$ft" --no-bn-recalibrate --precision fp32 --quiet --output "$report" >/dev/null
     done
 }
 

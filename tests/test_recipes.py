@@ -1,0 +1,136 @@
+"""Baseline recipes, the small-input stem and the training extras they use: random erasing, EMA, bf16."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from compressor.api import RecoveryConfig
+from compressor.baseline import (RECIPES, BaselineRequest, baseline_finetune_lr, baseline_path, get_recipe,
+                                 training_config)
+from compressor.checkpoint import Checkpoint, ModelSpec
+from compressor.data import Dataset
+from compressor.errors import CompressorError
+from compressor.measure.accuracy import evaluate, torch_forward
+from compressor.models import build_model, input_size_for
+from compressor.steps import parse_steps
+from compressor.train import PROBE_MIN_STEPS, TrainConfig, ema_update, erase_randomly, probe_precision, train
+from factories import small_cnn
+
+
+def test_the_cache_name_changes_with_every_training_setting(digits: Dataset, tmp_path) -> None:
+    base = BaselineRequest("resnet18")
+    path = baseline_path(base, digits, tmp_path)
+    assert path == baseline_path(BaselineRequest("resnet18"), digits, tmp_path)
+    others = [BaselineRequest("resnet18", recipe="anchor"), BaselineRequest("resnet18", lr=0.05 + 1e-9),
+              BaselineRequest("resnet18", epochs=3), BaselineRequest("resnet18", precision="bf16"),
+              BaselineRequest("resnet18", seed=1), BaselineRequest("resnet18-s1")]
+    names = {baseline_path(request, digits, tmp_path).name for request in others}
+    assert path.name not in names and len(names) == len(others)
+    assert "-standard-" in path.name and path.parent == tmp_path / "baselines"
+
+
+def test_explicit_epochs_and_lr_override_the_recipe(digits: Dataset) -> None:
+    anchor = training_config(BaselineRequest("resnet18", recipe="anchor"), "digits")
+    assert (anchor.epochs, anchor.lr, anchor.label_smoothing) == (10, 0.1, 0.1)
+    assert anchor.ema_decay > 0 and anchor.random_erasing > 0 and anchor.precision == "auto"
+    mine = training_config(BaselineRequest("resnet18", recipe="anchor", epochs=2, lr=0.3), "digits")
+    assert (mine.epochs, mine.lr, mine.label_smoothing) == (2, 0.3, 0.1)
+    assert training_config(BaselineRequest("resnet18"), "fashion-mnist").epochs == 8
+
+
+def test_an_unknown_recipe_is_one_line_naming_the_recipes() -> None:
+    with pytest.raises(CompressorError, match="unknown recipe 'fancy'; choose one of standard, anchor"):
+        get_recipe("fancy")
+    assert set(RECIPES) == {"standard", "anchor"}
+
+
+def test_fine_tuning_peaks_at_a_fifth_of_the_baselines_lr() -> None:
+    spec = ModelSpec("resnet18", 10, 1, 32, "digits", tuple("0123456789"), (0.5,), (0.25,))
+    trained = Checkpoint(spec, nn.Linear(1, 1), [{"step": "train", "lr": 0.1}])
+    assert baseline_finetune_lr(trained, 0.01) == pytest.approx(0.02)
+    assert baseline_finetune_lr(Checkpoint(spec, nn.Linear(1, 1), [{"step": "import"}]), 0.01) == 0.01
+
+
+def test_bn_recalibration_defaults_on_after_structural_steps_only() -> None:
+    def bn(names: str, **kw: object) -> bool | None:
+        return RecoveryConfig(**kw).for_steps(parse_steps([names], 0.5, [])).bn_recalibrate
+
+    assert bn("channels") is True and bn("blocks") is True and bn("blocks+l1+int8") is True
+    assert bn("l1") is False and bn("obd") is False
+    assert bn("channels", bn_recalibrate=False) is False and bn("l1", bn_recalibrate=True) is True
+
+
+def test_the_small_input_stem_keeps_4x_the_resolution() -> None:
+    plain, small = build_model("resnet18", 10, 1), build_model("resnet18-s1", 10, 1)
+    assert small.conv1.kernel_size == (3, 3) and small.conv1.stride == (1, 1) and small.conv1.in_channels == 1
+    features = {}
+    for name, model in (("plain", plain), ("small", small)):
+        model.layer1.register_forward_hook(lambda _m, _i, out, name=name: features.__setitem__(name, out.shape[-1]))
+        model.eval()(torch.zeros(1, 1, 32, 32))
+    assert features == {"plain": 8, "small": 16}
+    assert input_size_for("resnet18-s1", 28) == 28 and input_size_for("resnet18", 28) == 32
+
+
+def test_random_erasing_zeroes_one_rectangle_per_picked_image() -> None:
+    torch.manual_seed(0)
+    x = torch.ones(64, 1, 16, 16)
+    assert torch.equal(erase_randomly(x, 0.0), x)
+    erased = erase_randomly(x, 1.0)
+    assert torch.all(x == 1), "the input batch is not modified in place"
+    for image in erased:
+        rows, cols = (image[0] == 0).nonzero(as_tuple=True)
+        assert len(rows) > 0
+        box = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+        assert box == len(rows), "the zeros form one rectangle"
+        assert 0.02 * 256 * 0.8 <= len(rows) <= 0.33 * 256 * 1.2
+
+
+def test_ema_update_warms_up_then_holds_the_decay() -> None:
+    update = ema_update(0.99)
+    averaged, current = torch.zeros(3), torch.ones(3)
+    assert torch.allclose(update(averaged, current, 0), torch.full((3,), 0.9))  # weight (1+0)/(10+0) = 0.1
+    assert torch.allclose(update(averaged, current, 10_000), torch.full((3,), 0.01))
+    counts = torch.tensor(3)
+    assert update(counts, torch.tensor(7), 5) == 7  # integer buffers follow the model
+
+
+def test_an_ema_run_ends_on_the_average_not_the_last_weights(tiny_net: nn.Module, digits: Dataset) -> None:
+    runs = {}
+    for decay in (0.0, 0.9):
+        torch.manual_seed(0)
+        model = copy.deepcopy(tiny_net)
+        record = train(model, digits.train, 8, TrainConfig(epochs=4, lr=0.2, ema_decay=decay), show_progress=False)
+        runs[decay] = (model, record)
+    plain, averaged = runs[0.0][0], runs[0.9][0]
+    assert runs[0.9][1]["ema_decay"] == 0.9
+    assert not torch.equal(plain.stem.weight, averaged.stem.weight)
+    assert not torch.equal(plain.bn.running_mean, averaged.bn.running_mean)
+    assert evaluate(torch_forward(averaged), digits.test, 8)["accuracy"] > 0.5
+
+
+def test_bf16_training_matches_fp32_accuracy_on_digits(tiny_net: nn.Module, digits: Dataset) -> None:
+    """bf16 autocast + channels_last learns as well as fp32 (within 4 points on 360 test images, ~2.5 SE)."""
+    accuracy, records = {}, {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        model = copy.deepcopy(tiny_net)
+        records[precision] = train(model, digits.train, 8, TrainConfig(epochs=8, lr=0.2, precision=precision),
+                                   show_progress=False)
+        assert model.stem.weight.is_contiguous() and model.stem.weight.dtype == torch.float32
+        accuracy[precision] = evaluate(torch_forward(model), digits.test, 8)["accuracy"]
+    assert records["bf16"]["precision"] == "bf16" and records["fp32"]["precision"] == "fp32"
+    assert accuracy["fp32"] > 0.85
+    assert abs(accuracy["bf16"] - accuracy["fp32"]) < 0.04, accuracy
+
+
+def test_auto_precision_probes_only_runs_long_enough_to_pay(digits: Dataset) -> None:
+    record = train(small_cnn(10, 1), digits.train, 8, TrainConfig(epochs=1, precision="auto"), show_progress=False)
+    assert record["precision"] == "fp32" and str(PROBE_MIN_STEPS) in record["probe"]
+    probe = probe_precision(small_cnn(10, 1), torch.randn(8, 1, 8, 8), repeats=1)
+    assert probe["choice"] in ("fp32", "bf16") and set(probe["seconds_per_step"]) == {"fp32", "bf16"}
+    with pytest.raises(CompressorError, match="precision must be one of fp32, bf16, auto; got 'fp16'"):
+        train(small_cnn(10, 1), digits.train, 8, TrainConfig(epochs=1, precision="fp16"), show_progress=False)
