@@ -147,3 +147,23 @@ def test_committed_grids_are_valid():
     assert grids
     for path in grids:
         validate(load_grid(path))
+
+
+def test_run_args_reach_every_cell_after_the_grids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from conftest import run_cli
+
+    import compressor.sweep
+
+    seen = {}
+
+    def fake_run_sweep(spec: SweepSpec, out_dir: Path, **_: object) -> dict[str, int]:
+        seen["commands"] = [compressor.sweep.cell_command(cell, spec, out_dir / "r.json") for cell in spec.cells()]
+        return {"cells": 1, "done": 1, "failed": 0, "skipped": 0}
+
+    monkeypatch.setattr(compressor.sweep, "run_sweep", fake_run_sweep)
+    code, _, stderr = run_cli("compressor", ["sweep", "-o", str(tmp_path / "s"), "--strategies", "channels",
+                                             "--amounts", "0.5", "--finetune-epochs", "1", "--backends", "torch",
+                                             "--run-arg=--distill", "--run-arg", "--prune-steps=2"])
+    assert code == 0, stderr
+    (command,) = seen["commands"]
+    assert command[-4:] == ["--backends", "torch", "--distill", "--prune-steps=2"]

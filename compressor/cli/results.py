@@ -95,6 +95,8 @@ def sweep_command(
                                                                     "the run default)")] = None,
     finetune_lr: Annotated[float | None, typer.Option("--finetune-lr", help="peak learning rate of fine-tuning "
                                                                             "(default: the run default)")] = None,
+    run_arg: Annotated[list[str] | None, typer.Option("--run-arg", help="one more `compressor run` argument for "
+                                                      "every cell, e.g. --run-arg=--distill (repeatable)")] = None,
     quiet: QuietOpt = False,
     legacy_out: LegacyOutOpt = None,
 ) -> None:
@@ -129,7 +131,7 @@ def sweep_command(
             extra += [name, str(value)]
     for item in param or []:
         extra += ["--param", item]
-    spec.run_args = [*spec.run_args, *extra]
+    spec.run_args = [*spec.run_args, *extra, *(run_arg or [])]
     counts = run_sweep(spec, out_dir, shard=parse_shard(shard), retry_failed=retry_failed, show_progress=not quiet,
                        console=err)
     out.print(f"{counts['cells']} cells in this shard: {counts['done']} run, {counts['failed']} failed, "
