@@ -8,8 +8,8 @@ import copy
 import math
 import statistics
 import time
-from dataclasses import asdict, dataclass
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -196,6 +196,8 @@ def train(model: nn.Module, split: Split, input_size: int, config: TrainConfig, 
         model.to(memory_format=torch.channels_last)
     if teacher is not None:
         teacher.to(device).eval()
+        if channels_last:
+            teacher.to(memory_format=torch.channels_last)
     average = (AveragedModel(model, avg_fn=ema_update(config.ema_decay), use_buffers=True)
                if config.ema_decay > 0 else None)
     model.train()

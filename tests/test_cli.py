@@ -353,3 +353,21 @@ def test_second_order_in_a_pipeline_with_finetuning(first_run: tuple[Path, subpr
     assert record["sparsity"] == pytest.approx(0.6, abs=1e-4) and len(record["aux_fits"]) == 2
     assert report["compressed"]["sparsity"] > 0.55, "fine-tuning keeps the pruned weights at zero"
     assert record["predicted_loss_increase"] > 0 and "measured_loss_increase" in record
+
+
+def test_structural_steps_recalibrate_batchnorm_and_fine_tune_at_a_fifth_of_the_baseline_lr(
+        first_run: tuple[Path, subprocess.CompletedProcess], tmp_path: Path) -> None:
+    work, _ = first_run
+    baseline = next((work / "cache" / "baselines").glob("*.pt"))
+    common = ["--model", str(baseline), "--quiet", "--compress", "none", "--backends", "torch"]
+    code, _, stderr = _in_process(["run", "-s", "channels", "--amount", "0.5", "--finetune-epochs", "0.25", *common,
+                                   "--output", str(tmp_path / "auto.json")])
+    assert code == 0, stderr
+    report = json.loads((tmp_path / "auto.json").read_text())
+    assert report["recovery"]["bn_recalibrate"] is True and report["recovery"]["bn_images"] > 0
+    trained_lr = load_checkpoint(baseline).history[0]["lr"]
+    assert report["recovery"]["finetune"]["lr"] == pytest.approx(0.2 * trained_lr)
+    code, _, stderr = _in_process(["run", "-s", "channels", "--amount", "0.5", "--no-bn-recalibrate", *common,
+                                   "--output", str(tmp_path / "off.json")])
+    assert code == 0, stderr
+    assert json.loads((tmp_path / "off.json").read_text())["recovery"]["bn_recalibrate"] is False
