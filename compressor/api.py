@@ -294,6 +294,12 @@ def compress(model: nn.Module, strategy: str | Sequence[str], *, amount: float |
     work = model if inplace else copy.deepcopy(model)
     work.to(target)
     train_split, calib_split = _split(train, "train"), _split(calib if calib is not None else train, "calib")
+    recovery_split = train_split
+    if train is None and finetune_epochs == 0 and bn_recalibrate is None:
+        # automatic BatchNorm recalibration without train data: on the calibration data, or not at all
+        recovery_split = calib_split
+        if calib is None:
+            recovery = dataclasses.replace(recovery, bn_recalibrate=False)
     _, input_size = _input_shape(example_input, calib_split, train_split, required=False)
     check_fit(steps, work)
     callback = (RichProgress() if progress is True else silent_progress if progress is False else progress)
@@ -307,7 +313,7 @@ def compress(model: nn.Module, strategy: str | Sequence[str], *, amount: float |
                                                            teacher=teacher, show_progress=progress is True)
     else:
         work, records, deploy = apply_steps(work, steps, context)
-        recovered = recover(work, train_split, input_size, recovery, show_progress=progress is True,
+        recovered = recover(work, recovery_split, input_size, recovery, show_progress=progress is True,
                             teacher=teacher)
     work.eval()
     plan = int8_plan(deploy["int8"], calib_split, seed) if "int8" in deploy else None

@@ -251,3 +251,13 @@ def test_bad_gradual_settings_are_one_line(loader: DataLoader) -> None:
         compressor.compress(Net(), "l1", amount=0.5, prune_steps=0)
     with pytest.raises(CompressorError, match="gradual pruning fine-tunes between its steps"):
         compressor.compress(Net(), "l1", amount=0.5, prune_steps=3)
+
+
+def test_automatic_bn_recalibration_uses_calibration_data_when_there_is_no_train_loader(loader: DataLoader) -> None:
+    out = compressor.compress(Net(), "channels", amount=0.5, calib=loader, params={"importance": "l1"})
+    assert out.record["recovery"]["bn_recalibrate"] is True and out.record["recovery"]["bn_images"] > 0
+    bare = compressor.compress(Net(), "channels", amount=0.5, example_input=torch.randn(1, 1, 12, 12),
+                               params={"importance": "l1"})
+    assert bare.record["recovery"]["bn_recalibrate"] is False
+    kept = compressor.compress(Net(), "channels", amount=0.5, calib=loader, bn_recalibrate=False)
+    assert kept.record["recovery"]["bn_recalibrate"] is False
