@@ -18,7 +18,8 @@ from compressor.fileio import write_atomic, write_json_atomic
 from compressor.report.schema import RunRow, read_cell_records
 
 MODES = {"plain": "one-shot, plain", "distilled": "one-shot, distilled", "gradual": "gradual (4 rounds), plain",
-         "budgets": "one-shot, plain"}
+         "gradual-distilled": "gradual (4 rounds), distilled", "budgets": "one-shot, plain",
+         "budgets-distilled": "one-shot, distilled", "magnitude": "one-shot, plain"}
 SIZE_TARGET_MB, POINT = 0.38, 0.01
 
 
