@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,8 @@ def cells(work: Path) -> list[dict[str, Any]]:
                 rows.append({"mode": mode, "cell": record.key, "status": record.status, "error": record.error})
                 continue
             report = record.report
-            row = RunRow.from_report(report).as_dict()
+            row = {**RunRow.from_report(report).as_dict(), "baseline_macs": report.baseline.macs,
+                   "test_samples": report.dataset.samples}
             finetune = report.recovery.finetune or {}
             rounds = report.recovery.extra.get("rounds") or []
             seconds = finetune.get("seconds", sum((r.get("finetune") or {}).get("seconds", 0) for r in rounds))
@@ -78,17 +80,18 @@ def targets(dense: list[float], rows: list[dict[str, Any]]) -> list[tuple[str, s
             f"{100 * mean:.2f} % over {len(dense)} seeds", "met" if len(dense) >= 3 and mean >= 0.935 else "not met")]
     out.append((f"a deployable file ≤ {SIZE_TARGET_MB} MB within 1 point of dense",
                 f"smallest within 1 point: {smallest['deployable_bytes'] / 1e6:.2f} MB ({smallest['pipeline']} "
-                f"{smallest['params']}, {smallest['mode']})" if smallest else "no cell within 1 point",
+                f"{smallest['params']}, {MODES[smallest['mode']]})" if smallest else "no cell within 1 point",
                 "met" if small else "not met"))
     speed = _speedup(fastest) if fastest else None
     out.append(("≥ 3× ONNX Runtime speed-up within 1 point of dense (training size)",
-                f"best {speed:.2f}× ({fastest['pipeline']} {fastest['params']}, {fastest['mode']}; timed inside the "
-                "cell, see the note on load)" if speed else "no timed cell within 1 point",
+                f"best {speed:.2f}× ({fastest['pipeline']} {fastest['params']}, {MODES[fastest['mode']]}; timed "
+                "inside the cell, see the note on load)" if speed else "no timed cell within 1 point",
                 "met" if speed and speed >= 3 else "not met"))
     if best_half:
         gap = 100 * (best_half["baseline_accuracy"] - best_half["accuracy"])
         out.append(("channels 0.5 within 0.5 points of dense after ≤ 2 epochs",
-                    f"{gap:+.2f} points below dense ({best_half['mode']}, {best_half['finetune_epochs']:g} epochs)",
+                    f"best {gap:.2f} points {'below' if gap >= 0 else 'above'} dense ({MODES[best_half['mode']]}, "
+                    f"{best_half['finetune_epochs']:g} epochs)",
                     "met" if gap <= 0.5 else "not met"))
     return out
 
@@ -109,6 +112,11 @@ def markdown(base: list[dict[str, Any]], rows: list[dict[str, Any]], command: st
               "| pipeline | parameters | recovery | fine-tune epochs | top-1 % before recovery | top-1 % | vs dense "
               "(points) | deployable MB | MACs (M) | ORT ms (× vs dense) | fine-tune s | cell s |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    first = next((r for r in rows if r["status"] == "done"), None)
+    if first:
+        lines.append(f"| *dense* | | | | | {_pct(first['baseline_accuracy'])} | | "
+                     f"{first['baseline_deployable_bytes'] / 1e6:.2f} | {first['baseline_macs'] / 1e6:.1f} | "
+                     f"{first['baseline_deployed_latency_ms']:.3f} | | |")
     for r in sorted((r for r in rows if r["status"] == "done"),
                     key=lambda r: (r["pipeline"], r["params"], r["mode"], r["finetune_epochs"])):
         speed = _speedup(r)
@@ -117,6 +125,13 @@ def markdown(base: list[dict[str, Any]], rows: list[dict[str, Any]], command: st
                      f"{_pct(r['accuracy_before_recovery'])} | {_pct(r['accuracy'])} | "
                      f"{100 * (r['accuracy'] - r['baseline_accuracy']):+.2f} | {r['deployable_bytes'] / 1e6:.2f} | "
                      f"{r['macs'] / 1e6:.1f} | {latency} | {r['finetune_seconds']:.0f} | {r['cell_seconds']:.0f} |")
+    if first:
+        p, n = first["baseline_accuracy"], first["test_samples"]
+        se = math.sqrt(p * (1 - p) / n)
+        lines += ["", f"One seed per cell. On {n:,} test images the binomial standard error of a top-1 near "
+                      f"{100 * p:.1f} % is {100 * se:.2f} points, so two cells differing by less than "
+                      f"{200 * math.sqrt(2) * se:.2f} points (two standard errors of a difference) are reported as "
+                      "no established difference."]
     failed = [r for r in rows if r["status"] != "done"]
     if failed:
         lines += ["", "Failed cells: " + "; ".join(f"{r['mode']}/{r['cell']}: {r['error']}" for r in failed)]
