@@ -49,6 +49,8 @@ def cells(work: Path) -> list[dict[str, Any]]:
             finetune = report.recovery.finetune or {}
             rounds = report.recovery.extra.get("rounds") or []
             seconds = finetune.get("seconds", sum((r.get("finetune") or {}).get("seconds", 0) for r in rounds))
+            if report.recovery.extra.get("prune_rounds", 1) > 1:  # the rounds' amounts; show the target instead
+                row["params"] = f"{report.strategy}.amount={record.cell['amount']:g} (final)"
             rows.append({"mode": mode, "status": "done", "cell_seconds": record.seconds,
                          "finetune_seconds": seconds, "distill": bool(report.recovery.distill),
                          "prune_rounds": report.recovery.extra.get("prune_rounds", 1),
