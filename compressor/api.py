@@ -32,13 +32,16 @@ from compressor.registry import StrategyContext, build_strategy, removes_structu
 from compressor.train import PRECISIONS, TrainConfig, recalibrate_batchnorm, train, zero_masks
 
 
+DEFAULT_FINETUNE_LR = 0.01  # fine-tuning's peak LR when nothing says otherwise (the CLI scales the baseline's)
+
+
 @dataclass
 class RecoveryConfig:
     """What to do after the strategies: BatchNorm recalibration and fine-tuning (pruned weights stay zero),
     optionally distilled from the uncompressed model."""
 
     finetune_epochs: float = 0
-    finetune_lr: float = 0.01
+    finetune_lr: float = DEFAULT_FINETUNE_LR
     bn_recalibrate: bool | None = None  # None: after strategies that remove structure (channels, blocks)
     seed: int = 0
     distill: bool = False
@@ -271,7 +274,8 @@ def _params_list(params: Mapping[str, Any] | None) -> list[str]:
 def compress(model: nn.Module, strategy: str | Sequence[str], *, amount: float | None = None,
              params: Mapping[str, Any] | None = None, train: Iterable[Any] | None = None,
              calib: Iterable[Any] | None = None, example_input: torch.Tensor | None = None,
-             finetune_epochs: float = 0, finetune_lr: float = 0.01, bn_recalibrate: bool | None = None,
+             finetune_epochs: float = 0, finetune_lr: float = DEFAULT_FINETUNE_LR,
+             bn_recalibrate: bool | None = None,
              distill: bool = False, distill_alpha: float = 0.5, distill_temperature: float = 4.0,
              label_smoothing: float = 0.0, prune_steps: int = 1, precision: str = "auto",
              device: str | torch.device = "auto", seed: int = 0, cache_dir: Path | None = None,

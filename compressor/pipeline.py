@@ -15,7 +15,8 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from compressor.api import RecoveryConfig, apply_steps, check_fit, int8_plan, prune_gradually, recover
+from compressor.api import (DEFAULT_FINETUNE_LR, RecoveryConfig, apply_steps, check_fit, int8_plan, prune_gradually,
+                            recover)
 from compressor.baseline import (DEFAULT_RECIPE, BaselineRequest, baseline_finetune_lr, get_baseline, model_spec,
                                  training_config)
 from compressor.checkpoint import (Checkpoint, ModelSpec, dataset_for_arch, load_dataset_for, load_state_dict_into,
@@ -35,8 +36,6 @@ from compressor.report.plots import plot_sensitivity
 from compressor.report.schema import (DatasetInfo, Environment, Measurement, ModelInfo, Recovery, RunReport,
                                       StepReport, step_params, write_run_report)
 from compressor.steps import Step
-
-DEFAULT_FINETUNE_LR = 0.01  # fine-tuning's peak LR when the baseline's own is unknown (a plain state_dict)
 
 
 @dataclass

@@ -105,7 +105,8 @@ def markdown(base: list[dict[str, Any]], rows: list[dict[str, Any]], command: st
     dense = [b["accuracy"] for b in base]
     lines = ["# Recovery on ResNet18 / Fashion-MNIST: the anchor recipe, distillation and gradual pruning", "",
              f"Regenerate: `{command}`.", "", note, "", "## Dense baselines (`--arch resnet18-s1 --recipe anchor`)", "",
-             "| seed | test top-1 % | epochs | training s | precision | probe (s per step) |", "|---|---|---|---|---|---|"]
+             "| seed | test top-1 % | epochs | training s | precision | probe (s per step) |",
+             "|---|---|---|---|---|---|"]
     for b in base:
         lines.append(f"| {b['seed']} | {_pct(b['accuracy'])} | {b['epochs']} | {b['seconds']:.0f} | {b['precision']} "
                      f"| {json.dumps(b['probe'])} |")

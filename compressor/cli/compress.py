@@ -70,9 +70,10 @@ def run_command(
                                                    "the pipeline, fractions allowed (pruned weights stay zero)")] = 0,
     finetune_lr: Annotated[float | None, typer.Option("--finetune-lr", help="peak learning rate of fine-tuning "
                                                       "(default: 0.2 x the baseline's, or 0.01)")] = None,
-    bn_recalibrate: Annotated[bool | None, typer.Option("--bn-recalibrate/--no-bn-recalibrate",
-                                                        help="re-estimate BatchNorm statistics on training images "
-                                                             "after the pipeline (default: after channels/blocks)")] = None,
+    bn_recalibrate: Annotated[bool | None, typer.Option(
+        "--bn-recalibrate/--no-bn-recalibrate",
+        help="re-estimate BatchNorm statistics on training images after the pipeline (default: after "
+             "channels/blocks)")] = None,
     distill: Annotated[bool, typer.Option("--distill", help="fine-tune by distilling the uncompressed model "
                                                             "(needs --finetune-epochs > 0)")] = False,
     distill_alpha: Annotated[float, typer.Option("--distill-alpha", help="weight of the distillation term, in "
