@@ -45,7 +45,7 @@ def cells(work: Path) -> list[dict[str, Any]]:
                 continue
             report = record.report
             row = {**RunRow.from_report(report).as_dict(), "baseline_macs": report.baseline.macs,
-                   "test_samples": report.dataset.samples}
+                   "test_samples": report.dataset.samples, "amount": record.cell.get("amount")}
             finetune = report.recovery.finetune or {}
             rounds = report.recovery.extra.get("rounds") or []
             seconds = finetune.get("seconds", sum((r.get("finetune") or {}).get("seconds", 0) for r in rounds))
@@ -75,8 +75,7 @@ def targets(dense: list[float], rows: list[dict[str, Any]]) -> list[tuple[str, s
     small = [r for r in within if r["deployable_bytes"] <= SIZE_TARGET_MB * 1e6]
     smallest = min(within, key=lambda r: r["deployable_bytes"], default=None)
     fastest = max(within, key=lambda r: _speedup(r) or 0, default=None)
-    half = [r for r in done if r["pipeline"] == "channels" and "amount=0.5" in r["params"]
-            and r["finetune_epochs"] <= 2]
+    half = [r for r in done if r["pipeline"] == "channels" and r["amount"] == 0.5 and r["finetune_epochs"] <= 2]
     best_half = max(half, key=lambda r: r["accuracy"], default=None)
     out = [("dense ResNet18 ≥ 93.5 % (mean of 3 seeds, ≤ 10 epochs)",
             f"{100 * mean:.2f} % over {len(dense)} seeds", "met" if len(dense) >= 3 and mean >= 0.935 else "not met")]
