@@ -29,6 +29,7 @@ from compressor.measure.harness import Int8Plan
 from compressor.steps import Step, check_order, export_not_last, parse_steps
 from compressor.progress import ProgressCallback, RichProgress, silent_progress
 from compressor.registry import StrategyContext, build_strategy, removes_structure, strategy_check
+from compressor.recovery_recipes import get_recovery_recipe
 from compressor.train import PRECISIONS, TrainConfig, recalibrate_batchnorm, train, zero_masks
 
 
@@ -50,6 +51,8 @@ class RecoveryConfig:
     label_smoothing: float = 0.0
     prune_rounds: int = 1  # gradual pruning: reach the targets in this many rounds, fine-tuning between them
     precision: str = "auto"  # of fine-tuning: fp32 | bf16 | auto (a short probe on runs of 100+ steps)
+    freeze_batchnorm: bool = False  # fine-tuning keeps BatchNorm running statistics (eval mode)
+    recipe: str = "standard"  # the recovery recipe these settings came from (compressor.recovery_recipes), recorded
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.finetune_epochs) and self.finetune_epochs >= 0):
@@ -159,7 +162,8 @@ def recover(model: nn.Module, train_split: Split, input_size: int, recovery: Rec
     if recovery.distill and teacher is None:
         raise CompressorError("distillation needs a teacher: the uncompressed model")
     record: dict[str, Any] = {"bn_recalibrate": bool(recovery.bn_recalibrate),
-                              "finetune_epochs": recovery.finetune_epochs, "distill": recovery.distill}
+                              "finetune_epochs": recovery.finetune_epochs, "distill": recovery.distill,
+                              "recipe": recovery.recipe}
     if recovery.bn_recalibrate:
         record["bn_images"] = recalibrate_batchnorm(model, train_split, input_size, seed=recovery.seed)
     if recovery.finetune_epochs > 0:
@@ -170,7 +174,7 @@ def recover(model: nn.Module, train_split: Split, input_size: int, recovery: Rec
                                   batch_size=batch_size, label_smoothing=recovery.label_smoothing,
                                   distill_alpha=recovery.distill_alpha,
                                   distill_temperature=recovery.distill_temperature,
-                                  precision=recovery.precision),
+                                  precision=recovery.precision, freeze_batchnorm=recovery.freeze_batchnorm),
                       masks=masks, description="fine-tune (distilled)" if recovery.distill else "fine-tune",
                       show_progress=show_progress, teacher=teacher if recovery.distill else None)
         record["finetune"] = {**stats, "masked_tensors": len(masks)}
@@ -227,7 +231,7 @@ def prune_gradually(model: nn.Module, steps: Sequence[Step], context: StrategyCo
         per_round.append({"round": index, **recover(model, context.train, context.input_size, share,
                                                     show_progress=show_progress, teacher=teacher)})
     record = {"bn_recalibrate": bool(recovery.bn_recalibrate), "finetune_epochs": recovery.finetune_epochs,
-              "distill": recovery.distill, "prune_rounds": rounds, "schedule": "cubic (Zhu & Gupta)",
+              "distill": recovery.distill, "recipe": recovery.recipe, "prune_rounds": rounds, "schedule": "cubic (Zhu & Gupta)",
               "rounds": per_round}
     return model, records, deploy, record
 
@@ -275,8 +279,9 @@ def compress(model: nn.Module, strategy: str | Sequence[str], *, amount: float |
              params: Mapping[str, Any] | None = None, train: Iterable[Any] | None = None,
              calib: Iterable[Any] | None = None, example_input: torch.Tensor | None = None,
              finetune_epochs: float = 0, finetune_lr: float = DEFAULT_FINETUNE_LR,
-             bn_recalibrate: bool | None = None,
-             distill: bool = False, distill_alpha: float = 0.5, distill_temperature: float = 4.0,
+             bn_recalibrate: bool | None = None, recovery_recipe: str = "standard",
+             distill: bool | None = None, distill_alpha: float | None = None, distill_temperature: float = 4.0,
+             freeze_batchnorm: bool | None = None,
              label_smoothing: float = 0.0, prune_steps: int = 1, precision: str = "auto",
              device: str | torch.device = "auto", seed: int = 0, cache_dir: Path | None = None,
              progress: bool | ProgressCallback = False, inplace: bool = False) -> Compressed:
@@ -285,14 +290,21 @@ def compress(model: nn.Module, strategy: str | Sequence[str], *, amount: float |
     `train` and `calib` are iterables of (inputs, labels) batches, e.g. torch DataLoaders; `calib` defaults to
     `train`. `params` maps `key` or `strategy.key` to a value, as `--param` does. With `distill`, fine-tuning
     distils the uncompressed model (α·T²·KL + (1−α)·CE). BatchNorm statistics are re-estimated after strategies
-    that remove structure unless `bn_recalibrate` says otherwise. With `prune_steps` N > 1 the targets are reached in N
+    that remove structure unless `bn_recalibrate` says otherwise. `recovery_recipe` ("standard" or
+    "frozen-encoder", see compressor.recovery_recipes) gives `distill`, `distill_alpha` and `freeze_batchnorm` the
+    values they take when left None. With `prune_steps` N > 1 the targets are reached in N
     rounds on Zhu & Gupta's cubic schedule, with `finetune_epochs / N` of fine-tuning after each. The result's model
     lives on `device`; `record` holds each step's record and the recovery; `int8` carries the export-time plan.
     """
     names = [strategy] if isinstance(strategy, str) else list(strategy)
     steps = parse_steps(names, amount, _params_list(params))
-    recovery = RecoveryConfig(finetune_epochs, finetune_lr, bn_recalibrate, seed, distill, distill_alpha,
-                              distill_temperature, label_smoothing, prune_steps, precision).for_steps(steps)
+    recipe_name, recipe = get_recovery_recipe(recovery_recipe)
+    distill = recipe.distill and finetune_epochs > 0 if distill is None else distill
+    recovery = RecoveryConfig(finetune_epochs, finetune_lr, bn_recalibrate, seed, distill,
+                              recipe.distill_alpha if distill_alpha is None else distill_alpha, distill_temperature,
+                              label_smoothing, prune_steps, precision,
+                              recipe.freeze_batchnorm if freeze_batchnorm is None else freeze_batchnorm,
+                              recipe_name).for_steps(steps)
     target = resolve_device(device)
     teacher = copy.deepcopy(model).to(target).eval() if distill else None
     work = model if inplace else copy.deepcopy(model)

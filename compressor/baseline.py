@@ -96,13 +96,14 @@ def baseline_path(request: BaselineRequest, dataset: Dataset, cache_dir: Path | 
     """Cache file of the baseline described by `request` on `dataset`; its name carries a digest of every training
     setting, so a changed recipe never silently reuses an old file."""
     size = input_size_for(request.arch, dataset.info.native_size, request.input_size)
-    config = training_config(request, dataset.info.name)
+    config = asdict(training_config(request, dataset.info.name))
+    config.pop("freeze_batchnorm")  # a fine-tuning option, never set for baselines: cached names stay valid
     settings = json.dumps({"arch": request.arch, "size": size, "pretrained": request.pretrained,
-                           "recipe": request.recipe, **asdict(config)}, sort_keys=True)
+                           "recipe": request.recipe, **config}, sort_keys=True)
     digest = hashlib.sha256(settings.encode()).hexdigest()[:10]
     tag = "-pretrained" if request.pretrained else ""
     name = (f"{arch_slug(request.arch)}-{dataset_slug(dataset.info.name)}-{size}px-{request.recipe}-"
-            f"e{whole_if_integral(config.epochs)}-s{request.seed}{tag}-{digest}.pt")
+            f"e{whole_if_integral(config['epochs'])}-s{request.seed}{tag}-{digest}.pt")
     return (cache_dir or default_cache_dir()) / "baselines" / name
 
 

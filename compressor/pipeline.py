@@ -31,6 +31,7 @@ from compressor.measure.harness import Int8Plan, latency_block, with_latency
 from compressor.models import arch_slug, build_model, input_size_for
 from compressor.preflight import ensure_writable_dir, ensure_writable_file, measurement_bytes
 from compressor.progress import RichProgress, silent_progress
+from compressor.recovery_recipes import AUTO, get_recovery_recipe
 from compressor.registry import StrategyContext
 from compressor.report.plots import plot_sensitivity
 from compressor.report.schema import (DatasetInfo, Environment, Measurement, ModelInfo, Recovery, RunReport,
@@ -61,20 +62,36 @@ class RunConfig:
     show_progress: bool = True
     command: str | None = None
     device: str = "auto"  # where training, fine-tuning and calibration run (see compressor.device)
-    distill: bool = False  # fine-tuning distils the uncompressed baseline
-    distill_alpha: float = 0.5
+    distill: bool | None = None  # fine-tuning distils the uncompressed baseline; None: the recovery recipe's
+    distill_alpha: float | None = None  # None: the recovery recipe's
     distill_temperature: float = 4.0
     label_smoothing: float = 0.0  # of fine-tuning's cross-entropy
     prune_steps: int = 1  # > 1: gradual pruning in this many rounds, fine-tuning between them
     recipe: str = DEFAULT_RECIPE  # how a missing baseline is trained (compressor.baseline.RECIPES)
     precision: str | None = None  # of training and fine-tuning; None: the recipe's, and "auto" for fine-tuning
+    freeze_batchnorm: bool | None = None  # fine-tuning keeps BatchNorm statistics; None: the recovery recipe's
+    recovery_recipe: str = AUTO  # compressor.recovery_recipes; auto: chosen from the baseline's history
 
     @property
     def recovery(self) -> RecoveryConfig:
-        """The recovery settings, checked (a bad value is a one-line usage error), defaults decided."""
+        """The recovery settings, checked (a bad value is a one-line usage error), defaults decided (options the
+        recovery recipe fills are taken as given, or off, until `with_recovery_recipe` has run)."""
+        name = self.recovery_recipe if self.recovery_recipe == AUTO else get_recovery_recipe(self.recovery_recipe)[0]
         return RecoveryConfig(self.finetune_epochs, self.finetune_lr or DEFAULT_FINETUNE_LR, self.bn_recalibrate,
-                              self.seed, self.distill, self.distill_alpha, self.distill_temperature,
-                              self.label_smoothing, self.prune_steps, self.precision or "auto").for_steps(self.steps)
+                              self.seed, bool(self.distill),
+                              self.distill_alpha if self.distill_alpha is not None else RecoveryConfig.distill_alpha,
+                              self.distill_temperature, self.label_smoothing, self.prune_steps,
+                              self.precision or "auto", bool(self.freeze_batchnorm), name).for_steps(self.steps)
+
+    def with_recovery_recipe(self, history: list[dict[str, Any]]) -> RunConfig:
+        """This config with the recovery recipe chosen (from the baseline's `history` under auto) and the options
+        left unset filled from it; the recipe distils only when there is fine-tuning."""
+        name, recipe = get_recovery_recipe(self.recovery_recipe, history)
+        return dataclasses.replace(
+            self, recovery_recipe=name,
+            distill=recipe.distill and self.finetune_epochs > 0 if self.distill is None else self.distill,
+            distill_alpha=recipe.distill_alpha if self.distill_alpha is None else self.distill_alpha,
+            freeze_batchnorm=recipe.freeze_batchnorm if self.freeze_batchnorm is None else self.freeze_batchnorm)
 
 
 @dataclass
@@ -224,6 +241,7 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
     baseline, baseline_source = _load_baseline(plan, config, console)
     if config.finetune_lr is None:
         config = dataclasses.replace(config, finetune_lr=baseline_finetune_lr(baseline, DEFAULT_FINETUNE_LR))
+    config = config.with_recovery_recipe(baseline.history)
     spec, dataset = baseline.spec, plan.dataset
     report_path, checkpoint_path = plan.report_path, plan.checkpoint_path
 

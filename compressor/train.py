@@ -39,6 +39,7 @@ class TrainConfig:
     random_erasing: float = 0.0  # probability that an image gets a random rectangle erased (Zhong et al., 2020)
     ema_decay: float = 0.0  # > 0: the model ends with an exponential moving average of its weights and buffers
     precision: str = "fp32"  # fp32 | bf16 (autocast + channels_last) | auto (a short probe picks the faster)
+    freeze_batchnorm: bool = False  # BatchNorm keeps its running statistics (eval mode); its affine terms still train
 
 
 PRECISIONS = ("fp32", "bf16", "auto")
@@ -201,6 +202,9 @@ def train(model: nn.Module, split: Split, input_size: int, config: TrainConfig, 
     average = (AveragedModel(model, avg_fn=ema_update(config.ema_decay), use_buffers=True)
                if config.ema_decay > 0 else None)
     model.train()
+    if config.freeze_batchnorm:
+        for norm in batchnorms(model):
+            norm.eval()
     start = time.perf_counter()
     step, seen, correct, running = 0, 0, 0, 0.0
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
@@ -266,11 +270,15 @@ def train(model: nn.Module, split: Split, input_size: int, config: TrainConfig, 
     return record
 
 
+def batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """Every BatchNorm layer of `model`."""
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
 
 def recalibrate_batchnorm(model: nn.Module, split: Split, input_size: int, *, batches: int = 20,
                           batch_size: int = 128, seed: int = 0) -> int:
     """Re-estimate BatchNorm running statistics on `split` (cumulative average); weights are untouched."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    norms = batchnorms(model)
     if not norms:
         return 0
     momenta = [norm.momentum for norm in norms]

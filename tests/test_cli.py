@@ -371,3 +371,29 @@ def test_structural_steps_recalibrate_batchnorm_and_fine_tune_at_a_fifth_of_the_
                                    "--output", str(tmp_path / "off.json")])
     assert code == 0, stderr
     assert json.loads((tmp_path / "off.json").read_text())["recovery"]["bn_recalibrate"] is False
+
+
+def test_a_supcon_linear_classifier_gets_the_frozen_encoder_recovery_recipe(
+        first_run: tuple[Path, subprocess.CompletedProcess], tmp_path: Path) -> None:
+    from compressor.checkpoint import save_checkpoint
+    from compressor.recovery_recipes import RECOVERY_RECIPES
+
+    work, _ = first_run
+    trained = load_checkpoint(next((work / "cache" / "baselines").glob("*.pt")))
+    trained.history = [{"step": "supcon-linear", "pretrained": "encoder.pt"}]
+    save_checkpoint(trained, tmp_path / "supcon.pt")
+    common = ["-s", "l1", "--amount", "0.5", "--finetune-epochs", "0.25", "--model", str(tmp_path / "supcon.pt"),
+              "--quiet", "--compress", "none", "--backends", "torch"]
+    code, _, stderr = _in_process(["run", *common, "--output", str(tmp_path / "auto.json")])
+    assert code == 0, stderr
+    recovery = json.loads((tmp_path / "auto.json").read_text())["recovery"]
+    frozen = RECOVERY_RECIPES["frozen-encoder"]
+    assert recovery["recipe"] == "frozen-encoder" and recovery["distill"] is frozen.distill
+    assert recovery["finetune"]["freeze_batchnorm"] is frozen.freeze_batchnorm
+    assert recovery["finetune"]["distill_alpha"] == frozen.distill_alpha
+    code, _, stderr = _in_process(["run", *common, "--recovery-recipe", "standard", "--output",
+                                   str(tmp_path / "standard.json")])
+    assert code == 0, stderr
+    recovery = json.loads((tmp_path / "standard.json").read_text())["recovery"]
+    assert (recovery["recipe"], recovery["distill"], recovery["finetune"]["freeze_batchnorm"]) == \
+        ("standard", False, False)

@@ -74,14 +74,22 @@ def run_command(
         "--bn-recalibrate/--no-bn-recalibrate",
         help="re-estimate BatchNorm statistics on training images after the pipeline (default: after "
              "channels/blocks)")] = None,
-    distill: Annotated[bool, typer.Option("--distill", help="fine-tune by distilling the uncompressed model "
-                                                            "(needs --finetune-epochs > 0)")] = False,
-    distill_alpha: Annotated[float, typer.Option("--distill-alpha", help="weight of the distillation term, in "
-                                                                         "[0, 1] (the rest is cross-entropy)")] = 0.5,
+    distill: Annotated[bool | None, typer.Option(
+        "--distill/--no-distill", help="fine-tune by distilling the uncompressed model (needs --finetune-epochs "
+                                       "> 0; default: the recovery recipe's)")] = None,
+    distill_alpha: Annotated[float | None, typer.Option("--distill-alpha", help="weight of the distillation term, in "
+                                                        "[0, 1] (the rest is cross-entropy; default: the recovery "
+                                                        "recipe's, 0.5 for standard)")] = None,
     distill_temperature: Annotated[float, typer.Option("--distill-temperature", help="softmax temperature of "
                                                                                      "distillation, > 0")] = 4.0,
     label_smoothing: Annotated[float, typer.Option("--label-smoothing", help="label smoothing of fine-tuning's "
                                                                              "cross-entropy, in [0, 1)")] = 0.0,
+    freeze_bn: Annotated[bool | None, typer.Option(
+        "--freeze-bn/--no-freeze-bn", help="fine-tuning keeps BatchNorm running statistics (default: the recovery "
+                                           "recipe's)")] = None,
+    recovery_recipe: Annotated[str, typer.Option(
+        "--recovery-recipe", help="fine-tuning defaults: auto (frozen-encoder for SupCon linear classifiers, else "
+                                  "standard) | standard | frozen-encoder")] = "auto",
     prune_steps: Annotated[int, typer.Option("--prune-steps", help="gradual pruning: reach the amounts in N rounds "
                                              "(cubic schedule), the fine-tuning epochs split between them")] = 1,
     recipe: RecipeOpt = "standard",
@@ -100,6 +108,7 @@ def run_command(
     import math
 
     from compressor.pipeline import RunConfig, plan_run, run
+    from compressor.recovery_recipes import recovery_recipe_names
     from compressor.report import run_table, sensitivity_table
     from compressor.steps import parse_steps
     from compressor.train import whole_if_integral
@@ -111,7 +120,10 @@ def run_command(
     check_precision(precision)
     if finetune_lr is not None and not (math.isfinite(finetune_lr) and finetune_lr > 0):
         raise CompressorError(f"--finetune-lr must be a finite number > 0; got {finetune_lr:g}")
-    if not (math.isfinite(distill_alpha) and 0 <= distill_alpha <= 1):
+    if recovery_recipe not in recovery_recipe_names():
+        raise CompressorError(f"--recovery-recipe must be one of {', '.join(recovery_recipe_names())}; "
+                              f"got {recovery_recipe!r}")
+    if distill_alpha is not None and not (math.isfinite(distill_alpha) and 0 <= distill_alpha <= 1):
         raise CompressorError(f"--distill-alpha must be a number in [0, 1]; got {distill_alpha:g}")
     if not (math.isfinite(distill_temperature) and distill_temperature > 0):
         raise CompressorError(f"--distill-temperature must be a number > 0; got {distill_temperature:g}")
@@ -130,6 +142,7 @@ def run_command(
                        bn_recalibrate=bn_recalibrate, device=device, distill=distill,
                        distill_alpha=distill_alpha, distill_temperature=distill_temperature,
                        label_smoothing=label_smoothing, prune_steps=prune_steps, recipe=recipe,
+                       freeze_batchnorm=freeze_bn, recovery_recipe=recovery_recipe,
                        precision=precision, measure=measure, artifacts_dir=artifacts, show_progress=not quiet,
                        command=command_line())
     if dry_run:

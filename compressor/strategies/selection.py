@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from compressor.errors import CompressorError
 from compressor.models import PRUNABLE_TYPES
 
 
@@ -18,6 +19,9 @@ def prunable_layers(model: nn.Module, *, include_first_conv: bool = False,
         layers.pop(convs[0])
     if linears and not include_classifier:
         layers.pop(linears[-1])
+    if not layers:
+        raise CompressorError("the model has no conv or linear layer to prune besides its first conv and its "
+                              "classifier; allow those with include_first_conv=true or include_classifier=true")
     return layers
 
 

@@ -51,6 +51,15 @@ def test_first_conv_and_classifier_are_excluded_by_default_and_switchable(tiny_n
     assert (tiny_net.stem.weight == 0).any() and (tiny_net.fc.weight == 0).any()
 
 
+def test_a_model_with_nothing_eligible_is_one_clear_error_not_a_crash() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    with pytest.raises(CompressorError, match="no conv or linear layer to prune besides its first conv and its "
+                                              "classifier; allow those with include_first_conv=true"):
+        _prune(model, amount=0.5)
+    _prune(model, amount=0.5, include_classifier=True)
+    assert int((model[3].weight == 0).sum()) == 4
+
+
 def test_biases_and_batchnorm_are_never_pruned(tiny_net: nn.Module) -> None:
     before = {k: v.clone() for k, v in tiny_net.state_dict().items() if not k.endswith("weight") or "bn" in k}
     _prune(tiny_net, amount=0.9, include_first_conv=True, include_classifier=True)

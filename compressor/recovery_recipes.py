@@ -1,0 +1,53 @@
+"""Recovery recipes: how fine-tuning after compression is done for a kind of model, picked from the baseline's
+history (a frozen-encoder SupCon classifier is not fine-tuned like a model trained end to end with cross-entropy);
+every explicitly given option overrides its recipe."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from compressor.errors import CompressorError
+
+
+@dataclass(frozen=True)
+class RecoveryRecipe:
+    """Defaults of recovery fine-tuning; options left unset take these."""
+
+    description: str
+    distill: bool = False
+    distill_alpha: float = 0.5
+    freeze_batchnorm: bool = False
+
+
+RECOVERY_RECIPES = {
+    "standard": RecoveryRecipe("cross-entropy fine-tuning (distillation only with --distill), BatchNorm statistics "
+                               "updated while fine-tuning"),
+    "frozen-encoder": RecoveryRecipe(
+        "for classifiers whose encoder was trained apart from their linear head (SupCon + linear evaluation): "
+        "distil the uncompressed model alone (α = 1) with BatchNorm statistics frozen, so fine-tuning keeps the "
+        "features the head was fitted to", distill=True, distill_alpha=1.0, freeze_batchnorm=True),
+}
+AUTO = "auto"
+FROZEN_ENCODER_STEPS = ("supcon-linear",)  # history steps that fit a head on a frozen encoder
+
+
+def recovery_recipe_names() -> list[str]:
+    """The accepted values of --recovery-recipe: auto, then every recipe."""
+    return [AUTO, *RECOVERY_RECIPES]
+
+
+def recovery_recipe_for(history: Iterable[Mapping[str, Any]]) -> str:
+    """The recipe a baseline with this history gets under "auto": frozen-encoder after a linear evaluation."""
+    steps = [entry.get("step") for entry in history]
+    return "frozen-encoder" if any(step in FROZEN_ENCODER_STEPS for step in steps) else "standard"
+
+
+def get_recovery_recipe(name: str, history: Iterable[Mapping[str, Any]] = ()) -> tuple[str, RecoveryRecipe]:
+    """The recipe called `name` ("auto": chosen from `history`) and its resolved name, or a one-line error."""
+    if name == AUTO:
+        name = recovery_recipe_for(history)
+    if name not in RECOVERY_RECIPES:
+        raise CompressorError(f"unknown recovery recipe {name!r}; choose one of {', '.join(recovery_recipe_names())}")
+    return name, RECOVERY_RECIPES[name]

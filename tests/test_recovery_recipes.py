@@ -1,0 +1,103 @@
+"""Recovery recipes: chosen from the baseline's history, filling only the options left unset; frozen BatchNorm."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import compressor
+from compressor import CompressorError
+from compressor.pipeline import RunConfig
+from compressor.recovery_recipes import RECOVERY_RECIPES, get_recovery_recipe, recovery_recipe_for
+from compressor.steps import Step
+from compressor.train import TrainConfig, batchnorms, train
+
+
+def test_a_linear_evaluation_in_the_history_picks_the_frozen_encoder_recipe() -> None:
+    assert recovery_recipe_for([{"step": "supcon-linear"}]) == "frozen-encoder"
+    assert recovery_recipe_for([{"step": "train"}, {"step": "finetune"}]) == "standard"
+    assert recovery_recipe_for([]) == "standard"
+    assert get_recovery_recipe("auto", [{"step": "supcon-linear"}])[0] == "frozen-encoder"
+    assert get_recovery_recipe("standard", [{"step": "supcon-linear"}])[0] == "standard", "an explicit name wins"
+    with pytest.raises(CompressorError, match="unknown recovery recipe 'bogus'; choose one of auto, standard, "):
+        get_recovery_recipe("bogus")
+
+
+def test_the_recipe_fills_only_what_the_user_left_unset() -> None:
+    history = [{"step": "supcon-linear"}]
+    frozen = RECOVERY_RECIPES["frozen-encoder"]
+    base = RunConfig(steps=[Step("l1", {"amount": 0.5})], finetune_epochs=1)
+    chosen = base.with_recovery_recipe(history)
+    assert (chosen.recovery_recipe, chosen.distill, chosen.distill_alpha, chosen.freeze_batchnorm) == \
+        ("frozen-encoder", frozen.distill, frozen.distill_alpha, frozen.freeze_batchnorm)
+    assert chosen.recovery.recipe == "frozen-encoder" and chosen.recovery.freeze_batchnorm is frozen.freeze_batchnorm
+    mine = RunConfig(steps=base.steps, finetune_epochs=1, distill=False, distill_alpha=0.3,
+                     freeze_batchnorm=False).with_recovery_recipe(history)
+    assert (mine.distill, mine.distill_alpha, mine.freeze_batchnorm) == (False, 0.3, False)
+    one_shot = RunConfig(steps=base.steps, finetune_epochs=0).with_recovery_recipe(history)
+    assert one_shot.distill is False, "without fine-tuning there is nothing to distil"
+    plain = base.with_recovery_recipe([{"step": "train", "lr": 0.05}])
+    assert (plain.recovery_recipe, plain.distill, plain.freeze_batchnorm) == ("standard", False, False)
+
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                                  nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                                  nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+@pytest.fixture
+def loader() -> DataLoader:
+    generator = torch.Generator().manual_seed(0)
+    x = 3 + 2 * torch.randn(64, 3, 8, 8, generator=generator)  # far from the fresh statistics (0, 1)
+    return DataLoader(TensorDataset(x, torch.randint(0, 3, (64,), generator=generator)), batch_size=16)
+
+
+def test_frozen_batchnorm_keeps_running_statistics_while_the_weights_train(loader: DataLoader) -> None:
+    from compressor.loaders import LoaderSplit
+
+    split = LoaderSplit(loader, "train")
+    for freeze in (False, True):
+        torch.manual_seed(0)
+        net = Net()
+        before = [t.clone() for norm in batchnorms(net) for t in (norm.running_mean, norm.running_var)]
+        weight = net.body[0].weight.detach().clone()
+        record = train(net, split, 8, TrainConfig(epochs=1, lr=0.05, freeze_batchnorm=freeze), show_progress=False)
+        after = [t for norm in batchnorms(net) for t in (norm.running_mean, norm.running_var)]
+        unchanged = all(torch.equal(a, b) for a, b in zip(before, after))
+        assert unchanged is freeze and record["freeze_batchnorm"] is freeze
+        assert not torch.equal(net.body[0].weight, weight), "the weights train either way"
+        assert not net.training
+
+
+def test_compress_with_the_frozen_encoder_recipe_distils_and_records_it(loader: DataLoader) -> None:
+    out = compressor.compress(Net(), "l1", amount=0.5, train=loader, finetune_epochs=1,
+                              recovery_recipe="frozen-encoder")
+    recovery, finetune = out.record["recovery"], out.record["recovery"]["finetune"]
+    frozen = RECOVERY_RECIPES["frozen-encoder"]
+    assert recovery["recipe"] == "frozen-encoder" and recovery["distill"] is frozen.distill
+    assert (finetune["distill_alpha"], finetune["freeze_batchnorm"]) == (frozen.distill_alpha,
+                                                                         frozen.freeze_batchnorm)
+    plain = compressor.compress(Net(), "l1", amount=0.5, train=loader, finetune_epochs=1)
+    assert plain.record["recovery"]["recipe"] == "standard" and plain.record["recovery"]["distill"] is False
+    with pytest.raises(CompressorError, match="unknown recovery recipe 'nope'"):
+        compressor.compress(Net(), "l1", amount=0.5, train=loader, finetune_epochs=1, recovery_recipe="nope")
+
+
+def test_a_bad_recovery_recipe_is_a_one_line_usage_error(invoke, tmp_path: Path) -> None:
+    code, _, stderr = invoke("compressor", ["run", "-s", "l1", "--amount", "0.5", "--recovery-recipe", "bogus",
+                                            "--dry-run", "--output", str(tmp_path / "r.json")])
+    assert code == 2
+    assert stderr.strip().splitlines()[-1].endswith(
+        "--recovery-recipe must be one of auto, standard, frozen-encoder; got 'bogus'")
+    assert json.dumps(stderr).count("Traceback") == 0
