@@ -23,6 +23,7 @@ from torch import nn
 from compressor.data import default_cache_dir
 from compressor.device import resolve_device
 from compressor.errors import CompressorError
+from compressor.head import LinearConfig, refit_classifier
 from compressor.loaders import Batch, LoaderSplit, Split, split_key
 from compressor.measure import MeasureConfig, measure_model
 from compressor.measure.harness import Int8Plan
@@ -52,6 +53,7 @@ class RecoveryConfig:
     prune_rounds: int = 1  # gradual pruning: reach the targets in this many rounds, fine-tuning between them
     precision: str = "auto"  # of fine-tuning: fp32 | bf16 | auto (a short probe on runs of 100+ steps)
     freeze_batchnorm: bool = False  # fine-tuning keeps BatchNorm running statistics (eval mode)
+    refit_head: bool = False  # last: fit the final linear layer again on the penultimate features (compressor.head)
     recipe: str = "standard"  # the recovery recipe these settings came from (compressor.recovery_recipes), recorded
 
     def __post_init__(self) -> None:
@@ -157,8 +159,9 @@ def check_fit(steps: Sequence[Step], model: nn.Module) -> None:
 
 def recover(model: nn.Module, train_split: Split, input_size: int, recovery: RecoveryConfig, *,
             show_progress: bool = False, teacher: nn.Module | None = None) -> dict[str, Any]:
-    """BatchNorm recalibration and fine-tuning on `train_split`, on the model's device (distilled from `teacher`,
-    the uncompressed model, when `recovery.distill`); returns their record."""
+    """BatchNorm recalibration, fine-tuning (distilled from `teacher`, the uncompressed model, when
+    `recovery.distill`) and a re-fit of the final linear layer, on `train_split` and the model's device; returns
+    their record."""
     if recovery.distill and teacher is None:
         raise CompressorError("distillation needs a teacher: the uncompressed model")
     record: dict[str, Any] = {"bn_recalibrate": bool(recovery.bn_recalibrate),
@@ -178,6 +181,8 @@ def recover(model: nn.Module, train_split: Split, input_size: int, recovery: Rec
                       masks=masks, description="fine-tune (distilled)" if recovery.distill else "fine-tune",
                       show_progress=show_progress, teacher=teacher if recovery.distill else None)
         record["finetune"] = {**stats, "masked_tensors": len(masks)}
+    if recovery.refit_head:
+        record["refit_head"] = refit_classifier(model, train_split, input_size, LinearConfig(seed=recovery.seed))
     return record
 
 
@@ -281,7 +286,7 @@ def compress(model: nn.Module, strategy: str | Sequence[str], *, amount: float |
              finetune_epochs: float = 0, finetune_lr: float = DEFAULT_FINETUNE_LR,
              bn_recalibrate: bool | None = None, recovery_recipe: str = "standard",
              distill: bool | None = None, distill_alpha: float | None = None, distill_temperature: float = 4.0,
-             freeze_batchnorm: bool | None = None,
+             freeze_batchnorm: bool | None = None, refit_head: bool | None = None,
              label_smoothing: float = 0.0, prune_steps: int = 1, precision: str = "auto",
              device: str | torch.device = "auto", seed: int = 0, cache_dir: Path | None = None,
              progress: bool | ProgressCallback = False, inplace: bool = False) -> Compressed:
@@ -291,8 +296,8 @@ def compress(model: nn.Module, strategy: str | Sequence[str], *, amount: float |
     `train`. `params` maps `key` or `strategy.key` to a value, as `--param` does. With `distill`, fine-tuning
     distils the uncompressed model (α·T²·KL + (1−α)·CE). BatchNorm statistics are re-estimated after strategies
     that remove structure unless `bn_recalibrate` says otherwise. `recovery_recipe` ("standard" or
-    "frozen-encoder", see compressor.recovery_recipes) gives `distill`, `distill_alpha` and `freeze_batchnorm` the
-    values they take when left None. With `prune_steps` N > 1 the targets are reached in N
+    "frozen-encoder", see compressor.recovery_recipes) gives `distill`, `distill_alpha`, `freeze_batchnorm` and
+    `refit_head` the values they take when left None. With `prune_steps` N > 1 the targets are reached in N
     rounds on Zhu & Gupta's cubic schedule, with `finetune_epochs / N` of fine-tuning after each. The result's model
     lives on `device`; `record` holds each step's record and the recovery; `int8` carries the export-time plan.
     """
@@ -304,6 +309,7 @@ def compress(model: nn.Module, strategy: str | Sequence[str], *, amount: float |
                               recipe.distill_alpha if distill_alpha is None else distill_alpha, distill_temperature,
                               label_smoothing, prune_steps, precision,
                               recipe.freeze_batchnorm if freeze_batchnorm is None else freeze_batchnorm,
+                              recipe.refit_head if refit_head is None else refit_head,
                               recipe_name).for_steps(steps)
     target = resolve_device(device)
     teacher = copy.deepcopy(model).to(target).eval() if distill else None
@@ -311,6 +317,8 @@ def compress(model: nn.Module, strategy: str | Sequence[str], *, amount: float |
     work.to(target)
     train_split, calib_split = _split(train, "train"), _split(calib if calib is not None else train, "calib")
     recovery_split = train_split
+    if recovery.refit_head and train is None:
+        raise CompressorError("refit_head fits the final layer on training features: pass train=<a loader>")
     if train is None and finetune_epochs == 0 and bn_recalibrate is None:
         # automatic BatchNorm recalibration without train data: on the calibration data, or not at all
         recovery_split = calib_split

@@ -70,6 +70,7 @@ class RunConfig:
     recipe: str = DEFAULT_RECIPE  # how a missing baseline is trained (compressor.baseline.RECIPES)
     precision: str | None = None  # of training and fine-tuning; None: the recipe's, and "auto" for fine-tuning
     freeze_batchnorm: bool | None = None  # fine-tuning keeps BatchNorm statistics; None: the recovery recipe's
+    refit_head: bool | None = None  # re-fit the final linear layer last; None: the recovery recipe's
     recovery_recipe: str = AUTO  # compressor.recovery_recipes; auto: chosen from the baseline's history
 
     @property
@@ -81,7 +82,8 @@ class RunConfig:
                               self.seed, bool(self.distill),
                               self.distill_alpha if self.distill_alpha is not None else RecoveryConfig.distill_alpha,
                               self.distill_temperature, self.label_smoothing, self.prune_steps,
-                              self.precision or "auto", bool(self.freeze_batchnorm), name).for_steps(self.steps)
+                              self.precision or "auto", bool(self.freeze_batchnorm), bool(self.refit_head),
+                              name).for_steps(self.steps)
 
     def with_recovery_recipe(self, history: list[dict[str, Any]]) -> RunConfig:
         """This config with the recovery recipe chosen (from the baseline's `history` under auto) and the options
@@ -91,7 +93,8 @@ class RunConfig:
             self, recovery_recipe=name,
             distill=recipe.distill and self.finetune_epochs > 0 if self.distill is None else self.distill,
             distill_alpha=recipe.distill_alpha if self.distill_alpha is None else self.distill_alpha,
-            freeze_batchnorm=recipe.freeze_batchnorm if self.freeze_batchnorm is None else self.freeze_batchnorm)
+            freeze_batchnorm=recipe.freeze_batchnorm if self.freeze_batchnorm is None else self.freeze_batchnorm,
+            refit_head=recipe.refit_head if self.refit_head is None else self.refit_head)
 
 
 @dataclass
@@ -194,7 +197,7 @@ def _load_baseline(plan: RunPlan, config: RunConfig, console: Console) -> tuple[
 def _recover(model: nn.Module, dataset: Dataset, spec: ModelSpec, config: RunConfig, history: list[dict[str, Any]],
              console: Console, teacher: nn.Module) -> dict[str, Any]:
     """Optional BatchNorm recalibration and fine-tuning with pruned weights held at zero; test accuracy before it."""
-    if not config.recovery.bn_recalibrate and config.finetune_epochs == 0:
+    if not config.recovery.bn_recalibrate and config.finetune_epochs == 0 and not config.refit_head:
         return {"bn_recalibrate": False, "finetune_epochs": config.finetune_epochs}
     before = evaluate(torch_forward(model), dataset.test, spec.input_size)
     recovery = recover(model, dataset.train, spec.input_size, config.recovery, show_progress=config.show_progress,
@@ -204,6 +207,8 @@ def _recover(model: nn.Module, dataset: Dataset, spec: ModelSpec, config: RunCon
     if "finetune" in recovery:
         history.append({"step": "finetune", **{k: v for k, v in recovery["finetune"].items()
                                                if k != "masked_tensors"}})
+    if "refit_head" in recovery:
+        history.append({"step": "refit_head", **recovery["refit_head"]})
     recovery["before"] = {"accuracy_before_recovery": before["accuracy"],
                           "f1_macro_before_recovery": before["f1_macro"]}
     console.print(f"[bold]recovery[/bold] test accuracy before: {before['accuracy']:.4f}")

@@ -19,15 +19,17 @@ class RecoveryRecipe:
     distill: bool = False
     distill_alpha: float = 0.5
     freeze_batchnorm: bool = False
+    refit_head: bool = False
 
 
 RECOVERY_RECIPES = {
     "standard": RecoveryRecipe("cross-entropy fine-tuning (distillation only with --distill), BatchNorm statistics "
                                "updated while fine-tuning"),
     "frozen-encoder": RecoveryRecipe(
-        "for classifiers whose encoder was trained apart from their linear head (SupCon + linear evaluation): "
-        "distil the uncompressed model alone (α = 1) with BatchNorm statistics frozen, so fine-tuning keeps the "
-        "features the head was fitted to", distill=True, distill_alpha=1.0, freeze_batchnorm=True),
+        "for classifiers whose linear head was fitted on a frozen encoder (SupCon + linear evaluation): the "
+        "standard fine-tuning, then the head fitted again on the features the encoder now produces (re-estimated "
+        "BatchNorm statistics alone shift those features away from the ones the head was fitted to)",
+        refit_head=True),
 }
 AUTO = "auto"
 FROZEN_ENCODER_STEPS = ("supcon-linear",)  # history steps that fit a head on a frozen encoder

@@ -20,7 +20,11 @@ from compressor.report.schema import RunRow, read_cell_records
 
 MODES = {"plain": "one-shot, plain", "distilled": "one-shot, distilled", "gradual": "gradual (4 rounds), plain",
          "gradual-distilled": "gradual (4 rounds), distilled", "budgets": "one-shot, plain",
-         "budgets-distilled": "one-shot, distilled", "magnitude": "one-shot, plain"}
+         "budgets-distilled": "one-shot, distilled", "magnitude": "one-shot, plain",
+         "supcon-standard": "standard recipe (cross-entropy; BN recalibrated after structural steps)",
+         "supcon-frozen-encoder": "frozen-encoder recipe (auto)"}
+SUPCON_MODES = ("supcon-standard", "supcon-frozen-encoder")
+PROBE_FILE = "supcon-dense-probe.json"
 SIZE_TARGET_MB, POINT = 0.38, 0.01
 
 
@@ -70,7 +74,7 @@ def _speedup(row: dict[str, Any]) -> float | None:
 def targets(dense: list[float], rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     """(target, measured, met?) for the targets of issue 17 that this grid can speak to."""
     mean = statistics.mean(dense) if dense else float("nan")
-    done = [r for r in rows if r["status"] == "done"]
+    done = [r for r in rows if r["status"] == "done" and r["mode"] not in SUPCON_MODES]
     within = [r for r in done if r["accuracy"] >= r["baseline_accuracy"] - POINT]
     small = [r for r in within if r["deployable_bytes"] <= SIZE_TARGET_MB * 1e6]
     smallest = min(within, key=lambda r: r["deployable_bytes"], default=None)
@@ -96,10 +100,19 @@ def targets(dense: list[float], rows: list[dict[str, Any]]) -> list[tuple[str, s
                     f"best {gap:.2f} points {'below' if gap >= 0 else 'above'} dense ({MODES[best_half['mode']]}, "
                     f"{best_half['finetune_epochs']:g} epochs; one seed, standard error of the gap {se:.2f})",
                     "met" if gap <= 0.5 else "not met"))
+    supcon = [r for r in rows if r["status"] == "done" and r["mode"] in SUPCON_MODES]
+    if supcon:
+        good = [r for r in supcon if r["accuracy"] >= r["baseline_accuracy"] - POINT and (_speedup(r) or 0) >= 2]
+        best = max(supcon, key=lambda r: r["accuracy"])
+        out.append(("DenseNet201 SupCon classifier: a pruned model within 1 point of dense at ≥ 2× ONNX Runtime "
+                    "speed-up", f"best {100 * (best['accuracy'] - best['baseline_accuracy']):+.2f} points vs dense "
+                    f"at ×{_speedup(best) or 0:.2f} ({best['pipeline']} {best['params']}, {MODES[best['mode']]})",
+                    "met" if good else "not met"))
     return out
 
 
-def markdown(base: list[dict[str, Any]], rows: list[dict[str, Any]], command: str, note: str) -> str:
+def markdown(base: list[dict[str, Any]], rows: list[dict[str, Any]], command: str, note: str,
+             probe: dict[str, Any] | None = None) -> str:
     """The report's README."""
     dense = [b["accuracy"] for b in base]
     lines = ["# Recovery on ResNet18 / Fashion-MNIST: the anchor recipe, distillation and gradual pruning", "",
@@ -116,20 +129,15 @@ def markdown(base: list[dict[str, Any]], rows: list[dict[str, Any]], command: st
               "| pipeline | parameters | recovery | fine-tune epochs | top-1 % before recovery | top-1 % | vs dense "
               "(points) | deployable MB | MACs (M) | ORT ms (× vs dense) | fine-tune s | cell s |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    first = next((r for r in rows if r["status"] == "done"), None)
+    resnet = [r for r in rows if r["mode"] not in SUPCON_MODES]
+    first = next((r for r in resnet if r["status"] == "done"), None)
     if first:
-        dense_ms = statistics.median(r["baseline_deployed_latency_ms"] for r in rows if r["status"] == "done")
+        dense_ms = statistics.median(r["baseline_deployed_latency_ms"] for r in resnet if r["status"] == "done")
         lines.append(f"| *dense* | | | | | {_pct(first['baseline_accuracy'])} | | "
                      f"{first['baseline_deployable_bytes'] / 1e6:.2f} | {first['baseline_macs'] / 1e6:.1f} | "
                      f"{dense_ms:.3f} (median over cells) | | |")
-    for r in sorted((r for r in rows if r["status"] == "done"),
-                    key=lambda r: (r["pipeline"], r["params"], r["mode"], r["finetune_epochs"])):
-        speed = _speedup(r)
-        latency = f"{r['deployed_latency_ms']:.3f} (×{speed:.2f})" if speed else "-"
-        lines.append(f"| {r['pipeline']} | {r['params']} | {MODES[r['mode']]} | {r['finetune_epochs']:g} | "
-                     f"{_pct(r['accuracy_before_recovery'])} | {_pct(r['accuracy'])} | "
-                     f"{100 * (r['accuracy'] - r['baseline_accuracy']):+.2f} | {r['deployable_bytes'] / 1e6:.2f} | "
-                     f"{r['macs'] / 1e6:.1f} | {latency} | {r['finetune_seconds']:.0f} | {r['cell_seconds']:.0f} |")
+    lines += [_row(r) for r in sorted((r for r in resnet if r["status"] == "done"),
+                                      key=lambda r: (r["pipeline"], r["params"], r["mode"], r["finetune_epochs"]))]
     if first:
         p, n = first["baseline_accuracy"], first["test_samples"]
         se = math.sqrt(p * (1 - p) / n)
@@ -140,9 +148,53 @@ def markdown(base: list[dict[str, Any]], rows: list[dict[str, Any]], command: st
     failed = [r for r in rows if r["status"] != "done"]
     if failed:
         lines += ["", "Failed cells: " + "; ".join(f"{r['mode']}/{r['cell']}: {r['error']}" for r in failed)]
+    lines += supcon_section(rows, probe)
     lines += ["", "## Targets of issue 17", "", "| target | measured | |", "|---|---|---|"]
     lines += [f"| {t} | {m} | {ok} |" for t, m, ok in targets(dense, rows)]
     return "\n".join(lines) + "\n"
+
+
+def _row(r: dict[str, Any]) -> str:
+    """One grid cell as a table row."""
+    speed = _speedup(r)
+    latency = f"{r['deployed_latency_ms']:.3f} (×{speed:.2f})" if speed else "-"
+    return (f"| {r['pipeline']} | {r['params']} | {MODES[r['mode']]} | {r['finetune_epochs']:g} | "
+            f"{_pct(r['accuracy_before_recovery'])} | {_pct(r['accuracy'])} | "
+            f"{100 * (r['accuracy'] - r['baseline_accuracy']):+.2f} | {r['deployable_bytes'] / 1e6:.2f} | "
+            f"{r['macs'] / 1e6:.1f} | {latency} | {r['finetune_seconds']:.0f} | {r['cell_seconds']:.0f} |")
+
+
+def supcon_section(rows: list[dict[str, Any]], probe: dict[str, Any] | None) -> list[str]:
+    """The DenseNet201 SupCon classifier: what recovery settings cost the dense model, then its pruned cells."""
+    if not probe and not any(r["mode"] in SUPCON_MODES for r in rows):
+        return []
+    lines = ["", "## DenseNet201 SupCon + linear classifier", "",
+             "The classifier is `runs/supcon-fashion-mnist/supcon-classifier.pt` from `CLASSIFIER_ONLY=1 "
+             "scripts/supcon-fashion-mnist.sh` (2 SupCon epochs, linear evaluation; the command of `reports/supcon/`, "
+             "trained again on this machine). Its cells use one epoch of recovery.", ""]
+    if probe:
+        settings = probe["settings"]
+        lines += [f"What each recovery setting does to the *uncompressed* classifier (dense: "
+                  f"{_pct(settings['dense']['accuracy'])} %), from `{PROBE_FILE}` (`{probe['command']}`):", "",
+                  "| setting | top-1 % | change (points) | seconds |", "|---|---|---|---|"]
+        for name, row in settings.items():
+            if name == "dense":
+                continue
+            if "diverged" in row:
+                lines.append(f"| {name} | diverged | | |")
+                continue
+            lines.append(f"| {name} | {_pct(row['accuracy'])} | {row['change_points']:+.2f} | {row['seconds']:.0f} |")
+    cells = [r for r in rows if r["mode"] in SUPCON_MODES and r["status"] == "done"]
+    if cells:
+        lines += ["", "| pipeline | parameters | recovery | fine-tune epochs | top-1 % before recovery | top-1 % | vs "
+                      "dense (points) | deployable MB | MACs (M) | ORT ms (× vs dense) | fine-tune s | cell s |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|",
+                  f"| *dense* | | | | | {_pct(cells[0]['baseline_accuracy'])} | | "
+                  f"{cells[0]['baseline_deployable_bytes'] / 1e6:.2f} | {cells[0]['baseline_macs'] / 1e6:.1f} | "
+                  f"{statistics.median(r['baseline_deployed_latency_ms'] for r in cells):.3f} (median over cells) "
+                  f"| | |"]
+        lines += [_row(r) for r in sorted(cells, key=lambda r: (r["pipeline"], r["params"], r["mode"]))]
+    return lines
 
 
 def main() -> None:
@@ -154,8 +206,10 @@ def main() -> None:
     args = parser.parse_args()
     base, rows = baselines(args.work), cells(args.work)
     args.output.mkdir(parents=True, exist_ok=True)
+    probe_path = args.output / PROBE_FILE
+    probe = json.loads(probe_path.read_text()) if probe_path.exists() else None
     write_json_atomic({"baselines": base, "cells": rows}, args.output / "results.json")
-    text = markdown(base, rows, args.command, args.note)
+    text = markdown(base, rows, args.command, args.note, probe)
     write_atomic(args.output / "README.md", lambda tmp: tmp.write_text(text))
     print(f"wrote {args.output / 'README.md'} ({len(base)} baselines, {len(rows)} cells)")
 

@@ -19,11 +19,14 @@ from typing import Any
 
 from compressor.checkpoint import load_checkpoint, load_dataset_for
 from compressor.environment import environment
+from compressor.errors import RuntimeFailure
 from compressor.fileio import write_json_atomic
+from compressor.head import refit_classifier
 from compressor.measure.accuracy import evaluate, torch_forward
 from compressor.train import TrainConfig, recalibrate_batchnorm, train, zero_masks
 
-# name -> fine-tuning settings (TrainConfig fields); "bn_recalibrate" re-estimates BatchNorm statistics first.
+# name -> fine-tuning settings (TrainConfig fields); "bn_recalibrate" re-estimates BatchNorm statistics first,
+# "refit_head" fits the final linear layer again on the penultimate features afterwards (compressor.head).
 SETTINGS: dict[str, dict[str, Any]] = {
     "bn-recalibrate-only": {"bn_recalibrate": True, "epochs": 0},
     "ce-lr0.01": {"lr": 0.01},
@@ -32,6 +35,10 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "kd0.5-lr0.01": {"lr": 0.01, "teacher": True, "distill_alpha": 0.5},
     "kd1-lr0.01": {"lr": 0.01, "teacher": True, "distill_alpha": 1.0},
     "kd1-lr0.01-frozen-bn": {"lr": 0.01, "teacher": True, "distill_alpha": 1.0, "freeze_batchnorm": True},
+    "refit-head-only": {"refit_head": True, "epochs": 0},
+    "bn-recalibrate+refit-head": {"bn_recalibrate": True, "refit_head": True, "epochs": 0},
+    "ce-lr0.01+refit-head": {"lr": 0.01, "refit_head": True},
+    "kd0.5-lr0.01+refit-head": {"lr": 0.01, "teacher": True, "distill_alpha": 0.5, "refit_head": True},
 }
 
 
@@ -65,14 +72,25 @@ def main() -> None:
             recalibrate_batchnorm(model, dataset.train, size)
         teacher = checkpoint.model.eval() if setting.pop("teacher", False) else None
         epochs = setting.pop("epochs", args.epochs)
+        refit = setting.pop("refit_head", False)
         record: dict[str, Any] = {}
-        if epochs:
-            record = train(model, dataset.train, size, TrainConfig(epochs=epochs, precision=args.precision, **setting),
-                           masks=zero_masks(model), teacher=teacher, show_progress=False)
+        try:
+            if epochs:
+                record = train(model, dataset.train, size, TrainConfig(epochs=epochs, precision=args.precision,
+                                                                       **setting),
+                               masks=zero_masks(model), teacher=teacher, show_progress=False)
+        except RuntimeFailure as exc:  # a setting that diverges is a result too
+            rows[name] = {"diverged": str(exc), "epochs": epochs, "setting": SETTINGS[name]}
+            write_json_atomic(results, args.out)
+            print(f"{name}: {exc}", flush=True)
+            continue
+        if refit:
+            record["refit_head"] = refit_classifier(model, dataset.train, size)
         accuracy = evaluate(torch_forward(model.eval()), dataset.test, size)["accuracy"]
         rows[name] = {"accuracy": accuracy, "change_points": round(100 * (accuracy - rows["dense"]["accuracy"]), 2),
                       "seconds": round(time.perf_counter() - started, 1), "epochs": epochs, "setting": SETTINGS[name],
-                      "precision": record.get("precision"), "steps": record.get("steps", 0)}
+                      "precision": record.get("precision"), "steps": record.get("steps", 0),
+                      "refit_head": record.get("refit_head")}
         write_json_atomic(results, args.out)
         print(f"{name}: {accuracy:.4f} ({rows[name]['change_points']:+.2f} points, {rows[name]['seconds']} s)",
               flush=True)

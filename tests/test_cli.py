@@ -390,10 +390,11 @@ def test_a_supcon_linear_classifier_gets_the_frozen_encoder_recovery_recipe(
     frozen = RECOVERY_RECIPES["frozen-encoder"]
     assert recovery["recipe"] == "frozen-encoder" and recovery["distill"] is frozen.distill
     assert recovery["finetune"]["freeze_batchnorm"] is frozen.freeze_batchnorm
-    assert recovery["finetune"]["distill_alpha"] == frozen.distill_alpha
+    assert ("refit_head" in recovery) is frozen.refit_head
+    checkpoint = load_checkpoint(tmp_path / "auto.pt")
+    assert [entry["step"] for entry in checkpoint.history][-2:] == ["finetune", "refit_head"]
     code, _, stderr = _in_process(["run", *common, "--recovery-recipe", "standard", "--output",
                                    str(tmp_path / "standard.json")])
     assert code == 0, stderr
     recovery = json.loads((tmp_path / "standard.json").read_text())["recovery"]
-    assert (recovery["recipe"], recovery["distill"], recovery["finetune"]["freeze_batchnorm"]) == \
-        ("standard", False, False)
+    assert (recovery["recipe"], recovery["distill"], "refit_head" in recovery) == ("standard", False, False)

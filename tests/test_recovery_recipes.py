@@ -80,18 +80,24 @@ def test_frozen_batchnorm_keeps_running_statistics_while_the_weights_train(loade
         assert not net.training
 
 
-def test_compress_with_the_frozen_encoder_recipe_distils_and_records_it(loader: DataLoader) -> None:
+def test_compress_with_the_frozen_encoder_recipe_refits_the_head_and_records_it(loader: DataLoader) -> None:
     out = compressor.compress(Net(), "l1", amount=0.5, train=loader, finetune_epochs=1,
                               recovery_recipe="frozen-encoder")
-    recovery, finetune = out.record["recovery"], out.record["recovery"]["finetune"]
+    recovery = out.record["recovery"]
     frozen = RECOVERY_RECIPES["frozen-encoder"]
     assert recovery["recipe"] == "frozen-encoder" and recovery["distill"] is frozen.distill
-    assert (finetune["distill_alpha"], finetune["freeze_batchnorm"]) == (frozen.distill_alpha,
-                                                                         frozen.freeze_batchnorm)
+    assert recovery["finetune"]["freeze_batchnorm"] is frozen.freeze_batchnorm
+    assert ("refit_head" in recovery) is frozen.refit_head and recovery["refit_head"]["images"] == 64
     plain = compressor.compress(Net(), "l1", amount=0.5, train=loader, finetune_epochs=1)
-    assert plain.record["recovery"]["recipe"] == "standard" and plain.record["recovery"]["distill"] is False
+    assert plain.record["recovery"]["recipe"] == "standard" and "refit_head" not in plain.record["recovery"]
+    mine = compressor.compress(Net(), "l1", amount=0.5, train=loader, finetune_epochs=1,
+                               recovery_recipe="frozen-encoder", refit_head=False, distill=True, distill_alpha=0.8)
+    assert "refit_head" not in mine.record["recovery"], "an explicit option beats the recipe"
+    assert mine.record["recovery"]["finetune"]["distill_alpha"] == 0.8
     with pytest.raises(CompressorError, match="unknown recovery recipe 'nope'"):
         compressor.compress(Net(), "l1", amount=0.5, train=loader, finetune_epochs=1, recovery_recipe="nope")
+    with pytest.raises(CompressorError, match="refit_head fits the final layer on training features"):
+        compressor.compress(Net(), "l1", amount=0.5, refit_head=True, example_input=torch.randn(1, 3, 8, 8))
 
 
 def test_a_bad_recovery_recipe_is_a_one_line_usage_error(invoke, tmp_path: Path) -> None:

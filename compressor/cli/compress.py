@@ -87,6 +87,10 @@ def run_command(
     freeze_bn: Annotated[bool | None, typer.Option(
         "--freeze-bn/--no-freeze-bn", help="fine-tuning keeps BatchNorm running statistics (default: the recovery "
                                            "recipe's)")] = None,
+    refit_head: Annotated[bool | None, typer.Option(
+        "--refit-head/--no-refit-head", help="last step of recovery: fit the final linear layer again on the "
+                                             "penultimate features of the training images (default: the recovery "
+                                             "recipe's)")] = None,
     recovery_recipe: Annotated[str, typer.Option(
         "--recovery-recipe", help="fine-tuning defaults: auto (frozen-encoder for SupCon linear classifiers, else "
                                   "standard) | standard | frozen-encoder")] = "auto",
@@ -142,7 +146,7 @@ def run_command(
                        bn_recalibrate=bn_recalibrate, device=device, distill=distill,
                        distill_alpha=distill_alpha, distill_temperature=distill_temperature,
                        label_smoothing=label_smoothing, prune_steps=prune_steps, recipe=recipe,
-                       freeze_batchnorm=freeze_bn, recovery_recipe=recovery_recipe,
+                       freeze_batchnorm=freeze_bn, refit_head=refit_head, recovery_recipe=recovery_recipe,
                        precision=precision, measure=measure, artifacts_dir=artifacts, show_progress=not quiet,
                        command=command_line())
     if dry_run:
