@@ -236,8 +236,8 @@ def prune_gradually(model: nn.Module, steps: Sequence[Step], context: StrategyCo
         per_round.append({"round": index, **recover(model, context.train, context.input_size, share,
                                                     show_progress=show_progress, teacher=teacher)})
     record = {"bn_recalibrate": bool(recovery.bn_recalibrate), "finetune_epochs": recovery.finetune_epochs,
-              "distill": recovery.distill, "recipe": recovery.recipe, "prune_rounds": rounds, "schedule": "cubic (Zhu & Gupta)",
-              "rounds": per_round}
+              "distill": recovery.distill, "recipe": recovery.recipe, "prune_rounds": rounds,
+              "schedule": "cubic (Zhu & Gupta)", "rounds": per_round}
     return model, records, deploy, record
 
 

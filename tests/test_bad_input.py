@@ -40,6 +40,8 @@ COMPRESSOR_BAD = [
     ("unknown recipe", ["run", "-s", "l1", "--recipe", "fast"], "unknown recipe 'fast'; choose one of standard, anchor"),
     ("unknown precision", ["train", "-o", "{tmp}/t.pt", "--precision", "fp16"],
      "--precision must be one of fp32, bf16, auto; got 'fp16'"),
+    ("unknown recovery recipe", ["run", "-s", "l1", "--recovery-recipe", "supcon"],
+     "--recovery-recipe must be one of auto, standard, frozen-encoder; got 'supcon'"),
     ("threads zero", ["run", "-s", "l1", "--threads", "0"], "--threads must be at least 1"),
     ("step after int8", ["run", "-s", "int8+l1"], "int8 acts on the exported model and must be the last step"),
     ("blocks on an arch without blocks", ["run", "-s", "blocks", "-p", "blocks=layer4", "--arch", "inception_v3",
