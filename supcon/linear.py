@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -18,28 +18,10 @@ from compressor.data import Dataset, Split, dataset_slug, default_cache_dir
 from compressor.device import resolve_device
 from compressor.errors import CompressorError
 from compressor.fileio import save_torch_atomic
+from compressor.head import LinearConfig, fit_linear
 from compressor.measure.accuracy import classification_metrics
 from supcon.model import to_classifier
 from supcon.pretrain import PretrainConfig, build_pretrained, load_pretrain_checkpoint
-
-
-@dataclass(frozen=True)
-class LinearConfig:
-    """Training of the linear classifier on standardized features (SGD + Nesterov, cosine schedule)."""
-
-    epochs: int = 30
-    lr: float = 0.1
-    batch_size: int = 256
-    weight_decay: float = 1e-4
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise CompressorError(f"linear epochs and batch size must be at least 1; got {self.epochs}, "
-                                  f"{self.batch_size}")
-        if not self.lr > 0 or self.weight_decay < 0:
-            raise CompressorError(f"linear lr must be positive and weight decay not negative; got {self.lr}, "
-                                  f"{self.weight_decay}")
 
 
 def encode(encoder: nn.Module, split: Split, input_size: int, *, batch_size: int = 256, description: str = "",
@@ -83,37 +65,6 @@ def cached_features(encoder: nn.Module, dataset: Dataset, split_name: str, input
                               description=f"features {split_name}", show_progress=show_progress)
     save_torch_atomic({"features": features, "labels": labels}, path)
     return features, labels
-
-
-def fit_linear(features: torch.Tensor, labels: torch.Tensor, num_classes: int,
-               config: LinearConfig) -> tuple[nn.Linear, list[float]]:
-    """A linear classifier on `features` whose standardization (train mean/std) is folded into its weights."""
-    torch.manual_seed(config.seed)
-    mean, std = features.mean(0), features.std(0).clamp(min=1e-6)
-    standardized = (features - mean) / std
-    linear = nn.Linear(features.shape[1], num_classes)
-    optimizer = torch.optim.SGD(linear.parameters(), lr=config.lr, momentum=0.9, nesterov=True,
-                                weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
-    losses = []
-    generator = torch.Generator().manual_seed(config.seed)
-    for _ in range(config.epochs):
-        order = torch.randperm(len(labels), generator=generator)
-        total = 0.0
-        for start in range(0, len(order), config.batch_size):
-            index = order[start:start + config.batch_size]
-            loss = nn.functional.cross_entropy(linear(standardized[index]), labels[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(index)
-        scheduler.step()
-        losses.append(total / len(labels))
-    folded = nn.Linear(features.shape[1], num_classes)
-    with torch.no_grad():
-        folded.weight.copy_(linear.weight / std)
-        folded.bias.copy_(linear.bias - (linear.weight * (mean / std)).sum(1))
-    return folded, losses
 
 
 def linear_evaluation(pretrained: Path, dataset: Dataset, config: LinearConfig, *, cache_dir: Path | None = None,
