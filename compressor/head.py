@@ -47,7 +47,8 @@ def penultimate_features(model: nn.Module, split: Split, input_size: int, *,
     """Inputs of the final linear layer [N, width] and labels [N] over `split`, in eval mode, un-augmented."""
     _, head = classifier_layer(model)
     captured: list[torch.Tensor] = []
-    hook = head.register_forward_hook(lambda module, inputs, output: captured.append(inputs[0].detach().float().cpu()))
+    hook = head.register_forward_hook(
+        lambda module, inputs, output: captured.append(inputs[0].detach().float().cpu()))
     device = next(model.parameters()).device
     labels = []
     model.eval()
@@ -99,8 +100,6 @@ def fit_linear(features: torch.Tensor, labels: torch.Tensor, num_classes: int, c
     return folded, losses
 
 
-
-
 def refit_classifier(model: nn.Module, split: Split, input_size: int,
                      config: LinearConfig = LinearConfig()) -> dict[str, Any]:
     """Fit the model's final linear layer again, in place, on its penultimate features over `split` (pruned head
@@ -119,8 +118,7 @@ def refit_classifier(model: nn.Module, split: Split, input_size: int,
     fitted, losses = fit_linear(features, labels, head.out_features, config, keep=None if bool(keep.all()) else keep)
     with torch.no_grad():
         head.weight.copy_(fitted.weight.to(head.weight.device))
-        if head.bias is not None:
-            head.bias.copy_(fitted.bias.to(head.bias.device))
+        head.bias.copy_(fitted.bias.to(head.bias.device))
         after = float((fitted(features).argmax(1) == labels).float().mean())
     return {"layer": name, "images": len(labels), "width": int(features.shape[1]), **asdict(config),
             "final_loss": round(losses[-1], 4), "train_accuracy_before": round(before, 4),
