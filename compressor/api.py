@@ -304,13 +304,13 @@ def compress(model: nn.Module, strategy: str | Sequence[str], *, amount: float |
     names = [strategy] if isinstance(strategy, str) else list(strategy)
     steps = parse_steps(names, amount, _params_list(params))
     recipe_name, recipe = get_recovery_recipe(recovery_recipe)
-    distill = recipe.distill and finetune_epochs > 0 if distill is None else distill
-    recovery = RecoveryConfig(finetune_epochs, finetune_lr, bn_recalibrate, seed, distill,
-                              recipe.distill_alpha if distill_alpha is None else distill_alpha, distill_temperature,
-                              label_smoothing, prune_steps, precision,
-                              recipe.freeze_batchnorm if freeze_batchnorm is None else freeze_batchnorm,
-                              recipe.refit_head if refit_head is None else refit_head,
-                              recipe_name).for_steps(steps)
+    filled = recipe.fill(finetune_epochs, distill=distill, distill_alpha=distill_alpha,
+                         freeze_batchnorm=freeze_batchnorm, refit_head=refit_head)
+    distill = filled["distill"]
+    recovery = RecoveryConfig(finetune_epochs, finetune_lr, bn_recalibrate, seed,
+                              distill_temperature=distill_temperature, label_smoothing=label_smoothing,
+                              prune_rounds=prune_steps, precision=precision, recipe=recipe_name,
+                              **filled).for_steps(steps)
     target = resolve_device(device)
     teacher = copy.deepcopy(model).to(target).eval() if distill else None
     work = model if inplace else copy.deepcopy(model)

@@ -89,12 +89,9 @@ class RunConfig:
         """This config with the recovery recipe chosen (from the baseline's `history` under auto) and the options
         left unset filled from it; the recipe distils only when there is fine-tuning."""
         name, recipe = get_recovery_recipe(self.recovery_recipe, history)
-        return dataclasses.replace(
-            self, recovery_recipe=name,
-            distill=recipe.distill and self.finetune_epochs > 0 if self.distill is None else self.distill,
-            distill_alpha=recipe.distill_alpha if self.distill_alpha is None else self.distill_alpha,
-            freeze_batchnorm=recipe.freeze_batchnorm if self.freeze_batchnorm is None else self.freeze_batchnorm,
-            refit_head=recipe.refit_head if self.refit_head is None else self.refit_head)
+        return dataclasses.replace(self, recovery_recipe=name, **recipe.fill(
+            self.finetune_epochs, distill=self.distill, distill_alpha=self.distill_alpha,
+            freeze_batchnorm=self.freeze_batchnorm, refit_head=self.refit_head))
 
 
 @dataclass

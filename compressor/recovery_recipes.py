@@ -21,6 +21,14 @@ class RecoveryRecipe:
     freeze_batchnorm: bool = False
     refit_head: bool = False
 
+    def fill(self, finetune_epochs: float, *, distill: bool | None, distill_alpha: float | None,
+             freeze_batchnorm: bool | None, refit_head: bool | None) -> dict[str, Any]:
+        """The given options with every None replaced by this recipe's value; it distils only when fine-tuning."""
+        return {"distill": self.distill and finetune_epochs > 0 if distill is None else distill,
+                "distill_alpha": self.distill_alpha if distill_alpha is None else distill_alpha,
+                "freeze_batchnorm": self.freeze_batchnorm if freeze_batchnorm is None else freeze_batchnorm,
+                "refit_head": self.refit_head if refit_head is None else refit_head}
+
 
 RECOVERY_RECIPES = {
     "standard": RecoveryRecipe("cross-entropy fine-tuning (distillation only with --distill), BatchNorm statistics "
