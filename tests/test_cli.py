@@ -343,6 +343,7 @@ def test_second_order_in_a_pipeline_with_finetuning(first_run: tuple[Path, subpr
     baseline = next((work / "cache" / "baselines").glob("*.pt"))
     code, _, stderr = _in_process(["run", "-s", "blocks+fishleg", "-p", "blocks=layer4", "--amount", "0.6",
                                    "-p", "gradients=4", "-p", "aux_steps=4", "-p", "refine_steps=2",
+                                   "-p", "probe_bank=2", "-p", "heldout_probes=2",
                                    "-p", "recomputations=2", "-p", "calib_samples=100", "--model", str(baseline),
                                    "--quiet", "--finetune-epochs", "1", "--compress", "none", "--backends", "torch",
                                    "--output", str(tmp_path / "r.json")])
@@ -350,7 +351,7 @@ def test_second_order_in_a_pipeline_with_finetuning(first_run: tuple[Path, subpr
     report = json.loads((tmp_path / "r.json").read_text())
     record = report["steps"][1]["record"]
     assert [s["strategy"] for s in report["steps"]] == ["blocks", "fishleg"]
-    assert record["sparsity"] == pytest.approx(0.6, abs=1e-4) and len(record["aux_fits"]) == 2
+    assert record["sparsity"] == pytest.approx(0.6, abs=1e-4) and len(record["fishleg"]["fits"]) == 2
     assert report["compressed"]["sparsity"] > 0.55, "fine-tuning keeps the pruned weights at zero"
     assert record["predicted_loss_increase"] > 0 and "measured_loss_increase" in record
 

@@ -40,6 +40,22 @@ def softmax_output_hessian(logits: torch.Tensor, v: torch.Tensor) -> torch.Tenso
     return p * v - p * (p * v).sum(dim=-1, keepdim=True)
 
 
+def sampled_label_loss(seed: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Cross-entropy against labels drawn from the model's own softmax (ignoring the true labels).
+
+    The covariance of these gradients is the Fisher of the model's predictive distribution, which for softmax
+    cross-entropy equals the Gauss-Newton matrix that `FisherVectorProduct` multiplies by; and as they have mean
+    zero, b × (minibatch-mean gradient)² estimates its diagonal without bias.
+    """
+    generator = torch.Generator().manual_seed(seed)
+
+    def loss(logits: torch.Tensor, _: torch.Tensor) -> torch.Tensor:
+        probs = torch.softmax(logits.detach().float(), dim=-1).cpu()
+        labels = torch.multinomial(probs, 1, generator=generator)[:, 0].to(logits.device)
+        return nn.functional.cross_entropy(logits, labels)
+    return loss
+
+
 def sample_gradients(model: nn.Module, layers: dict[str, nn.Module], batches: Iterable[tuple[torch.Tensor,
                      torch.Tensor]], masks: dict[str, torch.Tensor] | None = None,
                      loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None

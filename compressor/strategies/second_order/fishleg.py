@@ -2,14 +2,18 @@
 
 Per layer, with the weight seen as an (out, in) matrix U, Q U = A ⊙ (RᵀR (A ⊙ U) LᵀL): a Kronecker product of
 an output factor RᵀR and an input factor LᵀL, between elementwise scalings by A. R and L are block-diagonal (blocks
-of at most `block` rows/columns) so that ResNet-sized layers stay cheap. Q starts as the inverse diagonal Fisher
-(L = R = I, A = (F_qq + γ)^(-1/2)) and the auxiliary loss, whose minimizer over all Q is F_γ⁻¹ when u ~ N(0, I),
-moves it towards the layer's inverse Fisher, off-diagonal terms included.
+of at most `block` rows/columns) so that ResNet-sized layers stay cheap. Q starts as the inverse of the Fisher's
+diagonal (L = R = I, A = (F_qq + γ_l)^(-1/2)); the auxiliary loss, minimized over all Q by F_γ⁻¹ whatever the
+probes' covariance, moves it towards the layer's inverse Fisher, off-diagonal terms included.
+
+Probes u are drawn per layer and independently across layers, so cross-layer Fisher terms vanish in expectation
+and each layer's share of the loss, A_l = ½ v_lᵀ(F_γ v)_l − u_lᵀv_l, judges that layer's Q on its own. A fit is
+kept per layer only where it beats the diagonal start on fixed held-out probes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -55,12 +59,22 @@ class KroneckerQ(nn.Module):
         a = self.log_a.exp()
         return a * self._cols(self._rows(a * u))
 
+    def _factor_diagonals(self) -> tuple[torch.Tensor, torch.Tensor]:
+        rr = (self.r ** 2).sum(dim=1).reshape(-1)[:self.shape[0]]
+        ll = (self.l ** 2).sum(dim=1).reshape(-1)[:self.shape[1]]
+        return rr, ll
+
     def diag(self) -> torch.Tensor:
         """diag(Q) in closed form: A_ij² (RᵀR)_ii (LᵀL)_jj."""
         with torch.no_grad():
-            rr = (self.r ** 2).sum(dim=1).reshape(-1)[:self.shape[0]]
-            ll = (self.l ** 2).sum(dim=1).reshape(-1)[:self.shape[1]]
+            rr, ll = self._factor_diagonals()
             return (2 * self.log_a).exp() * rr[:, None] * ll[None, :]
+
+    def set_diagonal(self, target: torch.Tensor) -> None:
+        """Rescale A so that diag(Q) equals `target`, keeping the learned factors R and L (their correlations)."""
+        with torch.no_grad():
+            rr, ll = self._factor_diagonals()
+            self.log_a.copy_(0.5 * (target.float() / (rr[:, None] * ll[None, :]).clamp_min(1e-30)).log())
 
     def mul(self, v: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -79,15 +93,45 @@ class KroneckerQ(nn.Module):
             return a[:, :, None] * a[:, None, :] * rr[:, None, None] * entries
 
 
-FisherProduct = Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
+Vectors = dict[str, torch.Tensor]
+FisherProduct = Callable[[Vectors], Vectors]
+ProbeSource = Callable[[], Vectors]
+
+
+def gaussian_probes(shapes: dict[str, tuple[int, int]], generator: torch.Generator,
+                    device: torch.device | str = "cpu") -> ProbeSource:
+    """u ~ N(0, I) per layer; the auxiliary loss then weighs every direction alike."""
+    def draw() -> Vectors:
+        # drawn on the generator's device (CPU), then moved: the same probes on every device
+        return {name: torch.randn(shape, generator=generator).to(device) for name, shape in shapes.items()}
+    return draw
+
+
+def gradient_probes(bank: Sequence[Vectors], generator: torch.Generator) -> ProbeSource:
+    """u_l = one minibatch gradient from `bank`, drawn for each layer independently and scaled to RMS 1.
+
+    With gradients of labels sampled from the model, E[u_l u_lᵀ] ∝ F_ll: directions weigh by gradient energy, and
+    independent draws across layers make the cross-layer terms vanish in expectation.
+    """
+    names = list(bank[0])
+
+    def draw() -> Vectors:
+        picks = torch.randint(len(bank), (len(names),), generator=generator).tolist()
+        out = {}
+        for name, pick in zip(names, picks):
+            u = bank[pick][name].float()
+            out[name] = u * (u.numel() ** 0.5 / u.norm().clamp_min(1e-30))
+        return out
+    return draw
 
 
 class FishLegInverse:
     """Q(λ) for a set of layers, fitted on the auxiliary loss with Adam; each layer's part is a `LayerInverse`."""
 
-    def __init__(self, fisher_diag: dict[str, torch.Tensor], damping: float, block: int = 128) -> None:
-        self.damping = damping
-        self.layers = {name: KroneckerQ(tuple(d.shape), 1.0 / (d + damping), block)
+    def __init__(self, fisher_diag: Vectors, damping: dict[str, float] | float, block: int = 128) -> None:
+        self.damping = (dict(damping) if isinstance(damping, dict)
+                        else {name: float(damping) for name in fisher_diag})
+        self.layers = {name: KroneckerQ(tuple(d.shape), 1.0 / (d + self.damping[name]), block)
                        for name, d in fisher_diag.items()}
         self.history: list[float] = []
 
@@ -95,49 +139,73 @@ class FishLegInverse:
         for q in self.layers.values():
             yield from q.parameters()
 
-    def snapshot(self) -> list[torch.Tensor]:
-        """A copy of every parameter, to restore a fit that made the auxiliary loss worse."""
-        return [p.detach().clone() for p in self.parameters()]
+    def factors(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """A copy of every layer's Kronecker factors (R, L): what a later fit may start from."""
+        return {name: (q.r.detach().clone(), q.l.detach().clone()) for name, q in self.layers.items()}
 
-    def restore(self, saved: list[torch.Tensor]) -> None:
+    def load_factors(self, factors: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Start from earlier factors where a layer's shapes still match (diag(Q) must be re-anchored after)."""
         with torch.no_grad():
-            for p, value in zip(self.parameters(), saved):
-                p.copy_(value)
+            for name, q in self.layers.items():
+                if name in factors and factors[name][0].shape == q.r.shape and factors[name][1].shape == q.l.shape:
+                    q.r.copy_(factors[name][0])
+                    q.l.copy_(factors[name][1])
 
-    def aux_step(self, fisher_product: FisherProduct, optimizer: torch.optim.Optimizer, probes: int,
-                 masks: dict[str, torch.Tensor] | None = None, generator: torch.Generator | None = None) -> float:
-        """One Adam step on A(λ) = ½ vᵀF_γv − uᵀv, v = Qu, averaged over `probes` Gaussian u; returns A."""
+    def reanchor(self, fisher_diag: Vectors, damping: dict[str, float]) -> None:
+        """A new Fisher diagonal and damping: diag(Q) is reset to 1 / (F_qq + γ_l), the learned factors kept."""
+        self.damping = dict(damping)
+        for name, q in self.layers.items():
+            q.set_diagonal(1.0 / (fisher_diag[name] + self.damping[name]))
+
+    def _terms(self, fisher_product: FisherProduct, u: Vectors, masks: Vectors | None
+               ) -> tuple[Vectors, Vectors, Vectors]:
+        """v = Qu (masked), F_γ v (detached, masked) and the masked u."""
+        u, v = dict(u), {}
+        for name, q in self.layers.items():
+            if masks is not None and name in masks:
+                u[name] = u[name] * masks[name]
+            v[name] = q(u[name])
+            if masks is not None and name in masks:
+                v[name] = v[name] * masks[name]
+        fv = fisher_product({name: t.detach() for name, t in v.items()})
+        damped = {}
+        for name in self.layers:
+            damped[name] = fv[name].detach() + self.damping[name] * v[name].detach()
+            if masks is not None and name in masks:
+                damped[name] = damped[name] * masks[name]
+        return u, v, damped
+
+    def aux_step(self, fisher_product: FisherProduct, optimizer: torch.optim.Optimizer, probes: ProbeSource,
+                 count: int, masks: Vectors | None = None) -> float:
+        """One Adam step on A(λ) = Σ_l ½ v_lᵀ(F_γ v)_l − u_lᵀv_l, v = Qu, averaged over `count` probes; returns A."""
         optimizer.zero_grad()
         total = 0.0
-        for _ in range(probes):
-            u, v = {}, {}
-            for name, q in self.layers.items():
-                # drawn on the generator's device (CPU), then moved: the same probes on every device
-                u[name] = torch.randn(q.shape, generator=generator).to(q.log_a.device)
-                if masks is not None and name in masks:
-                    u[name] = u[name] * masks[name]
-                v[name] = q(u[name])
-                if masks is not None and name in masks:
-                    v[name] = v[name] * masks[name]
-            fv = fisher_product({name: t.detach() for name, t in v.items()})
-            surrogate = torch.zeros((), device=next(iter(v.values())).device)
-            value = 0.0
-            for name in self.layers:
-                damped = fv[name].detach() + self.damping * v[name].detach()
-                if masks is not None and name in masks:
-                    damped = damped * masks[name]
-                surrogate = surrogate + (v[name] * (damped - u[name])).sum()
-                value += float(0.5 * (v[name].detach() * damped).sum() - (u[name] * v[name].detach()).sum())
-            (surrogate / probes).backward()
-            total += value
+        for _ in range(count):
+            u, v, damped = self._terms(fisher_product, probes(), masks)
+            # d A / d v = F_γ v − u: a surrogate whose gradient in λ is Jᵀ(F_γ v − u)
+            surrogate = sum((v[name] * (damped[name] - u[name])).sum() for name in self.layers)
+            (surrogate / count).backward()
+            total += sum(float(0.5 * (v[n].detach() * damped[n]).sum() - (u[n] * v[n].detach()).sum())
+                         for n in self.layers)
         optimizer.step()
-        self.history.append(total / probes)
-        return total / probes
+        self.history.append(total / count)
+        return total / count
+
+    def layer_losses(self, products: Sequence[FisherProduct], probes: Sequence[Vectors],
+                     masks: Vectors | None = None) -> dict[str, float]:
+        """Each layer's auxiliary loss A_l, averaged over fixed (product, probe) pairs: held-out judging."""
+        totals = dict.fromkeys(self.layers, 0.0)
+        with torch.no_grad():
+            for product, u in zip(products, probes):
+                u, v, damped = self._terms(product, u, masks)
+                for name in self.layers:
+                    totals[name] += float(0.5 * (v[name] * damped[name]).sum() - (u[name] * v[name]).sum())
+        return {name: value / len(probes) for name, value in totals.items()}
 
 
-def fit(inverse: FishLegInverse, fisher_product: FisherProduct, steps: int, *, lr: float = 1e-2,
-        factor_lr: float | None = None, probes: int = 1, masks: dict[str, torch.Tensor] | None = None,
-        seed: int = 0, on_step: Callable[[int, float], None] | None = None) -> list[float]:
+def fit(inverse: FishLegInverse, fisher_product: FisherProduct, steps: int, *, probes: ProbeSource,
+        lr: float = 1e-2, factor_lr: float | None = None, count: int = 1, masks: Vectors | None = None,
+        on_step: Callable[[int, float], None] | None = None) -> list[float]:
     """Adam on the auxiliary loss for `steps` steps, learning rates decayed to zero on a cosine; returns A per step.
 
     `lr` moves the elementwise scaling log A, `factor_lr` (default: `lr`) the Kronecker factors R and L. With few
@@ -148,13 +216,14 @@ def fit(inverse: FishLegInverse, fisher_product: FisherProduct, steps: int, *, l
         return []
     scales = [q.log_a for q in inverse.layers.values()]
     factors = [p for q in inverse.layers.values() for p in (q.r, q.l)]
-    optimizer = torch.optim.Adam([{"params": scales, "lr": lr},
-                                  {"params": factors, "lr": lr if factor_lr is None else factor_lr}])
+    groups = [{"params": factors, "lr": lr if factor_lr is None else factor_lr}]
+    if lr > 0:
+        groups.append({"params": scales, "lr": lr})
+    optimizer = torch.optim.Adam(groups)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-    generator = torch.Generator().manual_seed(seed)
     values = []
     for step in range(steps):
-        values.append(inverse.aux_step(fisher_product, optimizer, probes, masks, generator))
+        values.append(inverse.aux_step(fisher_product, optimizer, probes, count, masks))
         schedule.step()
         if on_step:
             on_step(step, values[-1])
@@ -162,6 +231,5 @@ def fit(inverse: FishLegInverse, fisher_product: FisherProduct, steps: int, *, l
 
 
 def aux_loss_optimum(inverse: torch.Tensor) -> float:
-    """A* = −½ tr F_γ⁻¹: the auxiliary loss at its minimum, for checking a fit against an exact inverse."""
+    """A* = −½ tr F_γ⁻¹: the auxiliary loss at its minimum for u ~ N(0, I), to check a fit against an exact inverse."""
     return -0.5 * float(torch.trace(inverse))
-

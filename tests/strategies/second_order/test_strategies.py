@@ -14,7 +14,7 @@ from compressor.registry import StrategyContext, build_strategy, get_strategy
 from compressor.strategies.selection import prunable_layers
 
 FAST = {"obd": {}, "woodfisher": {"block_size": "8", "chunk": "4"},
-        "fishleg": {"aux_steps": "30", "refine_steps": "5", "block": "16"}}
+        "fishleg": {"aux_steps": "30", "refine_steps": "5", "block": "16", "probe_bank": "4", "heldout_probes": "4"}}
 COMMON = {"gradients": "8", "grad_batch": "16", "calib_samples": "100", "recomputations": "2"}
 
 
@@ -83,17 +83,68 @@ def test_second_order_keeps_more_accuracy_than_magnitude_at_high_sparsity(traine
     assert calib_loss(woodfisher) < calib_loss(magnitude)
 
 
+def _masks(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: layer.weight != 0 for name, layer in prunable_layers(model).items()}
+
+
+SAME_FISHER = {"fisher": "sampled", "relative_damping": "0.1", "recomputations": "1", "amount": "0.7",
+               "bn_recalibrate": "false", "gradients": "16"}
+
+
+def test_fishleg_without_a_fit_prunes_exactly_as_obd_on_the_same_fisher(trained: nn.Module, digits: Dataset) -> None:
+    obd, fishleg = copy.deepcopy(trained), copy.deepcopy(trained)
+    _apply("obd", obd, digits, **SAME_FISHER)
+    record = _apply("fishleg", fishleg, digits, **SAME_FISHER, aux_steps="0")
+    assert record["fishleg"]["fits"][0]["layers_accepted"] == 0, "an unfitted Q cannot beat its own start"
+    assert all(torch.equal(a, b) for a, b in zip(_masks(obd).values(), _masks(fishleg).values()))
+
+
+def test_fishleg_fit_beats_its_diagonal_start_on_held_out_probes_and_changes_decisions(
+        trained: nn.Module, digits: Dataset) -> None:
+    obd, fishleg = copy.deepcopy(trained), copy.deepcopy(trained)
+    _apply("obd", obd, digits, **SAME_FISHER)
+    record = _apply("fishleg", fishleg, digits, **SAME_FISHER, aux_steps="60")
+    fit = record["fishleg"]["fits"][0]
+    for info in fit["per_layer"].values():
+        assert info["accepted"] == (info["heldout_aux_fitted"] < info["heldout_aux_diagonal"])
+    assert fit["layers_accepted"] == fit["layers"] == 3
+    changed = sum(int((a ^ b).sum()) for a, b in zip(_masks(obd).values(), _masks(fishleg).values()))
+    assert changed >= 10, "the learned Q must prune some weights OBD keeps (without a fit: none, test above)"
+
+
+def test_gradual_rounds_refine_the_factors_learned_on_the_same_model(trained: nn.Module, digits: Dataset) -> None:
+    model = copy.deepcopy(trained)
+    first = _apply("fishleg", model, digits, **{**SAME_FISHER, "amount": "0.3"}, aux_steps="20")
+    second = _apply("fishleg", model, digits, **SAME_FISHER, aux_steps="20", refine_steps="3")
+    assert first["fishleg"]["fits"][0]["warm_start"] is False
+    assert second["fishleg"]["fits"][0]["warm_start"] is True and second["fishleg"]["fits"][0]["steps"] == 3
+    other = copy.deepcopy(trained)
+    assert _apply("fishleg", other, digits, **SAME_FISHER, aux_steps="2")["fishleg"]["fits"][0]["warm_start"] is False
+
+
 @pytest.mark.parametrize("params, fragment", [
     ({"pattern": "4:2"}, "pattern must be N:M with 0 < N < M"),
     ({"damping": "0"}, "damping must be a positive number"),
     ({"gradients": "0"}, "gradients must be an integer of at least 1"),
     ({"amount": "1.0"}, "amount must be a number in [0, 1)"),
     ({"amount": "0.8", "pattern": "2:4"}, "amount 0.8 contradicts pattern 2:4, which prunes 0.5 of every group"),
+    ({"fisher": "true"}, "fisher must be one of empirical, sampled; got 'true'"),
+    ({"relative_damping": "-1"}, "relative_damping must be ≥ 0"),
 ])
 def test_bad_parameters_are_refused(params: dict[str, str], fragment: str) -> None:
     for name in ("obd", "woodfisher", "fishleg"):
         with pytest.raises(CompressorError, match=fragment.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
             build_strategy(name, params)
+
+
+@pytest.mark.parametrize("name, params, fragment", [
+    ("fishleg", {"probe": "uniform"}, "fishleg.probe must be one of gradient, gaussian; got 'uniform'"),
+    ("fishleg", {"gradients": "16"}, r"fishleg.gradients \(16\) must be at least probe_bank \+ heldout_probes \(40\)"),
+    ("woodfisher", {"relative_damping": "0.1"}, "woodfisher.relative_damping is not supported"),
+])
+def test_bad_fishleg_and_woodfisher_parameters_are_refused(name: str, params: dict[str, str], fragment: str) -> None:
+    with pytest.raises(CompressorError, match=fragment):
+        build_strategy(name, params)
 
 
 def test_all_three_are_registered_with_their_parameters() -> None:
