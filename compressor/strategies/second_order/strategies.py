@@ -261,9 +261,9 @@ class FishLeg(SecondOrderBase):
                                    "auxiliary loss uses) or of the true labels (empirical)")
     aux_steps: int = param(200, "Adam steps on the auxiliary loss before the first pruning step")
     refine_steps: int = param(40, "further auxiliary steps with the new mask before each later step")
-    aux_lr: float = param(0.0, "Adam learning rate of the elementwise scaling A (0: A follows the diagonal)")
+    aux_lr: float = param(1e-3, "Adam learning rate of the elementwise scaling A (0: A follows the diagonal)")
     factor_lr: float = param(3e-3, "Adam learning rate of the Kronecker factors R and L")
-    probes: int = param(2, "probe vectors u per auxiliary step")
+    probes: int = param(1, "probe vectors u per auxiliary step")
     probe: str = param("gradient", "probe distribution: gradient (sampled-label gradients, per layer) or gaussian")
     probe_bank: int = param(32, "sampled-label gradients kept as fitting probes (memory: this × prunable weights)")
     heldout_probes: int = param(8, "fixed held-out probes (own gradients and images) that accept or reject each "
