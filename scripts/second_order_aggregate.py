@@ -1,0 +1,338 @@
+"""Aggregation, noise rule, targets, Markdown tables and plots for scripts/second_order_table.py.
+
+Everything here is a pure function of cell dicts, the JSON files one (label, amount, seed) run writes; the fields
+used are label, amount, seed, accuracy {"no": a, "yes": b} (test top-1 as a fraction, without and with BatchNorm
+recalibration), test_samples, strategy_seconds, peak_rss_gib and cuda_peak_gib. Aggregates are in percent and
+differences in percentage points ("points"); cells keep fractions.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+Cell = Mapping[str, Any]
+BN_MODES = ("no", "yes")
+BN_TEXT = {"no": "without BN recalibration", "yes": "with BN recalibration"}
+NOISE_FACTOR = 2.0
+NOISE_RULE = (
+    "A paired difference d_s = acc(method, seed s) − acc(reference, seed s) (same amount, same BN mode) counts "
+    "as beyond noise only if |mean d| > 2 × SE, with SE = sqrt(std(d)²/n + p_m(1−p_m)/N + p_r(1−p_r)/N): the "
+    "standard error of the mean over the n seeds plus the binomial standard errors of the two mean accuracies p_m, "
+    "p_r on the N test images (the test set is the same for every seed, so that term does not shrink with n; the "
+    "two are treated as independent, which is conservative). With n = 1 the seed term is unknown and left out.")
+TARGET_AMOUNT = 0.95
+TARGET_GAIN_POINTS = 5.0
+TARGET_SECONDS = 15 * 60
+TARGET_LEARNED = 0.9
+TARGET_GIB = 8.0
+COLLAPSED = 1.5  # a mean accuracy below COLLAPSED × chance is drawn clipped at the bottom of the difference plot
+
+
+def cell_name(label: str, amount: float, seed: int) -> str:
+    """The file stem of a cell: {label}-{amount}-s{seed}."""
+    return f"{label}-{float(amount)!r}-s{int(seed)}"
+
+
+def binomial_se(p: float, n: int) -> float:
+    """Standard error of an accuracy p measured on n independent test images."""
+    return math.sqrt(max(p * (1 - p), 0.0) / n) if n > 0 else 0.0
+
+
+def verdict(mean: float, se: float, factor: float = NOISE_FACTOR) -> str:
+    """`better`/`worse` when |mean| > factor × se, else `within noise`."""
+    if abs(mean) > factor * se:
+        return "better" if mean > 0 else "worse"
+    return "within noise"
+
+
+def _same(a: float, b: float) -> bool:
+    return math.isclose(float(a), float(b), rel_tol=0, abs_tol=1e-9)
+
+
+def by_seed(cells: Sequence[Cell], label: str, amount: float, bn: str, key: str = "accuracy") -> dict[int, float]:
+    """seed → cell[key][bn] (or cell[key] when not per BN mode) of `label` at `amount`; missing ones left out."""
+    out = {}
+    for cell in cells:
+        if cell.get("label") == label and _same(cell.get("amount", -1), amount):
+            value = cell.get(key)
+            value = value.get(bn) if isinstance(value, Mapping) else value
+            if value is not None:
+                out[int(cell["seed"])] = float(value)
+    return out
+
+
+def _samples(cells: Sequence[Cell], label: str, amount: float) -> int:
+    counts = [int(c["test_samples"]) for c in cells if c.get("label") == label and _same(c.get("amount", -1), amount)
+              and c.get("test_samples")]
+    return min(counts) if counts else 0
+
+
+def summary(values: Sequence[float]) -> dict[str, Any]:
+    """Mean, sample standard deviation (None below two values) and n."""
+    n = len(values)
+    return {"mean": statistics.fmean(values) if n else None, "std": statistics.stdev(values) if n > 1 else None,
+            "n": n}
+
+
+def aggregate(cells: Sequence[Cell], labels: Sequence[str], amounts: Sequence[float]) -> list[dict[str, Any]]:
+    """Per (label, amount, BN mode): test accuracy mean ± sample std over the seeds present (in percent) and n."""
+    rows = []
+    for label in labels:
+        for amount in amounts:
+            for bn in BN_MODES:
+                values = by_seed(cells, label, amount, bn)
+                s = summary([100 * v for v in values.values()])
+                rows.append({"label": label, "amount": amount, "bn": bn, "mean_pct": s["mean"], "std_pct": s["std"],
+                             "n": s["n"], "seeds": sorted(values)})
+    return rows
+
+
+def paired_difference(cells: Sequence[Cell], label: str, base: str, amount: float, bn: str) -> dict[str, Any]:
+    """acc(label) − acc(base) paired by seed, in points: mean, std, SE of the noise rule, verdict."""
+    a, b = by_seed(cells, label, amount, bn), by_seed(cells, base, amount, bn)
+    seeds = sorted(a.keys() & b.keys())
+    row: dict[str, Any] = {"label": label, "base": base, "amount": amount, "bn": bn, "seeds": seeds, "n": len(seeds)}
+    if not seeds:
+        return {**row, "mean_points": None, "std_points": None, "se_points": None, "verdict": "no data"}
+    diffs = [100 * (a[s] - b[s]) for s in seeds]
+    s = summary(diffs)
+    pa, pb = statistics.fmean(a[s] for s in seeds), statistics.fmean(b[s] for s in seeds)
+    se = math.sqrt((s["std"] or 0.0) ** 2 / len(seeds) + (100 * binomial_se(pa, _samples(cells, label, amount))) ** 2
+                   + (100 * binomial_se(pb, _samples(cells, base, amount))) ** 2)
+    return {**row, "mean_points": s["mean"], "std_points": s["std"], "se_points": se,
+            "accuracy_pct": 100 * pa, "base_accuracy_pct": 100 * pb, "verdict": verdict(s["mean"], se)}
+
+
+def differences(cells: Sequence[Cell], labels: Sequence[str], reference: str,
+                amounts: Sequence[float]) -> list[dict[str, Any]]:
+    """Every label but the reference against the reference, per amount and BN mode."""
+    return [paired_difference(cells, label, reference, amount, bn)
+            for label in labels if label != reference for amount in amounts for bn in BN_MODES]
+
+
+def pick(specs: Mapping[str, Mapping[str, Any]], strategy: str) -> str | None:
+    """The label called `strategy`, else the first label running that strategy, else None."""
+    if strategy in specs:
+        return strategy
+    return next((label for label, spec in specs.items() if spec.get("strategy") == strategy), None)
+
+
+def _diff_text(d: Mapping[str, Any]) -> str:
+    if d["mean_points"] is None:
+        return "no paired seeds"
+    std = "-" if d["std_points"] is None else f"{d['std_points']:.2f}"
+    return (f"{d['label']} − {d['base']} = {d['mean_points']:+.2f} ± {std} points (n={d['n']}, 2·SE "
+            f"{2 * d['se_points']:.2f}): {d['verdict']}")
+
+
+def targets(cells: Sequence[Cell], specs: Mapping[str, Mapping[str, Any]],
+            amounts: Sequence[float]) -> list[dict[str, str]]:
+    """The four targets, each met / not met / no data with the numbers behind it."""
+    fishleg, obd, l1 = pick(specs, "fishleg"), pick(specs, "obd"), pick(specs, "l1")
+    out = []
+    at = next((a for a in amounts if _same(a, TARGET_AMOUNT)), None)
+
+    def add(name: str, status: str, detail: str) -> None:
+        out.append({"target": name, "status": status, "detail": detail})
+
+    obds = [label for label, spec in specs.items() if spec.get("strategy") == "obd"]
+    name = f"(1) fishleg vs obd at {TARGET_AMOUNT:g}, with BN recalibration"
+    if fishleg and obds and at is not None:
+        for label in obds:
+            d = paired_difference(cells, fishleg, label, at, "yes")
+            add(f"{name} [{label}]", "no data" if d["mean_points"] is None else
+                "met" if d["verdict"] == "better" else "not met", _diff_text(d) + " (met: better beyond noise)")
+    else:
+        add(name, "no data", f"needs fishleg, obd and amount {TARGET_AMOUNT:g}")
+    name = f"(2) fishleg ≥ l1 + {TARGET_GAIN_POINTS:g} points at {TARGET_AMOUNT:g}"
+    if fishleg and l1 and at is not None:
+        yes, no = (paired_difference(cells, fishleg, l1, at, bn) for bn in ("yes", "no"))
+        status = "no data" if yes["mean_points"] is None else \
+            "met" if yes["mean_points"] >= TARGET_GAIN_POINTS else "not met"
+        add(name, status, f"with BN: {_diff_text(yes)}; without BN (for reference): {_diff_text(no)} "
+                          f"(met: mean difference with BN ≥ {TARGET_GAIN_POINTS:g})")
+    else:
+        add(name, "no data", f"needs fishleg, l1 and amount {TARGET_AMOUNT:g}")
+    name = "(3) layer-sensitive no worse than l1 beyond noise, every amount, with and without BN"
+    sensitive = [label for label, spec in specs.items() if spec.get("strategy") == "layer-sensitive"]
+    if sensitive and l1:
+        for label in sensitive:
+            ds = [paired_difference(cells, label, l1, a, bn) for a in amounts for bn in BN_MODES]
+            status = "no data" if any(d["mean_points"] is None for d in ds) else \
+                "not met" if any(d["verdict"] == "worse" for d in ds) else "met"
+            add(f"{name} [{label}]", status, "; ".join(f"{d['amount']:g} {'BN' if d['bn'] == 'yes' else 'no BN'}: "
+                                                        f"{_diff_text(d)}" for d in ds))
+    else:
+        add(name, "no data", "needs a layer-sensitive method and l1")
+    name = f"(4) fishleg ≤ {TARGET_SECONDS // 60} min and ≤ {TARGET_GIB:g} GiB per cell"
+    mine = [c for c in cells if c.get("label") == fishleg]
+    if mine:
+        seconds = max(float(c["strategy_seconds"]) for c in mine)
+        memory = max(max(float(c["peak_rss_gib"]), float(c.get("cuda_peak_gib") or 0)) for c in mine)
+        add(name, "met" if seconds <= TARGET_SECONDS and memory <= TARGET_GIB else "not met",
+            f"slowest of {len(mine)} cells {seconds:.0f} s, largest peak memory {memory:.2f} GiB (max of process RSS "
+            "and CUDA allocated)")
+    else:
+        add(name, "no data", "no fishleg cell")
+    name = f"(5) fishleg's fitted Q beats its diagonal start on held-out probes in ≥ {100 * TARGET_LEARNED:g} % of layers"
+    fits = [fit for c in mine for fit in (c.get("fishleg") or {}).get("fits", [])]
+    if fits:
+        first = [(c["fishleg"]["fits"][0]["layers_accepted"], c["fishleg"]["fits"][0]["layers"]) for c in mine
+                 if (c.get("fishleg") or {}).get("fits")]
+        worst = min(accepted / layers for accepted, layers in first)
+        overall = sum(f["layers_accepted"] for f in fits) / sum(f["layers"] for f in fits)
+        add(name, "met" if worst >= TARGET_LEARNED else "not met",
+            f"first fit of each cell: worst {100 * worst:.0f} % of layers ({len(first)} cells); all {len(fits)} fits "
+            f"and refits: {100 * overall:.0f} % of layer fits kept")
+    else:
+        add(name, "no data", "no fishleg cell with fit diagnostics")
+    return out
+
+
+def _pm(mean: float | None, std: float | None, n: int, expected: int, sign: bool = False) -> str:
+    if mean is None:
+        return "-"
+    text = f"{mean:+.2f}" if sign else f"{mean:.2f}"
+    text += f" ± {std:.2f}" if std is not None else ""
+    return text + (f" (n={n})" if n != expected else "")
+
+
+def _amount_header(amounts: Sequence[float]) -> list[str]:
+    return ["| method | " + " | ".join(f"{100 * a:g} %" for a in amounts) + " |", "|---|" + "---|" * len(amounts)]
+
+
+def accuracy_table(rows: Sequence[Mapping[str, Any]], labels: Sequence[str], amounts: Sequence[float], bn: str,
+                   seeds: int) -> list[str]:
+    """Markdown rows: test accuracy mean ± std (n shown where seeds are missing), methods × amounts."""
+    index = {(r["label"], r["amount"], r["bn"]): r for r in rows}
+    lines = _amount_header(amounts)
+    for label in labels:
+        cells = []
+        for amount in amounts:
+            r = index.get((label, amount, bn))
+            cells.append("-" if r is None else _pm(r["mean_pct"], r["std_pct"], r["n"], seeds))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def difference_table(diffs: Sequence[Mapping[str, Any]], labels: Sequence[str], amounts: Sequence[float], bn: str,
+                     seeds: int) -> list[str]:
+    """Markdown rows: mean ± std of the paired difference to the reference, its 2·SE and the verdict."""
+    index = {(d["label"], d["amount"], d["bn"]): d for d in diffs}
+    lines = _amount_header(amounts)
+    for label in labels:
+        if not any((label, a, bn) in index for a in amounts):
+            continue
+        cells = []
+        for amount in amounts:
+            d = index.get((label, amount, bn))
+            if d is None or d["mean_points"] is None:
+                cells.append("-")
+                continue
+            verdict_text = d["verdict"] if d["verdict"] == "within noise" else f"**{d['verdict']}**"
+            cells.append(f"{_pm(d['mean_points'], d['std_points'], d['n'], seeds, sign=True)}; "
+                         f"2·SE {NOISE_FACTOR * d['se_points']:.2f}; {verdict_text}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def cost_table(cells: Sequence[Cell], labels: Sequence[str], amounts: Sequence[float]) -> list[str]:
+    """Markdown rows: strategy seconds (mean over seeds) and peak memory (max over seeds) per method and amount."""
+    lines = _amount_header(amounts)
+    for label in labels:
+        row = []
+        for amount in amounts:
+            mine = [c for c in cells if c.get("label") == label and _same(c.get("amount", -1), amount)]
+            if not mine:
+                row.append("-")
+                continue
+            seconds = statistics.fmean(float(c["strategy_seconds"]) for c in mine)
+            rss = max(float(c["peak_rss_gib"]) for c in mine)
+            gpu = max((float(c.get("cuda_peak_gib") or 0) for c in mine), default=0.0)
+            row.append(f"{seconds:.1f} s, {rss:.2f} GiB" + (f" (GPU {gpu:.2f} GiB)" if gpu else ""))
+        lines.append(f"| {label} | " + " | ".join(row) + " |")
+    return lines
+
+
+def _offsets(count: int, width: float = 0.7) -> list[float]:
+    """x offsets that spread `count` methods over `width` around each amount, so error bars do not overlap."""
+    if count <= 1:
+        return [0.0] * count
+    return [-width / 2 + width * i / (count - 1) for i in range(count)]
+
+
+def plot_differences(diffs: Sequence[Mapping[str, Any]], labels: Sequence[str], amounts: Sequence[float],
+                     reference: str, chance: float, path: Path) -> Path:
+    """Each method's accuracy minus the reference's, error bars = std over seeds, one panel per BN mode.
+
+    A point whose method collapsed (mean accuracy below COLLAPSED × chance) would stretch the axis over tens of
+    points; it is drawn as ▼ at the bottom edge with its real value written beside it.
+    """
+    from compressor.report.plots import _figure, _save_png
+
+    others = [label for label in labels if label != reference]
+    offsets = dict(zip(others, _offsets(len(others))))
+    fig = _figure((12, 4.8))
+    axes = fig.subplots(1, 2, sharey=False)
+    for ax, bn in zip(axes, BN_MODES):
+        rows = [d for d in diffs if d["bn"] == bn and d["mean_points"] is not None and d["label"] in offsets]
+        kept = [d for d in rows if d["accuracy_pct"] >= COLLAPSED * chance]
+        if kept:
+            low = min(d["mean_points"] - (d["std_points"] or 0) for d in kept)
+            high = max(d["mean_points"] + (d["std_points"] or 0) for d in kept)
+        else:
+            low, high = -1.0, 1.0
+        pad = max(0.5, 0.1 * (high - low))
+        bottom, top = min(low, 0.0) - pad, max(high, 0.0) + pad
+        for index, label in enumerate(others):
+            color = f"C{index % 10}"
+            mine = [d for d in rows if d["label"] == label]
+            xs = [amounts.index(next(a for a in amounts if _same(a, d["amount"]))) + offsets[label] for d in mine]
+            shown = [(x, d) for x, d in zip(xs, mine) if d["accuracy_pct"] >= COLLAPSED * chance]
+            clipped = [(x, d) for x, d in zip(xs, mine) if d["accuracy_pct"] < COLLAPSED * chance]
+            if shown:
+                ax.errorbar([x for x, _ in shown], [d["mean_points"] for _, d in shown],
+                            yerr=[d["std_points"] or 0.0 for _, d in shown], fmt="o", color=color, capsize=3,
+                            label=label)
+            for x, d in clipped:
+                ax.plot([x], [bottom + 0.04 * (top - bottom)], marker="v", color=color,
+                        label=None if shown else label)
+                ax.annotate(f"{d['mean_points']:+.1f}", (x, bottom + 0.04 * (top - bottom)), fontsize=7,
+                            color=color, xytext=(4, 4), textcoords="offset points")
+        ax.axhline(0.0, color="black", linestyle="--", linewidth=1)
+        ax.set_ylim(bottom, top)
+        ax.set_xticks(range(len(amounts)), [f"{100 * a:g} %" for a in amounts])
+        ax.set_xlabel("sparsity (fraction of eligible weights pruned)")
+        ax.set_ylabel(f"test top-1 minus {reference} (points; ▼ collapsed, value written)")
+        ax.set_title(BN_TEXT[bn])
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save_png(fig, path)
+
+
+def plot_accuracy(rows: Sequence[Mapping[str, Any]], labels: Sequence[str], amounts: Sequence[float],
+                  dense_pct: float, chance: float, path: Path) -> Path:
+    """Test accuracy mean ± std against sparsity per method: solid with, dashed without BN recalibration."""
+    from compressor.report.plots import _figure, _save_png
+
+    fig = _figure((8, 5))
+    ax = fig.subplots()
+    for index, label in enumerate(labels):
+        color = f"C{index % 10}"
+        for bn, style in (("yes", "-"), ("no", "--")):
+            mine = sorted((r for r in rows if r["label"] == label and r["bn"] == bn and r["mean_pct"] is not None),
+                          key=lambda r: r["amount"])
+            if mine:
+                ax.errorbar([100 * r["amount"] for r in mine], [max(r["mean_pct"], chance) for r in mine],
+                            yerr=[r["std_pct"] or 0.0 for r in mine], linestyle=style, marker="o", color=color,
+                            capsize=3, label=f"{label} ({'BN recalibrated' if bn == 'yes' else 'no BN'})")
+    ax.axhline(dense_pct, color="gray", linestyle=":", label=f"dense {dense_pct:.2f} %")
+    ax.set_xlabel("sparsity (%)")
+    ax.set_ylabel(f"test top-1 (%; values below chance {chance:g} % drawn at chance)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return _save_png(fig, path)
