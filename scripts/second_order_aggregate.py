@@ -132,7 +132,7 @@ def _diff_text(d: Mapping[str, Any]) -> str:
 def targets(cells: Sequence[Cell], specs: Mapping[str, Mapping[str, Any]],
             amounts: Sequence[float]) -> list[dict[str, str]]:
     """The four targets, each met / not met / no data with the numbers behind it."""
-    fishleg, obd, l1 = pick(specs, "fishleg"), pick(specs, "obd"), pick(specs, "l1")
+    fishleg, l1 = pick(specs, "fishleg"), pick(specs, "l1")
     out = []
     at = next((a for a in amounts if _same(a, TARGET_AMOUNT)), None)
 
@@ -336,3 +336,20 @@ def plot_accuracy(rows: Sequence[Mapping[str, Any]], labels: Sequence[str], amou
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return _save_png(fig, path)
+
+
+def fishleg_probe_table(probes: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Markdown rows for scripts/fishleg_probe.py results: one step of FishLeg vs OBD on the same Fisher."""
+    lines = ["| file | settings | layers whose fit beats the diagonal (held out) | auxiliary loss, first → last step "
+             "| pruned weights chosen differently | test top-1 after BN: obd / fishleg (%) | fishleg seconds |",
+             "|---|---|---|---|---|---|---|"]
+    for name, p in sorted(probes.items()):
+        fit, decisions = p["fit"], p["decisions"]
+        settings = (", ".join(f"{k}={v}" for k, v in p["fishleg_params"].items()) or "no overrides") + \
+            f" (defaults of git {p['environment'].get('git_commit')})"
+        lines.append(f"| `{name}` | {settings} | {fit['layers_accepted']} / {fit['layers']} | "
+                     f"{fit['aux_loss_first']:.3g} → {fit['aux_loss_last']:.3g} | {decisions['different']:,} of "
+                     f"{decisions['pruned']:,} ({100 * decisions['different_fraction']:.2f} %) | "
+                     f"{100 * p['obd']['test_accuracy_after_bn']:.2f} / {100 * p['fishleg']['test_accuracy_after_bn']:.2f}"
+                     f" | {p['fishleg']['seconds']:.0f} |")
+    return lines

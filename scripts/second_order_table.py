@@ -235,7 +235,7 @@ def load_cells(cells_dir: Path, specs: dict[str, Any], amounts: list[float], see
 
 
 def readme(title: str, dense: dict[str, Any], specs: dict[str, Any], amounts: list[float], seeds: list[int],
-           reference: str, results: dict[str, Any]) -> str:
+           reference: str, results: dict[str, Any], out: Path) -> str:
     """The report: setup, accuracy tables, differences with the noise verdict, cost, targets, regenerate."""
     labels, n, env = list(specs), len(seeds), results["environment"]
     methods = "; ".join(f"`{label}` = {s['strategy']}" + (" (" + ", ".join(f"{k}={v}" for k, v in s["params"].items())
@@ -270,6 +270,13 @@ def readme(title: str, dense: dict[str, Any], specs: dict[str, Any], amounts: li
               "cell's process (max over seeds; on CUDA also the peak allocated GPU memory).\n",
               *agg.cost_table(results["cells"], labels, amounts), "", "## Targets\n"]
     lines += [f"- {t['target']}: **{t['status']}** — {t['detail']}" for t in results["targets"]] + [""]
+    probes = {path.name: json.loads(path.read_text()) for path in sorted(out.glob("fishleg-vs-obd*.json"))}
+    if probes:
+        lines += ["## FishLeg's learned Q against OBD on the same Fisher (one pruning step)\n",
+                  "`scripts/fishleg_probe.py` prunes the model once with `obd` and once with `fishleg`, both on "
+                  "FishLeg's Fisher (model-sampled labels) and damping, one recomputation, seed 0, so that they "
+                  "differ only in the learned Kronecker factors; each file holds the per-layer held-out losses and "
+                  "its command.\n", *agg.fishleg_probe_table(probes), ""]
     if results["missing"] or results["failed"]:
         lines += ["## Missing cells\n", ", ".join(results["missing"]) + "."
                   + (f" Failed this run: {', '.join(results['failed'])}." if results["failed"] else ""), ""]
@@ -371,7 +378,7 @@ def main() -> None:
     agg.plot_differences(results["differences"], labels, amounts, args.reference, chance, args.out / "difference.png")
     agg.plot_accuracy(results["aggregates"], labels, amounts, 100 * dense["accuracy"], chance,
                       args.out / "accuracy.png")
-    text = readme(results["title"], dense, specs, amounts, seeds, args.reference, results)
+    text = readme(results["title"], dense, specs, amounts, seeds, args.reference, results, args.out)
     write_atomic(args.out / "README.md", lambda tmp: tmp.write_text(text))
     print(f"wrote {args.out / 'README.md'}" + (f"; failed cells: {', '.join(failed)}" if failed else ""))
     sys.exit(1 if failed else 0)

@@ -160,3 +160,13 @@ def test_plots_write_pngs_with_collapsed_and_missing_cells(tmp_path: Path, colla
     agg.plot_accuracy(agg.aggregate(cells, labels, amounts), labels, amounts, 91.0, 10.0, tmp_path / "accuracy.png")
     for name in ("difference.png", "accuracy.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_fishleg_probe_table_states_fit_decisions_and_accuracy():
+    probe = {"fishleg_params": {"probes": "1"}, "environment": {"git_commit": "abc1234"},
+             "fit": {"layers_accepted": 18, "layers": 19, "aux_loss_first": 1e13, "aux_loss_last": 1e12},
+             "decisions": {"different": 14314, "pruned": 10599629, "different_fraction": 14314 / 10599629},
+             "obd": {"test_accuracy_after_bn": 0.8708}, "fishleg": {"test_accuracy_after_bn": 0.8701, "seconds": 285.1}}
+    row = agg.fishleg_probe_table({"fishleg-vs-obd.json": probe})[2]
+    assert row == ("| `fishleg-vs-obd.json` | probes=1 (defaults of git abc1234) | 18 / 19 | 1e+13 → 1e+12 | "
+                   "14,314 of 10,599,629 (0.14 %) | 87.08 / 87.01 | 285 |")
