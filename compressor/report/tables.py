@@ -147,11 +147,12 @@ def complexity_table(cx: dict[str, Any], top: int = 10) -> Table:
 
 
 def sensitivity_table(record: dict[str, Any]) -> Table:
-    """The layer-sensitive scan: accuracy drop per layer and scanned ratio, and the ratio each layer got."""
+    """The layer-sensitive scan: accuracy drop per layer and scanned ratio, the ratio each layer got, and why."""
     sensitivity = record["sensitivity"]
     source = "cached scan" if sensitivity["cached"] else "fresh scan"
     table = Table(title=(f"layer sensitivity ({source}; calibration accuracy {100 * sensitivity['baseline_accuracy']:.2f} %"
-                         f"; accuracy drop in points / loss increase when the layer alone is pruned)"))
+                         f"; accuracy drop in points / loss increase when the layer alone is pruned, BatchNorm on batch "
+                         f"statistics)"))
     table.add_column("layer")
     table.add_column("params", justify="right")
     for ratio in sensitivity["ratios"]:
@@ -161,4 +162,10 @@ def sensitivity_table(record: dict[str, Any]) -> Table:
         table.add_row(name, f"{info['params']:,}",
                       *(f"{100 * d:.1f} / {loss:.3f}" for d, loss in zip(info["scan_drops"], info["scan_loss_increase"])),
                       f"{info['chosen_ratio']:.3f}")
+    allocation = record.get("allocation")
+    if allocation:
+        judged = ", ".join(f"{name} {c['calib_loss']:.4f} ({100 * c['calib_accuracy']:.2f} %)"
+                           for name, c in allocation["candidates"].items())
+        table.caption = (f"chosen ratios: the {allocation['chosen']} allocation, lowest calibration loss after "
+                         f"BatchNorm recalibration among: {judged}")
     return table

@@ -39,6 +39,22 @@ def global_masks(scores: dict[str, torch.Tensor], amount: float) -> dict[str, to
     return masks
 
 
+def lamp_scores(weight: torch.Tensor) -> torch.Tensor:
+    """LAMP scores of one layer (Lee et al. 2021): w² over the sum of w² of the layer's weights with |v| >= |w|.
+
+    The largest weight scores 1; scores grow with |w| within a layer and are comparable across layers, so a global
+    threshold on them sets every layer's sparsity. Tied magnitudes share one denominator (all of them count).
+    Scores are float64, so near-equal scores of different layers keep their order.
+    """
+    squared = weight.detach().flatten().double() ** 2
+    ordered, order = torch.sort(squared)
+    suffix = ordered.flip(0).cumsum(0).flip(0)
+    denominator = suffix[torch.searchsorted(ordered, ordered)]
+    scores = torch.empty_like(squared)
+    scores[order] = ordered / denominator.clamp_min(torch.finfo(torch.float64).tiny)
+    return scores.view_as(weight)
+
+
 def layer_masks(scores: dict[str, torch.Tensor], amount: float) -> dict[str, torch.Tensor]:
     """Keep-masks zeroing the round(amount * n) lowest scores within each tensor."""
     return {name: global_masks({name: score}, amount)[name] for name, score in scores.items()}
