@@ -353,3 +353,20 @@ def fishleg_probe_table(probes: Mapping[str, Mapping[str, Any]]) -> list[str]:
                      f"{100 * p['obd']['test_accuracy_after_bn']:.2f} / {100 * p['fishleg']['test_accuracy_after_bn']:.2f}"
                      f" | {p['fishleg']['seconds']:.0f} |")
     return lines
+
+
+def allocation_table(cells: Sequence[Cell], labels: Sequence[str], amounts: Sequence[float]) -> list[str]:
+    """Markdown rows: the allocation layer-sensitive chose in each seed, for labels whose cells record one."""
+    lines = []
+    for label in labels:
+        mine = [c for c in cells if c.get("label") == label and c.get("allocation")]
+        if not mine:
+            continue
+        if not lines:
+            lines = _amount_header(amounts)
+        row = []
+        for amount in amounts:
+            picks = sorted((int(c["seed"]), c["allocation"]["chosen"]) for c in mine if _same(c["amount"], amount))
+            row.append(", ".join(f"s{seed} {chosen}" for seed, chosen in picks) or "-")
+        lines.append(f"| {label} | " + " | ".join(row) + " |")
+    return lines

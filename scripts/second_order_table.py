@@ -38,7 +38,7 @@ import second_order_aggregate as agg  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_METHODS = "l1,obd,woodfisher,fishleg,layer-sensitive=layer-sensitive:ratios=0.5,0.7,0.9,0.95,0.98"
 LABEL = re.compile(r"[A-Za-z][A-Za-z0-9_.+-]*")
-RECORD_KEYS = ("steps", "predicted_loss_increase", "measured_loss_increase", "aux_fits", "fishleg", "candidates",
+RECORD_KEYS = ("steps", "predicted_loss_increase", "measured_loss_increase", "aux_fits", "fishleg", "allocation",
                "chosen")
 ISA = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni")
 
@@ -270,6 +270,11 @@ def readme(title: str, dense: dict[str, Any], specs: dict[str, Any], amounts: li
               "cell's process (max over seeds; on CUDA also the peak allocated GPU memory).\n",
               *agg.cost_table(results["cells"], labels, amounts), "", "## Targets\n"]
     lines += [f"- {t['target']}: **{t['status']}** — {t['detail']}" for t in results["targets"]] + [""]
+    chosen = agg.allocation_table(results["cells"], labels, amounts)
+    if chosen:
+        lines += ["## Allocation chosen by layer-sensitive\n",
+                  "Per seed, the candidate with the lowest calibration loss after BatchNorm recalibration (cells' "
+                  "`allocation` records hold every candidate's loss, accuracy and per-layer ratios).\n", *chosen, ""]
     probes = {path.name: json.loads(path.read_text()) for path in sorted(out.glob("fishleg-vs-obd*.json"))}
     if probes:
         lines += ["## FishLeg's learned Q against OBD on the same Fisher (one pruning step)\n",

@@ -170,3 +170,10 @@ def test_fishleg_probe_table_states_fit_decisions_and_accuracy():
     row = agg.fishleg_probe_table({"fishleg-vs-obd.json": probe})[2]
     assert row == ("| `fishleg-vs-obd.json` | probes=1 (defaults of git abc1234) | 18 / 19 | 1e+13 → 1e+12 | "
                    "14,314 of 10,599,629 (0.14 %) | 87.08 / 87.01 | 285 |")
+
+
+def test_allocation_table_lists_the_choice_per_seed():
+    cells = [dict(cell("ls", 0.9, s, 0.5, 0.9), allocation={"chosen": pick}) for s, pick in ((1, "lamp"), (0, "blend"))]
+    cells.append(cell("l1", 0.9, 0, 0.5, 0.9))
+    assert agg.allocation_table(cells, ["l1", "ls"], [0.9, 0.95])[2:] == ["| ls | s0 blend, s1 lamp | - |"]
+    assert agg.allocation_table(cells[2:], ["l1"], [0.9]) == []
