@@ -310,6 +310,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads in every cell")
     parser.add_argument("--jobs", type=int, default=1, help="cells run at a time (give each --threads cores)")
+    parser.add_argument("--no-run", action="store_true", help="run no cell: report from the cells already there")
     parser.add_argument("--title")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--cell", nargs=3, metavar=("LABEL", "AMOUNT", "SEED"), help=argparse.SUPPRESS)
@@ -355,7 +356,7 @@ def main() -> None:
         subprocess.run([*common, "--dense"], check=True)
         dense = json.loads(dense_path.read_text())
     todo = [(label, amount, seed) for seed, amount, label in itertools.product(seeds, amounts, specs)
-            if not (cells_dir / f"{agg.cell_name(label, amount, seed)}.json").exists()]
+            if not args.no_run and not (cells_dir / f"{agg.cell_name(label, amount, seed)}.json").exists()]
 
     def run(cell: tuple[str, float, int]) -> str | None:
         label, amount, seed = cell
