@@ -187,12 +187,12 @@ def run_cell(label: str, spec: dict[str, Any], amount: float, seed: int, args: a
 
 
 def command_line() -> str:
-    """This invocation as one could retype it from the repository root."""
+    """This invocation as one could retype it from the repository root (without --no-run: what made the cells)."""
     python = Path(sys.executable)
     python_text = os.path.relpath(python, REPO) if python.is_relative_to(REPO) else str(python)
     script = Path(__file__).resolve().relative_to(REPO)
     env = [f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ]
-    return shlex.join([*env, python_text, str(script), *sys.argv[1:]])
+    return shlex.join([*env, python_text, str(script), *(a for a in sys.argv[1:] if a != "--no-run")])
 
 
 def environment_facts(args: argparse.Namespace) -> dict[str, Any]:
