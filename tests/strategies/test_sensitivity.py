@@ -31,17 +31,21 @@ class TwoPaths(nn.Module):
         return self.head(torch.relu(self.vital(x)) + 1e-4 * self.idle(x))
 
 
-@pytest.fixture(scope="module")
-def two_paths(digits: Dataset) -> TwoPaths:
-    torch.manual_seed(0)
-    model = TwoPaths()
+def _fit(model: nn.Module, digits: Dataset, epochs: int) -> nn.Module:
+    """`model` trained with Adam on the digits at 8 px for `epochs` epochs, in eval mode."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for epoch in range(15):
+    for epoch in range(epochs):
         for x, y in digits.train.batches(8, 64, shuffle=True, seed=epoch):
             optimizer.zero_grad()
             nn.functional.cross_entropy(model(x), y).backward()
             optimizer.step()
     return model.eval()
+
+
+@pytest.fixture(scope="module")
+def two_paths(digits: Dataset) -> TwoPaths:
+    torch.manual_seed(0)
+    return _fit(TwoPaths(), digits, 15)
 
 
 def _context(digits: Dataset, cache: Path | None = None) -> StrategyContext:
@@ -132,14 +136,7 @@ def _naive_lamp(weight: torch.Tensor) -> torch.Tensor:
 def _trained_tiny_net(digits: Dataset) -> TinyNet:
     """A TinyNet after a few quick epochs on digits, so BatchNorm statistics and pruning matter."""
     torch.manual_seed(0)
-    model = TinyNet()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for epoch in range(3):
-        for x, y in digits.train.batches(8, 64, shuffle=True, seed=epoch):
-            optimizer.zero_grad()
-            nn.functional.cross_entropy(model(x), y).backward()
-            optimizer.step()
-    return model.eval()
+    return _fit(TinyNet(), digits, 3)
 
 
 @pytest.fixture(scope="module")
