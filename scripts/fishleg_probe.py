@@ -20,9 +20,6 @@ from pathlib import Path
 
 import torch
 
-from compressor.baseline import BaselineRequest, get_baseline
-from compressor.checkpoint import load_checkpoint, load_dataset_for
-from compressor.data import load_dataset
 from compressor.environment import environment
 from compressor.fileio import write_json_atomic
 from compressor.measure.accuracy import evaluate, torch_forward
@@ -30,23 +27,23 @@ from compressor.registry import StrategyContext, build_strategy
 from compressor.strategies.selection import prunable_layers
 from compressor.train import recalibrate_batchnorm
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from second_order_table import load_model  # noqa: E402  (the same checkpoint-or-cached-baseline rule)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", help="a compressor checkpoint (default: the cached baseline)")
     parser.add_argument("--arch", default="resnet18")
-    parser.add_argument("--data", default="fashion-mnist")
+    parser.add_argument("--data", help="dataset (default: the checkpoint's, else fashion-mnist)")
+    parser.add_argument("--baseline-seed", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar while a baseline trains")
     parser.add_argument("--amount", type=float, default=0.95)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--param", action="append", default=[], help="fishleg key=value (repeatable)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    if args.checkpoint:
-        checkpoint = load_checkpoint(args.checkpoint)
-        dataset = load_dataset_for(checkpoint.spec, args.data)
-    else:
-        dataset = load_dataset(args.data)
-        checkpoint, _ = get_baseline(BaselineRequest(arch=args.arch, seed=0), dataset)
+    checkpoint, _, dataset = load_model(args)
     size = checkpoint.spec.input_size
     context = StrategyContext.for_dataset(dataset, input_size=size, seed=args.seed)
     fishleg_params = dict(item.split("=", 1) for item in args.param)

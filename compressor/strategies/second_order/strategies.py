@@ -181,7 +181,7 @@ def _keeping(stream: Iterator[dict[str, torch.Tensor]], store: list[dict[str, to
 
 
 def _fisher_diagonal(grads: Iterator[dict[str, torch.Tensor]], scale: float) -> dict[str, torch.Tensor]:
-    """(b / m) Σ g²: the diagonal of the empirical Fisher from m minibatch gradients of b samples."""
+    """(b / m) Σ g²: the Fisher diagonal from m minibatch gradients of b samples (empirical or sampled labels)."""
     total: dict[str, torch.Tensor] = {}
     for batch in grads:
         for name, g in batch.items():
