@@ -11,8 +11,9 @@ strategy's (StrategyContext.seed: its gradient and Fisher batches) and BN recali
 
 Every cell (label × amount × seed) runs in its own subprocess, so its peak memory is its own, and writes
 OUT/cells/{label}-{amount}-s{seed}.json; finished cells are skipped, so an interrupted run resumes. The dense test
-accuracy is computed once, in OUT/dense.json. Aggregation, the noise rule, the tables and the plots live in
-scripts/second_order_aggregate.py.
+accuracy is computed once, in OUT/dense.json; the facts of the machine that runs the cells go to
+OUT/environment.json, which --no-run reuses (a report aggregated elsewhere names where its cells ran). Aggregation,
+the noise rule, the tables and the plots live in scripts/second_order_aggregate.py.
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ def strategy_params(spec: dict[str, Any], amount: float) -> dict[str, Any]:
 def model_args(args: argparse.Namespace) -> dict[str, Any]:
     """What identifies the model every cell prunes."""
     if args.checkpoint:
-        return {"checkpoint": str(Path(args.checkpoint).resolve()), "data": args.data}
+        path = Path(args.checkpoint).resolve()
+        return {"checkpoint": str(path.relative_to(REPO) if path.is_relative_to(REPO) else path), "data": args.data}
     return {"arch": args.arch, "data": args.data or "fashion-mnist", "baseline_seed": args.baseline_seed}
 
 
@@ -137,6 +139,7 @@ def run_dense(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_cell(label: str, spec: dict[str, Any], amount: float, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     """Prune a copy of the model; test accuracy without, then with BN recalibration; cost and strategy record."""
+    from compressor.environment import cpu_name
     from compressor.measure.accuracy import evaluate, torch_forward
     from compressor.progress import RichProgress, silent_progress
     from compressor.registry import StrategyContext, build_strategy
@@ -182,6 +185,7 @@ def run_cell(label: str, spec: dict[str, Any], amount: float, seed: int, args: a
             "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
             "cuda_peak_gib": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None,
             "device": str(device), "threads": torch.get_num_threads(), "model_args": model_args(args),
+            "host": {"cpu": cpu_name(), "gpu": torch.cuda.get_device_name(device) if cuda else None},
             "source": source, **{key: record[key] for key in RECORD_KEYS if key in record},
             "layer_sparsity": {name: info.get("sparsity") for name, info in record.get("layers", {}).items()}}
 
@@ -342,7 +346,12 @@ def main() -> None:
             build_strategy(spec["strategy"], strategy_params(spec, amount))
     except CompressorError as exc:
         parser.error(f"{label} at {amount}: {exc}")
-    env = environment_facts(args)  # before any cell is written, so the dirty flag sees only the code
+    env_path = args.out / "environment.json"
+    if args.no_run and env_path.exists():  # the facts of the machine that ran the cells, not of this one
+        env = {**json.loads(env_path.read_text()), "command": command_line()}
+    else:
+        env = environment_facts(args)  # before any cell is written, so the dirty flag sees only the code
+        write_json_atomic(env, env_path)
     common = [sys.executable, __file__, "--methods", args.methods, "--out", str(args.out), "--device", args.device,
               *(["--checkpoint", args.checkpoint] if args.checkpoint else ["--arch", args.arch]),
               *(["--data", args.data] if args.data else []), "--baseline-seed", str(args.baseline_seed),
