@@ -12,8 +12,9 @@ strategy's (StrategyContext.seed: its gradient and Fisher batches) and BN recali
 Every cell (label × amount × seed) runs in its own subprocess, so its peak memory is its own, and writes
 OUT/cells/{label}-{amount}-s{seed}.json; finished cells are skipped, so an interrupted run resumes. The dense test
 accuracy is computed once, in OUT/dense.json; the facts of the machine that runs the cells go to
-OUT/environment.json, which --no-run reuses (a report aggregated elsewhere names where its cells ran). Aggregation,
-the noise rule, the tables and the plots live in scripts/second_order_aggregate.py.
+OUT/environment.json, which --no-run reuses (a report aggregated elsewhere names where its cells ran); OUT/notes.md,
+if present, goes into the README as hand-written notes. Aggregation, the noise rule, the tables and the plots live
+in scripts/second_order_aggregate.py.
 """
 
 from __future__ import annotations
@@ -286,6 +287,9 @@ def readme(title: str, dense: dict[str, Any], specs: dict[str, Any], amounts: li
                   "FishLeg's Fisher (model-sampled labels) and damping, one recomputation, seed 0, so that they "
                   "differ only in the learned Kronecker factors; each file holds the per-layer held-out losses and "
                   "its command.\n", *agg.fishleg_probe_table(probes), ""]
+    notes = out / "notes.md"
+    if notes.exists():  # hand-written context the cells cannot state (where they ran, what did not finish and why)
+        lines += ["## Notes\n", notes.read_text().strip(), ""]
     if results["missing"] or results["failed"]:
         lines += ["## Missing cells\n", ", ".join(results["missing"]) + "."
                   + (f" Failed this run: {', '.join(results['failed'])}." if results["failed"] else ""), ""]
