@@ -10,7 +10,8 @@ import torch_pruning as tp
 from torch import nn
 
 from compressor.errors import CompressorError
-from compressor.registry import StrategyContext, StrategyOutput, check_fraction, param, register_strategy
+from compressor.registry import (StrategyContext, StrategyOutput, check_fraction, check_int, param,
+                                register_strategy)
 
 IMPORTANCES = ("l1", "l2", "taylor", "bn-scale")
 
@@ -29,6 +30,18 @@ def _channel_counts(model: nn.Module) -> dict[str, int]:
     return {name: m.out_channels for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
 
 
+class _Pruner(tp.pruner.MetaPruner):
+    """torch-pruning's pruner, except that rounding never leaves a layer at 0 channels."""
+
+    def _round_to(self, n_pruned: int, current_channels: int, round_to: int) -> int:
+        """How many to prune so the rest is a multiple of `round_to`, keeping at least `round_to` channels."""
+        # torch-pruning rounds what is kept down, to 0 below `round_to`, and then skips the whole group unpruned
+        if current_channels < round_to:
+            return n_pruned
+        kept = current_channels - n_pruned
+        return current_channels - max(kept - kept % round_to, round_to)
+
+
 @register_strategy("channels")
 @dataclass
 class ChannelPruning:
@@ -41,6 +54,8 @@ class ChannelPruning:
     scope: Literal["uniform", "global"] = param("uniform", "same ratio in every layer, or ranked across layers")
     max_layer_ratio: float = param(0.9, "with global scope, the most any one layer may lose")
     calib_batches: int = param(4, "calibration batches for the Taylor gradients")
+    round_to: int = param(1, "keep a multiple of this many channels in each pruned layer, rounding down but never "
+                             "below it (8 or 16 suit SIMD kernels); 1: no rounding")
 
     def __post_init__(self) -> None:
         check_fraction("channels.amount", self.amount)
@@ -52,6 +67,7 @@ class ChannelPruning:
             raise CompressorError(f"channels.scope must be uniform or global; got {self.scope!r}")
         if self.calib_batches < 1:
             raise CompressorError(f"channels.calib_batches must be at least 1; got {self.calib_batches}")
+        check_int("channels.round_to", self.round_to)
 
     def check(self, model: nn.Module) -> None:
         """Fail now if `model` has no convolution to slim."""
@@ -70,9 +86,9 @@ class ChannelPruning:
         device = next(model.parameters()).device
         example = torch.zeros(1, in_channels, context.input_size, context.input_size, device=device)
         before = _channel_counts(model)
-        pruner = tp.pruner.MetaPruner(model, example, importance=_importance(self.importance),
-                                      pruning_ratio=self.amount, global_pruning=self.scope == "global",
-                                      max_pruning_ratio=self.max_layer_ratio, ignored_layers=linears[-1:])
+        pruner = _Pruner(model, example, importance=_importance(self.importance), pruning_ratio=self.amount,
+                         global_pruning=self.scope == "global", max_pruning_ratio=self.max_layer_ratio,
+                         ignored_layers=linears[-1:], round_to=self.round_to if self.round_to > 1 else None)
         if self.importance == "taylor":
             self._accumulate_gradients(model, context)
         pruner.step()
@@ -84,8 +100,10 @@ class ChannelPruning:
                                   "ties (an untrained model scored by bn-scale?); pick another importance")
         layers = {name: {"channels_before": before[name], "channels_after": after[name]} for name in after}
         kept = sum(after.values()) / sum(before.values())
+        unrounded = [name for name, count in after.items() if count % self.round_to]
         return StrategyOutput(model, {"channels_before": sum(before.values()), "channels_after": sum(after.values()),
-                                      "channel_ratio_removed": 1 - kept, "layers": layers})
+                                      "channel_ratio_removed": 1 - kept, "round_to": self.round_to,
+                                      "unrounded_layers": unrounded, "layers": layers})
 
     def _accumulate_gradients(self, model: nn.Module, context: StrategyContext) -> None:
         """Backpropagate the loss of a few calibration batches so Taylor importance has gradients."""
