@@ -249,7 +249,19 @@ def int8_plan(deploy: dict[str, Any], calib: Split, seed: int) -> Int8Plan:
         batches = calib.batches(size, 1, shuffle=True, seed=seed)
         return [x.numpy() for _, (x, _) in zip(range(samples), batches)]
 
-    return Int8Plan(calibration, per_channel)
+    return Int8Plan(calibration, per_channel, method=deploy.get("calibration", "minmax"))
+
+
+def resolve_int8_plan(plan: Int8Plan, deploy: dict[str, Any], model: nn.Module, in_channels: int,
+                      input_size: int, judge: Split) -> tuple[Int8Plan, dict[str, Any] | None]:
+    """`plan` with calibration "auto" replaced by the method most accurate on `judge` (and that choice's record)."""
+    if plan.method != "auto":
+        return plan, None
+    if input_size < 1 or isinstance(judge, MissingData):
+        return dataclasses.replace(plan, method="minmax"), {"chosen": "minmax", "reason": "no held-out data to judge"}
+    from compressor.measure.int8_choice import choose_calibration
+
+    return choose_calibration(model, in_channels, input_size, plan, judge, deploy.get("judge_samples", 500))
 
 
 def _split(loader: Iterable[Any] | Split | None, role: str) -> Split:
@@ -340,9 +352,15 @@ def compress(model: nn.Module, strategy: str | Sequence[str], *, amount: float |
         recovered = recover(work, recovery_split, input_size, recovery, show_progress=progress is True,
                             teacher=teacher)
     work.eval()
-    plan = int8_plan(deploy["int8"], calib_split, seed) if "int8" in deploy else None
+    plan, choice = None, None
+    if "int8" in deploy:
+        cpu_model = copy.deepcopy(work).cpu() if target.type != "cpu" else work
+        channels = next(m for m in cpu_model.modules() if isinstance(m, nn.Conv2d)).in_channels
+        plan, choice = resolve_int8_plan(int8_plan(deploy["int8"], calib_split, seed), deploy["int8"], cpu_model,
+                                         channels, input_size, calib_split)
     record = {"strategy": "+".join(s.strategy for s in steps), "steps": records, "recovery": recovered,
-              "device": str(target), "input_size": input_size}
+              "device": str(target), "input_size": input_size,
+              **({"int8_calibration": choice} if choice is not None else {})}
     return Compressed(work, record, deploy, plan)
 
 

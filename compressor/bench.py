@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from compressor.checkpoint import load_checkpoint, load_dataset_for
 from compressor.environment import environment
 from compressor.errors import CompressorError
 from compressor.measure import MeasureConfig, measure_model
+from compressor.measure.grid import LatencyGrid, measure_grid
 from compressor.models import build_model, get_arch
 
 BENCH_SCHEMA = "compressor.bench/1"
@@ -19,8 +21,10 @@ DEFAULT_ARCH_INPUT = 224
 def bench(*, model: Path | None = None, arch: str | None = None, num_classes: int = 1000, in_channels: int = 3,
           dataset: str | None = None, data_dir: Path | None = None, cache_dir: Path | None = None,
           config: MeasureConfig = MeasureConfig(), artifacts_dir: Path | None = None,
-          command: str | None = None) -> dict[str, Any]:
-    """Measure a checkpoint (accuracy on its dataset's test split) or a fresh `arch` (no accuracy)."""
+          command: str | None = None, batch_sizes: tuple[int, ...] = (),
+          thread_counts: tuple[int, ...] = ()) -> dict[str, Any]:
+    """Measure a checkpoint (accuracy on its dataset's test split) or a fresh `arch` (no accuracy); with
+    `batch_sizes` or `thread_counts`, also time it over that grid (at the training and the --input-size size)."""
     if model is not None:
         checkpoint = load_checkpoint(model)
         spec = checkpoint.spec
@@ -43,5 +47,11 @@ def bench(*, model: Path | None = None, arch: str | None = None, num_classes: in
                      "in_channels": in_channels, "input_size": size, "weights": "random initialization"}
     measurements = measure_model(the_model, in_channels=channels, input_size=size, split=split, config=config,
                                  artifacts_dir=artifacts_dir)
+    if batch_sizes or thread_counts:
+        sizes = tuple(dict.fromkeys((size, config.input_size or size)))
+        grid = LatencyGrid(sizes=sizes, batch_sizes=batch_sizes or (config.batch_size,), thread_counts=thread_counts)
+        with tempfile.TemporaryDirectory(prefix="compressor-bench-grid-") as scratch:
+            measurements["latency_grid"] = measure_grid({"model": the_model}, channels, grid, config,
+                                                        Path(scratch))["model"]
     return {"schema": BENCH_SCHEMA, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "command": command, "model": described, "environment": environment(), "measurements": measurements}

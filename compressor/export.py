@@ -8,6 +8,8 @@ not `!= 0`, so -0.0 and NaN survive and decoding is bit-identical.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import lzma
 import warnings
 import zipfile
@@ -111,14 +113,27 @@ def compress_file(path: str | Path, method: str) -> Path:
     return write_atomic(target, write)
 
 
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+
+
 def quantize_onnx_int8(onnx_path: str | Path, target: str | Path, calibration: list[np.ndarray], *,
-                       per_channel: bool = True) -> Path:
+                       per_channel: bool = True, method: str = "minmax") -> Path:
     """Static int8 quantization of an ONNX model with ONNX Runtime (QDQ format, int8 weights, uint8 activations).
 
-    `calibration` holds input batches from the training data; activation ranges are estimated on them.
+    `calibration` holds input batches from the training data; activation ranges are estimated on them with
+    `method`: minmax (observed range), entropy (KL-optimal clipping) or percentile (99.999th percentile).
+    uint8 activations with int8 weights (U8S8) is the pairing ONNX Runtime's x86 kernels (AVX2/AVX-512 VNNI/AMX)
+    run fastest; int8 activations fall back to slower kernels (×0.8 of fp32 measured on a Xeon, issue 19).
     """
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if method not in CALIBRATION_METHODS:
+        raise CompressorError(f"int8 calibration method must be one of {', '.join(CALIBRATION_METHODS)}; "
+                              f"got {method!r}")
+    calibrate = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                 "percentile": CalibrationMethod.Percentile}[method]
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -130,10 +145,11 @@ def quantize_onnx_int8(onnx_path: str | Path, target: str | Path, calibration: l
 
     def write(tmp: Path) -> None:
         prepared = tmp.with_name("prepared.onnx")
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # calibrators print progress
             warnings.simplefilter("ignore")
             quant_pre_process(str(onnx_path), str(prepared))
             quantize_static(str(prepared), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                            weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+                            weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
+                            calibrate_method=calibrate)
 
     return write_atomic(target, write)

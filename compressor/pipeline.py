@@ -16,7 +16,7 @@ from rich.console import Console
 from torch import nn
 
 from compressor.api import (DEFAULT_FINETUNE_LR, RecoveryConfig, apply_steps, check_fit, int8_plan, prune_gradually,
-                            recover)
+                            recover, resolve_int8_plan)
 from compressor.baseline import (DEFAULT_RECIPE, BaselineRequest, baseline_finetune_lr, get_baseline, model_spec,
                                  training_config)
 from compressor.checkpoint import (Checkpoint, ModelSpec, dataset_for_arch, load_dataset_for, load_state_dict_into,
@@ -26,6 +26,8 @@ from compressor.device import resolve_device
 from compressor.environment import environment
 from compressor.errors import CompressorError
 from compressor.measure import MeasureConfig, measure_model
+from compressor.measure.grid import (LatencyGrid, check_input_size, grid_speedups, measure_grid,
+                                     speedup_summary)
 from compressor.measure.accuracy import evaluate, torch_forward
 from compressor.measure.harness import Int8Plan, latency_block, with_latency
 from compressor.models import arch_slug, build_model, input_size_for
@@ -72,6 +74,17 @@ class RunConfig:
     freeze_batchnorm: bool | None = None  # fine-tuning keeps BatchNorm statistics; None: the recovery recipe's
     refit_head: bool | None = None  # re-fit the final linear layer last; None: the recovery recipe's
     recovery_recipe: str = AUTO  # compressor.recovery_recipes; auto: chosen from the baseline's history
+    deploy_size: int | None = None  # also time both models (and count MACs) at this input size
+    batch_sizes: tuple[int, ...] = ()  # also time at these batch sizes (with deploy_size: at both sizes)
+    thread_counts: tuple[int, ...] = ()  # the grid's thread counts; empty: 1 and all cores
+
+    def latency_grid(self, trained_size: int) -> LatencyGrid | None:
+        """The extra timings asked for, at the training size and the deployment size; None when none were."""
+        if self.deploy_size is None and not self.batch_sizes and not self.thread_counts:
+            return None
+        sizes = tuple(dict.fromkeys((trained_size, self.deploy_size or trained_size)))
+        return LatencyGrid(sizes=sizes, batch_sizes=self.batch_sizes or (self.measure.batch_size,),
+                           thread_counts=self.thread_counts)
 
     @property
     def recovery(self) -> RecoveryConfig:
@@ -235,6 +248,23 @@ def _measure_pair(models: dict[str, nn.Module], spec: ModelSpec, dataset: Datase
     return {role: with_latency(results[role], timings[role]) for role in models}
 
 
+def _measure_deployment(models: dict[str, nn.Module], spec: ModelSpec, grid: LatencyGrid, config: RunConfig,
+                        console: Console, int8: dict[str, Int8Plan],
+                        measured: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Time both models over the grid; each measurement gets its `latency_grid`, the report the speed-ups."""
+    console.print(f"[bold]timing[/bold] at {', '.join(f'{s} px' for s in grid.sizes)}, batch "
+                  f"{', '.join(map(str, grid.batch_sizes))}, threads {', '.join(map(str, grid.threads))}")
+    with tempfile.TemporaryDirectory(prefix="compressor-grid-") as scratch:
+        timed = measure_grid(models, spec.in_channels, grid, config.measure, Path(scratch), int8)
+    for role in models:
+        measured[role]["latency_grid"] = timed[role]
+    rows = grid_speedups(timed["baseline"], timed["compressed"])
+    size = grid.sizes[-1]
+    return {"deploy_size": size, "trained_size": spec.input_size, "speedups": rows,
+            "summary": speedup_summary(rows, size),
+            "mac_reduction": timed["baseline"]["macs"][str(size)] / timed["compressed"]["macs"][str(size)]}
+
+
 def run(config: RunConfig, console: Console | None = None) -> RunResult:
     """Apply the pipeline to the baseline, measure baseline and result on the test split, save both artifacts."""
     console = console or Console(stderr=True)
@@ -247,6 +277,9 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
     spec, dataset = baseline.spec, plan.dataset
     report_path, checkpoint_path = plan.report_path, plan.checkpoint_path
 
+    grid = config.latency_grid(spec.input_size)
+    if config.deploy_size is not None:
+        check_input_size(baseline.model, spec.in_channels, config.deploy_size)
     device = resolve_device(config.device)
     if plan.note:
         console.print(f"[yellow]note:[/yellow] {plan.note}")
@@ -275,8 +308,21 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
     compressed = Checkpoint(spec, model, history)
     save_checkpoint(compressed, checkpoint_path)
 
-    int8 = {"compressed": int8_plan(deploy["int8"], dataset.train, config.seed)} if "int8" in deploy else {}
+    int8, int8_choice = {}, None
+    if "int8" in deploy:
+        plan, int8_choice = resolve_int8_plan(int8_plan(deploy["int8"], dataset.train, config.seed), deploy["int8"],
+                                              model, spec.in_channels, spec.input_size, dataset.calib)
+        if int8_choice is not None:
+            console.print(f"[bold]int8[/bold] calibration {int8_choice['chosen']} "
+                          f"(held-out accuracy {int8_choice['judge_accuracy']})")
+        int8 = {"compressed": plan}
     measured = _measure_pair({"baseline": baseline.model, "compressed": model}, spec, dataset, config, console, int8)
+    deployment = None
+    if grid is not None:
+        deployment = _measure_deployment({"baseline": baseline.model, "compressed": model}, spec, grid, config,
+                                         console, int8, measured)
+    if int8_choice is not None:
+        measured["compressed"]["int8_calibration"] = int8_choice
     measured["baseline"]["checkpoint"] = baseline_source
     measured["compressed"]["checkpoint"] = str(checkpoint_path)
     measured["compressed"].update(recovery.pop("before", {}))
@@ -295,6 +341,7 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
         environment=Environment.from_dict(environment(), "environment."),
         baseline=Measurement.from_dict(measured["baseline"], "baseline."),
         compressed=Measurement.from_dict(measured["compressed"], "compressed."),
+        deployment=deployment,
     )
     for index, step in enumerate(run_report.steps, 1):
         if "sensitivity" in step.record:

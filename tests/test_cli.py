@@ -109,6 +109,30 @@ def test_run_from_a_checkpoint_file(first_run: tuple[Path, subprocess.CompletedP
     assert report["compressed"]["sparsity"] == pytest.approx(0.7, abs=0.01)
 
 
+def test_run_times_at_the_deployment_size_and_int8_runs_integer_kernels(
+        first_run: tuple[Path, subprocess.CompletedProcess], tmp_path: Path) -> None:
+    work, _ = first_run
+    baseline = next((work / "cache" / "baselines").glob("*.pt"))
+    code, out, err = _in_process(["run", "-s", "l1+int8", "--amount", "0.5", "--model", str(baseline), "--quiet",
+                                  "--output", str(tmp_path / "r.json"), "--compress", "none", "--backends",
+                                  "onnxruntime", "--deploy-size", "48", "--batch-sizes", "1,2",
+                                  "--thread-counts", "1"])
+    assert code == 0, err
+    assert "speed-up over the baseline" in out
+    report = json.loads((tmp_path / "r.json").read_text())
+    deployment, comp = report["deployment"], report["compressed"]
+    assert deployment["deploy_size"] == 48 and deployment["trained_size"] == report["model"]["input_size"] == 32
+    cells = {(r["input_size"], r["batch_size"], r["backend"]) for r in deployment["speedups"]}
+    assert cells == {(s, b, k) for s in (32, 48) for b in (1, 2) for k in ("onnxruntime", "onnxruntime-int8")}
+    assert all(r["baseline_backend"] == "onnxruntime" and r["threads"] == 1 for r in deployment["speedups"])
+    grid = comp["latency_grid"]
+    assert grid["macs"]["48"] > 2 * grid["macs"]["32"] and comp["input_size"] == 32
+    assert grid["int8_kernels"]["48"]["runs_int8"] and grid["int8_kernels"]["32"]["runs_int8"]
+    choice = comp["int8_calibration"]
+    assert choice["judge_accuracy"][choice["chosen"]] == max(choice["judge_accuracy"].values())
+    assert report["baseline"]["latency_grid"]["int8_kernels"] == {}
+
+
 def _in_process(args: list[str]) -> tuple[int, str, str]:
     from conftest import run_cli
 
@@ -128,6 +152,10 @@ def _in_process(args: list[str]) -> tuple[int, str, str]:
     (["run", "-s", "l1", "--arch", "vgg11"], "unknown architecture 'vgg11'; give a registered name"),
     (["run", "-s", "l1", "--model", "/nonexistent/model.pt"], "checkpoint /nonexistent/model.pt does not exist"),
     (["run", "-s", "l1", "--threads", "0"], "--threads must be at least 1"),
+    (["run", "-s", "l1", "--deploy-size", "0"], "--deploy-size must be an integer ≥ 1 (px); got 0"),
+    (["run", "-s", "l1", "--batch-sizes", "1,0"], "--batch-sizes takes comma-separated integers ≥ 1; got 0"),
+    (["run", "-s", "l1", "--thread-counts", "one"], "--thread-counts takes comma-separated integers ≥ 1; got 'one'"),
+    (["run", "-s", "channels", "-p", "round_to=0"], "channels.round_to must be an integer of at least 1; got 0"),
     (["run", "-s", "l1", "--output", "report.pt"], "would collide with the checkpoint written beside the report"),
     (["run", "-s", "blocks"], "blocks needs names"),
     (["run", "-s", "blocks", "-p", "preset=tiny"], "blocks.preset must be one of none, competition; got 'tiny'"),

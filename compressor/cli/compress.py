@@ -15,6 +15,9 @@ from compressor.cli.options import (
     ArtifactsOpt,
     BackendsOpt,
     BatchOpt,
+    BatchSizesOpt,
+    DeploySizeOpt,
+    ThreadCountsOpt,
     CacheOpt,
     CompressOpt,
     DataDirOpt,
@@ -45,6 +48,17 @@ def _measure_config(backends: str, batch_size: int, threads: int | None, compres
                     input_size: int | None = None, repeats: int = 1) -> MeasureConfig:
     return MeasureConfig(backends=names(backends), batch_size=batch_size, input_size=input_size, threads=threads,
                          repeats=repeats, compressions=names(compress))
+
+
+def _grid_options(deploy_size: int | None, batch_sizes: str | None, thread_counts: str | None) -> dict[str, Any]:
+    """RunConfig's grid fields from the CLI options, each checked (one-line usage errors)."""
+    from compressor.measure.grid import parse_int_list
+
+    if deploy_size is not None and deploy_size < 1:
+        raise CompressorError(f"--deploy-size must be an integer ≥ 1 (px); got {deploy_size}")
+    return {"deploy_size": deploy_size,
+            "batch_sizes": parse_int_list(batch_sizes, "--batch-sizes") if batch_sizes else (),
+            "thread_counts": parse_int_list(thread_counts, "--thread-counts") if thread_counts else ()}
 
 
 def run_command(
@@ -102,6 +116,9 @@ def run_command(
     backends: BackendsOpt = "torch,onnxruntime",
     batch_size: BatchOpt = 1,
     threads: ThreadsOpt = None,
+    deploy_size: DeploySizeOpt = None,
+    batch_sizes: BatchSizesOpt = None,
+    thread_counts: ThreadCountsOpt = None,
     compress: CompressOpt = "zip,xz",
     artifacts: ArtifactsOpt = None,
     quiet: QuietOpt = False,
@@ -113,12 +130,13 @@ def run_command(
 
     from compressor.pipeline import RunConfig, plan_run, run
     from compressor.recovery_recipes import recovery_recipe_names
-    from compressor.report import run_table, sensitivity_table
+    from compressor.report import deployment_table, run_table, sensitivity_table
     from compressor.steps import parse_steps
     from compressor.train import whole_if_integral
 
     check_device(device)
     measure = _measure_config(backends, batch_size, threads, compress)
+    grid = _grid_options(deploy_size, batch_sizes, thread_counts)
     if not (math.isfinite(finetune_epochs) and finetune_epochs >= 0):
         raise CompressorError(f"--finetune-epochs must be a finite number ≥ 0; got {finetune_epochs:g}")
     check_precision(precision)
@@ -148,7 +166,7 @@ def run_command(
                        label_smoothing=label_smoothing, prune_steps=prune_steps, recipe=recipe,
                        freeze_batchnorm=freeze_bn, refit_head=refit_head, recovery_recipe=recovery_recipe,
                        precision=precision, measure=measure, artifacts_dir=artifacts, show_progress=not quiet,
-                       command=command_line())
+                       command=command_line(), **grid)
     if dry_run:
         plan = plan_run(config)
         baseline = config.model or "the cached baseline (trained first if missing)"
@@ -160,6 +178,8 @@ def run_command(
         if "sensitivity" in step["record"]:
             out.print(sensitivity_table(step["record"]))
     out.print(run_table(result.report))
+    if result.report.get("deployment"):
+        out.print(deployment_table(result.report["deployment"]))
     for name, plot in result.report["plots"].items():
         out.print(f"plot ({name}): {plot}")
     out.print(f"report: {result.report_path}\ncheckpoint: {result.checkpoint_path}")
@@ -177,6 +197,8 @@ def bench_command(
                                                                         "(default: the model's; 224 for --arch)")] = None,
     batch_size: BatchOpt = 1,
     threads: ThreadsOpt = None,
+    batch_sizes: BatchSizesOpt = None,
+    thread_counts: ThreadCountsOpt = None,
     repeats: Annotated[int, typer.Option("--repeats", help="back-to-back latency measurements, to show their "
                                                            "spread")] = 2,
     data: DataOpt = None,
@@ -190,17 +212,20 @@ def bench_command(
     """Measure one model: file sizes, latency per backend, complexity per layer, accuracy under torch and ONNX."""
     from compressor.bench import bench
     from compressor.fileio import write_json_atomic
-    from compressor.report import accuracy_table, complexity_table, latency_table, size_table
+    from compressor.report import accuracy_table, complexity_table, grid_table, latency_table, size_table
 
     if output is not None:
         ensure_writable_file(output, "the report")
     if (model is None) == (arch is None):
         raise CompressorError("bench needs exactly one of --model CKPT or --arch NAME")
     config = _measure_config(backends, batch_size, threads, compress, input_size, repeats)
+    grid = _grid_options(None, batch_sizes, thread_counts)
     result = bench(model=model, arch=arch, num_classes=num_classes, in_channels=in_channels, dataset=data,
                    data_dir=data_dir, cache_dir=cache_dir, config=config, artifacts_dir=artifacts,
-                   command=command_line())
+                   command=command_line(), batch_sizes=grid["batch_sizes"], thread_counts=grid["thread_counts"])
     measured = result["measurements"]
+    if "latency_grid" in measured:
+        out.print(grid_table(measured["latency_grid"]))
     for table in (size_table(measured["size"]), latency_table(measured["latency"]),
                   accuracy_table(measured["evaluation"]), complexity_table(measured["complexity"], layers)):
         if table is not None:

@@ -45,6 +45,13 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars"
 BackendsOpt = Annotated[str, typer.Option("--backends", help="latency backends, comma-separated: torch, "
                                                              "onnxruntime, cuda")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="batch size for latency")]
+DeploySizeOpt = Annotated[int | None, typer.Option(
+    "--deploy-size", help="also time both models and count MACs at this input size in px (e.g. 224); accuracy "
+                          "stays at the training size")]
+BatchSizesOpt = Annotated[str | None, typer.Option(
+    "--batch-sizes", help="also time at these batch sizes, comma-separated (e.g. 1,8,32)")]
+ThreadCountsOpt = Annotated[str | None, typer.Option(
+    "--thread-counts", help="thread counts of those timings, comma-separated, `all` = every core (default: 1,all)")]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="CPU threads for torch and ONNX Runtime "
                                                                   "(default: torch's)")]
 CompressOpt = Annotated[str, typer.Option("--compress", help="also size each artifact compressed: zip, xz "

@@ -9,10 +9,13 @@ import typer
 
 from compressor.cli.options import (
     DEVICE_HELP,
+    BatchSizesOpt,
     CacheOpt,
     DataDirOpt,
+    DeploySizeOpt,
     LegacyOutOpt,
     QuietOpt,
+    ThreadCountsOpt,
     ThreadsOpt,
     check_device,
     command_line,
@@ -91,6 +94,9 @@ def sweep_command(
     backends: Annotated[str | None, typer.Option("--backends", help="latency backends (default: the run "
                                                                     "default)")] = None,
     threads: ThreadsOpt = None,
+    deploy_size: DeploySizeOpt = None,
+    batch_sizes: BatchSizesOpt = None,
+    thread_counts: ThreadCountsOpt = None,
     compress: Annotated[str | None, typer.Option("--compress", help="also size each artifact compressed (default: "
                                                                     "the run default)")] = None,
     finetune_lr: Annotated[float | None, typer.Option("--finetune-lr", help="peak learning rate of fine-tuning "
@@ -126,7 +132,8 @@ def sweep_command(
     extra = []
     for name, value in (("--model", model), ("--data-dir", data_dir), ("--cache-dir", cache_dir),
                         ("--device", device), ("--threads", threads), ("--backends", backends),
-                        ("--compress", compress), ("--finetune-lr", finetune_lr)):
+                        ("--compress", compress), ("--finetune-lr", finetune_lr), ("--deploy-size", deploy_size),
+                        ("--batch-sizes", batch_sizes), ("--thread-counts", thread_counts)):
         if value is not None:
             extra += [name, str(value)]
     for item in param or []:

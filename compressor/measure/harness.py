@@ -59,6 +59,7 @@ class Int8Plan:
 
     calibration: Callable[[int], list[np.ndarray]]
     per_channel: bool = True
+    method: str = "minmax"  # or entropy, percentile; "auto" must be resolved first (measure.int8_choice)
 
 
 def latency_block(models: dict[str, tuple[nn.Module, Path, Path | None]], in_channels: int, input_size: int,
@@ -138,7 +139,8 @@ def measure_model(model: nn.Module, *, in_channels: int, input_size: int, split:
         files = write_artifacts(model, directory, in_channels=in_channels, input_size=deploy_size)
         if int8 is not None:
             files["onnx-int8"] = (quantize_onnx_int8(files["onnx"][0], directory / "model.int8.onnx",
-                                                     int8.calibration(deploy_size), per_channel=int8.per_channel),
+                                                     int8.calibration(deploy_size), per_channel=int8.per_channel,
+                                                     method=int8.method),
                                   False)
         size = artifact_sizes(files, config.compressions, deploy_variant="onnx-int8" if int8 else None)
         if artifacts_dir is None:  # the files vanish with the scratch directory: keep only their names
@@ -158,7 +160,7 @@ def measure_model(model: nn.Module, *, in_channels: int, input_size: int, split:
                 if int8 is not None:
                     eval_files["onnxruntime-int8"] = quantize_onnx_int8(
                         eval_files["onnxruntime"], eval_dir / "model.int8.onnx", int8.calibration(input_size),
-                        per_channel=int8.per_channel)
+                        per_channel=int8.per_channel, method=int8.method)
             evaluation = {"split": split_name, **_accuracy(model, eval_files, split, input_size, threads)}
         else:
             evaluation = {"skipped": "no dataset: the model was built, not trained (pass --model to measure accuracy)"}

@@ -74,11 +74,16 @@ def torch_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def onnxruntime_session(onnx_path: str | Path, threads: int, *, allow_spinning: bool = True) -> Any:
-    """An ONNX Runtime CPU session: `threads` intra-op threads, sequential execution, all graph optimizations."""
+def onnxruntime_session(onnx_path: str | Path, threads: int, *, allow_spinning: bool = True,
+                        optimized_model_path: str | Path | None = None) -> Any:
+    """An ONNX Runtime CPU session: `threads` intra-op threads, sequential execution, all graph optimizations
+    (the graph it runs is written to `optimized_model_path` when given)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    if optimized_model_path is not None:
+        options.optimized_model_filepath = str(optimized_model_path)
+        options.log_severity_level = 3  # the dump warns that NCHWc layouts are machine specific: it is read here
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

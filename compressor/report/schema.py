@@ -225,6 +225,7 @@ class Measurement(Record):
     complexity: dict[str, Any] | None = optional()
     evaluation: dict[str, Any] | None = optional()
     latency_ms: float | None = optional()
+    latency_grid: dict[str, Any] | None = optional()
     checkpoint: str | None = optional()
     accuracy_before_recovery: float | None = optional()
     f1_macro_before_recovery: float | None = optional()
@@ -272,6 +273,7 @@ class RunReport(Record):
     baseline: Measurement
     compressed: Measurement
     plots: dict[str, str] = field(default_factory=dict)
+    deployment: dict[str, Any] | None = optional()
     extra: dict[str, Any] = extra_keys()
 
     @classmethod

@@ -169,3 +169,39 @@ def sensitivity_table(record: dict[str, Any]) -> Table:
         table.caption = (f"chosen ratios: the {allocation['chosen']} allocation, lowest calibration loss after "
                          f"BatchNorm recalibration among: {judged}")
     return table
+
+
+def grid_table(grid: dict[str, Any]) -> Table:
+    """Median latency (ms) of one model per input size, batch size, thread count and backend, with MACs."""
+    table = Table(title="latency grid, median ms per call (per image in brackets)")
+    for column in ("px", "MACs", "batch", "threads", "backend", "median", "p90", "runs"):
+        table.add_column(column, justify="left" if column == "backend" else "right")
+    for row in grid["rows"]:
+        macs = grid["macs"].get(str(row["input_size"]))
+        if "median_ms" not in row:
+            table.add_row(str(row["input_size"]), _macs(macs), str(row["batch_size"]), str(row["threads"]),
+                          row["backend"], "skipped", "-", "-")
+            continue
+        table.add_row(str(row["input_size"]), _macs(macs), str(row["batch_size"]), str(row["threads"]),
+                      row["backend"].replace("onnxruntime", "ORT"),
+                      f"{row['median_ms']:.3f} ({row['median_ms'] / row['batch_size']:.3f})",
+                      f"{row['p90_ms']:.3f}", str(row["runs"]))
+    return table
+
+
+def deployment_table(deployment: dict[str, Any]) -> Table:
+    """Compressed vs baseline median latency per grid cell: speed-up beside the MAC reduction at that size."""
+    table = Table(title=f"speed-up over the baseline (trained at {deployment['trained_size']} px, deployed at "
+                        f"{deployment['deploy_size']} px; int8 against the baseline's fp32 ONNX Runtime)")
+    for column in ("px", "batch", "threads", "backend", "baseline ms", "compressed ms", "speed-up", "MACs ÷"):
+        table.add_column(column, justify="left" if column == "backend" else "right")
+    for row in deployment["speedups"]:
+        reduction = row["mac_reduction"]
+        table.add_row(str(row["input_size"]), str(row["batch_size"]), str(row["threads"]),
+                      row["backend"].replace("onnxruntime", "ORT"), f"{row['baseline_ms']:.3f}", f"{row['compressed_ms']:.3f}", f"×{row['speedup']:.2f}",
+                      f"×{reduction:.2f}" if reduction else "-")
+    return table
+
+
+def _macs(macs: int | None) -> str:
+    return "-" if macs is None else f"{macs / 1e6:,.1f} M"

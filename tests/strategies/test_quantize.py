@@ -35,10 +35,17 @@ def test_int8_file_is_smaller_and_outputs_stay_close(tmp_path: Path, digits: Dat
 def test_int8_strategy_leaves_weights_alone_and_asks_for_export_quantization(tiny_net: nn.Module) -> None:
     before = {k: v.clone() for k, v in tiny_net.state_dict().items()}
     output = build_strategy("int8", {"calib_samples": "64"}).apply(tiny_net, None)
-    assert output.deploy == {"int8": {"calib_samples": 64, "per_channel": True}}
+    assert output.deploy == {"int8": {"calib_samples": 64, "per_channel": True, "calibration": "auto",
+                                      "judge_samples": 500}}
     assert all(torch.equal(before[k], v) for k, v in tiny_net.state_dict().items())
 
 
 def test_bad_calibration_count_is_refused() -> None:
     with pytest.raises(CompressorError, match="int8.calib_samples must be an integer of at least 1"):
         build_strategy("int8", {"calib_samples": "0"})
+
+
+def test_bad_calibration_method_is_refused() -> None:
+    with pytest.raises(CompressorError, match="int8.calibration must be one of auto, minmax, entropy, percentile; "
+                                              "got 'kl'"):
+        build_strategy("int8", {"calibration": "kl"})

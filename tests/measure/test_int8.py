@@ -1,0 +1,83 @@
+"""int8 that pays: the quantized graph runs integer kernels, the calibration method is chosen by accuracy, and a
+trained model keeps its accuracy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from compressor.api import Int8Plan
+from compressor.data import Dataset
+from compressor.errors import CompressorError
+from compressor.export import export_onnx, quantize_onnx_int8
+from compressor.measure.accuracy import evaluate, onnx_forward, torch_forward
+from compressor.measure.int8_choice import choose_calibration
+from compressor.measure.int8_kernels import int8_kernel_report
+from compressor.measure.latency import onnxruntime_session
+from tests.conftest import TinyNet
+
+SIZE = 16
+
+
+@pytest.fixture(scope="module")
+def trained(digits: Dataset) -> TinyNet:
+    torch.manual_seed(0)
+    model = TinyNet()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for epoch in range(6):
+        for x, y in digits.train.batches(SIZE, 64, shuffle=True, seed=epoch):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+    return model.eval()
+
+
+def _calibration(digits: Dataset, count: int = 64) -> callable:
+    def draw(size: int) -> list[np.ndarray]:
+        return [x.numpy() for _, (x, _) in zip(range(count), digits.train.batches(size, 1, shuffle=True, seed=0))]
+    return draw
+
+
+def test_quantized_graph_runs_integer_kernels_and_fp32_does_not(tmp_path: Path, tiny_net: TinyNet,
+                                                                digits: Dataset) -> None:
+    fp32 = export_onnx(tiny_net.eval(), tmp_path / "m.onnx", 1, SIZE)
+    int8 = quantize_onnx_int8(fp32, tmp_path / "q.onnx", _calibration(digits, 16)(SIZE))
+    quantized = int8_kernel_report(int8, (1, 1, SIZE, SIZE))
+    assert quantized["runs_int8"], quantized["optimized_op_counts"]
+    assert quantized["int8_compute_ops"].get("QLinearConv") == 3  # stem, conv1, conv2: every conv
+    assert quantized["profile_int8_share"] > 0
+    assert quantized["session_options"]["graph_optimization_level"] == "ORT_ENABLE_ALL"
+    plain = int8_kernel_report(fp32, (1, 1, SIZE, SIZE))
+    assert not plain["runs_int8"] and not plain["int8_compute_ops"] and plain["float_compute_ops"]
+
+
+def test_unknown_calibration_method_is_one_line_error(tmp_path: Path, tiny_net: TinyNet) -> None:
+    fp32 = export_onnx(tiny_net.eval(), tmp_path / "m.onnx", 1, SIZE)
+    with pytest.raises(CompressorError, match="calibration method must be one of minmax, entropy, percentile; "
+                                              "got 'kl'"):
+        quantize_onnx_int8(fp32, tmp_path / "q.onnx", [], method="kl")
+
+
+def test_auto_calibration_keeps_the_most_accurate_method(trained: TinyNet, digits: Dataset) -> None:
+    plan, record = choose_calibration(trained, 1, SIZE, Int8Plan(_calibration(digits)), digits.calib, samples=300)
+    accuracy = record["judge_accuracy"]
+    assert set(accuracy) == {"minmax", "entropy", "percentile"}
+    assert record["judge_samples"] == min(300, len(digits.calib))
+    assert plan.method == record["chosen"] and accuracy[plan.method] == max(accuracy.values())
+    order = ["minmax", "entropy", "percentile"]
+    assert record["chosen"] == min((m for m in order if accuracy[m] == max(accuracy.values())), key=order.index)
+
+
+def test_int8_keeps_a_trained_models_test_accuracy_within_half_a_point(tmp_path: Path, trained: TinyNet,
+                                                                       digits: Dataset) -> None:
+    fp32_acc = evaluate(torch_forward(trained), digits.test, SIZE)["accuracy"]
+    assert fp32_acc > 0.9  # a trained model, not chance
+    fp32 = export_onnx(trained, tmp_path / "m.onnx", 1, SIZE)
+    plan, _ = choose_calibration(trained, 1, SIZE, Int8Plan(_calibration(digits, 128)), digits.calib)
+    int8 = quantize_onnx_int8(fp32, tmp_path / "q.onnx", plan.calibration(SIZE), method=plan.method)
+    int8_acc = evaluate(onnx_forward(onnxruntime_session(int8, 1)), digits.test, SIZE)["accuracy"]
+    assert abs(int8_acc - fp32_acc) <= 0.005, (fp32_acc, int8_acc, plan.method)
