@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # pip here serves torch 2.14.1 / torchvision 0.29.1 from disk; the constraints keep it from fetching newer ones.
 PIP_INSTALL := $(BIN)/pip install --quiet -c constraints.txt
 
-.PHONY: demo test test-slow bench install clean
+.PHONY: demo test test-slow bench bench-compare install clean
 
 $(BIN)/compressor: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,12 +19,26 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
-	COMPRESSOR_BENCH_SMOKE=1 $(BIN)/python -m pytest -q benchmarks --benchmark-disable
+	$(BIN)/python -m pytest -q benchmarks --bench-smoke --benchmark-disable
 
-# Latency suites (pytest-benchmark); results are saved under reports/benchmarks/ for `pytest-benchmark compare`.
+# Latency suites (pytest-benchmark). Options of the suites go in BENCH_ARGS, e.g.
+#   make bench BENCH_ARGS="--bench-sizes 32 --bench-archs resnet18,densenet201 --bench-threads 1"
+# (`.venv/bin/python -m pytest benchmarks --help`, under "options of the latency suites", lists them).
+# `bench` saves each run as reports/benchmarks/<machine>/NNNN_<commit>_<date>.json (pytest-benchmark's layout);
+# `bench-compare` runs the suites again without saving and fails when a median is more than 10 % slower than in
+# the latest saved run of this machine (benchmarks absent from that run are not compared).
+BENCH_PATHS ?= benchmarks
+BENCH_STORAGE ?= file://reports/benchmarks
+BENCH_ARGS ?=
+BENCH_FLAGS = --benchmark-only --benchmark-storage=$(BENCH_STORAGE) --benchmark-sort=name \
+	--benchmark-columns=min,median,iqr,mean,rounds
+
 bench: install
-	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-storage=file://reports/benchmarks \
-		--benchmark-autosave --benchmark-sort=name --benchmark-columns=min,median,iqr,mean,rounds
+	$(BIN)/python -m pytest $(BENCH_PATHS) $(BENCH_FLAGS) --benchmark-autosave $(BENCH_ARGS)
+
+bench-compare: install
+	$(BIN)/python -m pytest $(BENCH_PATHS) $(BENCH_FLAGS) --benchmark-compare --benchmark-compare-fail=median:10% \
+		$(BENCH_ARGS)
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow

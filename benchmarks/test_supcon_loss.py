@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks.conftest import SMOKE
+from compressor.measure.latency import torch_threads
 from supcon.loss import supcon_loss
 
-ROUNDS, WARMUP = (1, 0) if SMOKE else (30, 5)
+FULL_ROUNDS, FULL_WARMUP = 30, 5
 
 
 def _ours(features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -28,7 +28,7 @@ def _pml(features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("rows", [1024, 2048])
 @pytest.mark.parametrize("implementation", ["supcon", "pytorch-metric-learning"])
-def test_supcon_loss_speed(benchmark, implementation: str, rows: int) -> None:
+def test_supcon_loss_speed(benchmark, bench_options, implementation: str, rows: int) -> None:  # noqa: ANN001
     if implementation == "pytorch-metric-learning":
         pytest.importorskip("pytorch_metric_learning")
     loss_fn = _ours if implementation == "supcon" else _pml
@@ -36,7 +36,8 @@ def test_supcon_loss_speed(benchmark, implementation: str, rows: int) -> None:
     features = torch.randn(rows // 2, 2, 128, generator=generator, requires_grad=True)
     labels = torch.randint(0, 10, (rows // 2,), generator=generator)
     benchmark.group = f"supcon loss {rows} x 128 forward+backward"
-    benchmark.extra_info.update({"rows": rows, "dim": 128, "threads": torch.get_num_threads()})
+    rounds, warmup = (1, 0) if bench_options.smoke else (FULL_ROUNDS, FULL_WARMUP)
+    benchmark.extra_info.update({"rows": rows, "dim": 128, "threads": bench_options.threads})
 
     def call() -> float:
         features.grad = None
@@ -44,5 +45,6 @@ def test_supcon_loss_speed(benchmark, implementation: str, rows: int) -> None:
         loss.backward()
         return loss.item()
 
-    value = benchmark.pedantic(call, rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
+    with torch_threads(bench_options.threads):
+        value = benchmark.pedantic(call, rounds=rounds, warmup_rounds=warmup, iterations=1)
     assert value == pytest.approx(_ours(features.detach(), labels).item(), rel=1e-4)
