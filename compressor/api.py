@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -367,10 +368,13 @@ def compress(model: nn.Module, strategy: str | Sequence[str], *, amount: float |
 def measure(model: nn.Module | Compressed, loader: Iterable[Any] | None = None, *,
             example_input: torch.Tensor | None = None, backends: Sequence[str] = ("torch", "onnxruntime"),
             batch_size: int = 1, threads: int | None = None, compressions: Sequence[str] = ("zip",),
-            artifacts_dir: Path | None = None) -> ModelMeasurement:
+            artifacts_dir: Path | None = None, deploy_size: int | None = None, batch_sizes: Sequence[int] = (),
+            thread_counts: Sequence[int] = ()) -> ModelMeasurement:
     """Size on disk, latency per backend, MACs and (with a loader) accuracy of a model, on the CPU.
 
-    Given the result of `compress` with an int8 step, the model is measured as deployed: quantized ONNX.
+    Given the result of `compress` with an int8 step, the model is measured as deployed: quantized ONNX. With
+    `deploy_size`, `batch_sizes` or `thread_counts`, `details["latency_grid"]` also times it at the input size and
+    at `deploy_size` for every batch size and thread count (default 1 and all cores), with MACs per size.
     """
     int8 = model.int8 if isinstance(model, Compressed) else None
     module = model.model if isinstance(model, Compressed) else model
@@ -382,6 +386,16 @@ def measure(model: nn.Module | Compressed, loader: Iterable[Any] | None = None, 
                            compressions=tuple(compressions))
     details = measure_model(module, in_channels=channels, input_size=input_size, split=split, config=config,
                             artifacts_dir=artifacts_dir, int8=int8)
+    if deploy_size is not None or batch_sizes or thread_counts:
+        from compressor.measure.grid import LatencyGrid, check_input_size, measure_grid
+
+        grid = LatencyGrid(sizes=tuple(dict.fromkeys((input_size, deploy_size or input_size))),
+                           batch_sizes=tuple(batch_sizes) or (batch_size,), thread_counts=tuple(thread_counts))
+        if deploy_size is not None:
+            check_input_size(module, channels, deploy_size, "deploy_size")
+        with tempfile.TemporaryDirectory(prefix="compressor-api-grid-") as scratch:
+            details["latency_grid"] = measure_grid({"model": module}, channels, grid, config, Path(scratch),
+                                                   {"model": int8} if int8 is not None else None)["model"]
     latency = {backend: stats["median_ms"] for backend, stats in details["latency"].items() if "median_ms" in stats}
     return ModelMeasurement(accuracy=details.get("accuracy"), f1_macro=details.get("f1_macro"), latency_ms=latency,
                        size_bytes=int(details["size_bytes"]), deployable_bytes=int(details["deployable_bytes"]),

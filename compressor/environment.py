@@ -41,6 +41,24 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_int8",
+             "amx_bf16")
+# How compressor.measure.latency.onnxruntime_session configures every ONNX Runtime timing (threads vary per run).
+ONNXRUNTIME_SESSION = {"graph_optimization_level": "ORT_ENABLE_ALL", "execution_mode": "ORT_SEQUENTIAL",
+                       "inter_op_num_threads": 1, "intra_op_num_threads": "the run's thread count",
+                       "allow_spinning": True, "provider": "CPUExecutionProvider"}
+
+
+def cpu_isa() -> list[str]:
+    """The vector and matrix instruction sets int8 and bf16 kernels depend on (VNNI, AMX, ...), from /proc/cpuinfo."""
+    try:
+        flags = next(line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return []
+    return [flag for flag in ISA_FLAGS if flag in flags]
+
+
 def environment() -> dict[str, object]:
     """Library versions, Python, CPU, core and thread counts, CUDA device and git commit."""
     return {
@@ -52,4 +70,6 @@ def environment() -> dict[str, object]:
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "packages": {name: _package_version(name) for name in PACKAGES},
         "git_commit": git_commit(),
+        "isa": cpu_isa(),
+        "onnxruntime_session": ONNXRUNTIME_SESSION,
     }

@@ -232,7 +232,7 @@ def readme(results: dict[str, Any]) -> str:
               "## Environment and regenerate\n",
               f"{env['cpu']}, {env['cpu_count']} cores, ISA {', '.join(results['environment']['isa'])}; torch "
               f"{env['packages']['torch']}, onnxruntime {env['packages']['onnxruntime']}; git {env['git_commit']}. "
-              "Nothing else ran during the timing.\n", f"```\n{results['command']}\n```\n"]
+              "Time it alone: other work on the machine changes these numbers.\n", f"```\n{results['command']}\n```\n"]
     return "\n".join(lines)
 
 

@@ -115,6 +115,18 @@ def test_measure_of_an_int8_result_measures_the_quantized_model(loader: DataLoad
     assert 0 <= m.accuracy <= 1 and m.macs > 0
 
 
+def test_measure_at_a_deployment_size_times_both_sizes_and_keeps_accuracy_at_the_loaders(loader: DataLoader) -> None:
+    out = compressor.compress(Net(), "int8", calib=loader, params={"calib_samples": 8})
+    assert out.record["int8_calibration"]["chosen"] in ("minmax", "entropy", "percentile")
+    m = compressor.measure(out, loader, backends=("onnxruntime",), compressions=(), deploy_size=24,
+                           batch_sizes=(1, 2), thread_counts=(1,))
+    grid = m.details["latency_grid"]
+    assert {(r["input_size"], r["batch_size"], r["backend"]) for r in grid["rows"]} == {
+        (s, b, k) for s in (12, 24) for b in (1, 2) for k in ("onnxruntime", "onnxruntime-int8")}
+    assert grid["macs"]["24"] > grid["macs"]["12"] and grid["int8_kernels"]["24"]["runs_int8"]
+    assert m.details["input_size"] == 12  # accuracy and headline latency at the loader's size
+
+
 def test_fine_tuning_on_a_loader_keeps_pruned_weights_at_zero(loader: DataLoader) -> None:
     torch.manual_seed(0)
     model = Net()

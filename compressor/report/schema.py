@@ -185,13 +185,16 @@ class Environment(Record):
     cuda: str | None = None
     packages: dict[str, str | None] = field(default_factory=dict)
     git_commit: str | None = None
+    isa: list[str] | None = optional()
+    onnxruntime_session: dict[str, Any] | None = optional()
     extra: dict[str, Any] = extra_keys()
 
     def machine_text(self) -> str:
-        """CPU, cores, threads, GPU, Python and library versions as one line (no git commit)."""
+        """CPU (with its ISA flags), cores, threads, GPU, Python and library versions as one line (no git commit)."""
         packages = ", ".join(f"{name} {version}" for name, version in self.packages.items() if version)
         gpu = f", GPU {self.cuda}" if self.cuda else ""
-        return (f"{self.cpu}, {self.cpu_count} cores, torch threads {self.torch_threads}{gpu}, "
+        isa = f" ({', '.join(self.isa)})" if self.isa else ""
+        return (f"{self.cpu}{isa}, {self.cpu_count} cores, torch threads {self.torch_threads}{gpu}, "
                 f"Python {self.python}; {packages}")
 
 

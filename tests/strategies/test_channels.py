@@ -62,7 +62,7 @@ def test_densenet201_shrinks(digits: Dataset, tmp_path: Path) -> None:
 
 def test_a_prune_that_removes_nothing_is_an_error(digits: Dataset) -> None:
     model = build_model("resnet18", 10, 1)
-    with pytest.raises(CompressorError, match="channels removed nothing at amount 0.5: every bn-scale score ties"):
+    with pytest.raises(CompressorError, match="channels cannot rank channels at amount 0.5: every bn-scale score ties"):
         build_strategy("channels", {"amount": 0.5, "importance": "bn-scale", "scope": "global"}).apply(
             model, StrategyContext.for_dataset(digits, input_size=32))
 

@@ -40,7 +40,7 @@ def _prune(digits: Dataset, model: nn.Module, **params) -> dict:
                                                      ("global", 0.9, 16)])
 def test_pruned_layers_keep_multiples_of_round_to(digits: Dataset, scope: str, amount: float, round_to: int) -> None:
     plain = _model()
-    _prune(digits, plain, amount=amount, scope=scope)
+    _prune(digits, plain, amount=amount, scope=scope, round_to=1)
     model = _model()
     before = _counts(model)
     record = _prune(digits, model, amount=amount, scope=scope, round_to=round_to)
@@ -56,17 +56,18 @@ def test_pruned_layers_keep_multiples_of_round_to(digits: Dataset, scope: str, a
         assert model(torch.zeros(2, 1, 32, 32)).shape == (2, 10)
 
 
-def test_round_to_1_prunes_exactly_as_before(digits: Dataset) -> None:
+def test_round_to_1_prunes_exactly_as_before_and_the_default_rounds_to_8(digits: Dataset) -> None:
     old = _model()
     linears = [m for m in old.modules() if isinstance(m, nn.Linear)]
     tp.pruner.MetaPruner(old, torch.zeros(1, 1, 32, 32), importance=tp.importance.GroupMagnitudeImportance(p=1),
                          pruning_ratio=0.5, global_pruning=True, max_pruning_ratio=0.9,
                          ignored_layers=linears[-1:]).step()
     default, rounded_to_1 = _model(), _model()
-    record = _prune(digits, default, amount=0.5, scope="global")
-    _prune(digits, rounded_to_1, amount=0.5, scope="global", round_to=1)
-    assert _counts(default) == _counts(rounded_to_1) == _counts(old)
-    assert any(count % 8 for count in _counts(old).values())  # so a default that rounded would show here
+    assert _prune(digits, default, amount=0.5, scope="global")["round_to"] == 8  # the measured default
+    record = _prune(digits, rounded_to_1, amount=0.5, scope="global", round_to=1)
+    assert _counts(rounded_to_1) == _counts(old)
+    assert any(count % 8 for count in _counts(old).values())  # so rounding would show here
+    assert all(count % 8 == 0 for count in _counts(default).values())
     assert record["round_to"] == 1 and record["unrounded_layers"] == []
 
 
