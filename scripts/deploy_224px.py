@@ -251,15 +251,21 @@ def plot(results: dict[str, Any], path: Path) -> None:
     for name, row in results["models"].items():
         for backend, marker in (("onnxruntime", "o"), ("onnxruntime-int8", "^")):
             sp = _speedup(row, backend, 1)
-            if sp and sp["mac_reduction"] and (backend == "onnxruntime" or row["pipeline"].endswith("int8")):
+            if sp and sp["mac_reduction"] and (backend == "onnxruntime" or row["pipeline"].endswith("int8")
+                                               or name == "dense"):
                 points.append((sp["mac_reduction"], sp["speedup"], name, marker))
     top = max(max(p[0] for p in points), max(p[1] for p in points)) * 1.3
     ax.plot([1, top], [1, top], "k--", lw=1, label="speed-up = MAC reduction")
     ax.plot([1, top], [0.55, 0.55 * top], "k:", lw=1, label="0.55 × MAC reduction (target)")
-    for x, y, name, marker in points:
+    labelled: list[tuple[float, float]] = []
+    for x, y, name, marker in sorted(points, key=lambda p: (p[2] != "dense", p[2])):
         ax.scatter(x, y, marker=marker, s=40, color="tab:red" if marker == "^" else
                    "tab:green" if name.startswith("round/") else "tab:blue")
-        ax.annotate(name.split("/", 1)[-1], (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+        if any(abs(x / lx - 1) < 0.15 and abs(y / ly - 1) < 0.12 for lx, ly in labelled):
+            continue  # a label already sits here: overlapping text helps nobody (every value is in the table)
+        labelled.append((x, y))
+        text = name.split("/", 1)[-1] + (" int8" if marker == "^" and name == "dense" else "")
+        ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
     ax.scatter([], [], marker="o", color="tab:blue", label="fp32 ONNX Runtime")
     ax.scatter([], [], marker="o", color="tab:green", label="channels round_to (one-shot)")
     ax.scatter([], [], marker="^", color="tab:red", label="int8 ONNX Runtime")
