@@ -337,7 +337,7 @@ def compress(model: nn.Module, strategy: str | Sequence[str], *, amount: float |
         recovery_split = calib_split
         if calib is None:
             recovery = dataclasses.replace(recovery, bn_recalibrate=False)
-    _, input_size = _input_shape(example_input, calib_split, train_split, required=False)
+    in_channels, input_size = _input_shape(example_input, calib_split, train_split, required=False)
     check_fit(steps, work)
     callback = (RichProgress() if progress is True else silent_progress if progress is False else progress)
     data_key = "none" if isinstance(calib_split, MissingData) else split_key(calib_split, "calib")
@@ -356,9 +356,8 @@ def compress(model: nn.Module, strategy: str | Sequence[str], *, amount: float |
     plan, choice = None, None
     if "int8" in deploy:
         cpu_model = copy.deepcopy(work).cpu() if target.type != "cpu" else work
-        channels = next(m for m in cpu_model.modules() if isinstance(m, nn.Conv2d)).in_channels
         plan, choice = resolve_int8_plan(int8_plan(deploy["int8"], calib_split, seed), deploy["int8"], cpu_model,
-                                         channels, input_size, calib_split)
+                                         in_channels, input_size, calib_split)
     record = {"strategy": "+".join(s.strategy for s in steps), "steps": records, "recovery": recovered,
               "device": str(target), "input_size": input_size,
               **({"int8_calibration": choice} if choice is not None else {})}

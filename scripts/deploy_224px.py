@@ -114,20 +114,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for name in models:
         rows[name]["grid"] = timed[name]
         rows[name]["speedups"] = grid_speedups(timed["dense"], timed[name])
-    facts = environment()
-    facts["isa"] = _isa()
+    facts = environment()  # with the CPU's ISA flags and ONNX Runtime's session options
     return {"baseline": str(Path(args.baseline)), "trained_size": size, "deploy_size": args.size,
             "batches": args.batches, "threads": args.threads, "plan": dataclasses.asdict(plan), "rounds": 2,
             "models": rows, "environment": facts, "command": " ".join([".venv/bin/python", *sys.argv])}
-
-
-def _isa() -> list[str]:
-    try:
-        flags = next(line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("flags"))
-    except (OSError, StopIteration):
-        return []
-    return [f for f in flags if f.startswith(("avx512_vnni", "avx512_bf16", "amx", "avx_vnni", "avx512f", "avx2"))]
 
 
 def _speedup(row: dict[str, Any], backend: str, batch: int) -> dict[str, Any] | None:
