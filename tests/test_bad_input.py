@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -152,8 +153,12 @@ def test_supcon_bad_input(args: list[str], fragment: str, files: dict[str, str])
     _expect_one_line_error("supcon", args, fragment, files)
 
 
-def test_the_table_is_long_enough() -> None:
-    assert len(COMPRESSOR_BAD) + len(SUPCON_BAD) >= 30
+def test_the_readme_states_the_number_of_cases_and_lists_each() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    claimed = int(re.search(r"`tests/test_bad_input.py` runs the (\d+) cases", readme).group(1))
+    table = readme[readme.index("Inputs covered by `tests/test_bad_input.py`"):]
+    rows = re.findall(r"^\| (\d+) \|", table.split("\n\n", 2)[1], flags=re.M)
+    assert claimed == len(COMPRESSOR_BAD) + len(SUPCON_BAD) == len(rows) == int(rows[-1])
 
 
 JUNK_NUMBER = st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr), st.integers(-5, 5).map(str),

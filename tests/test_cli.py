@@ -43,7 +43,8 @@ def test_run_trains_prunes_measures_and_reports(first_run: tuple[Path, subproces
         assert all(k in report[role] for k in REQUIRED), role
     base, comp = report["baseline"], report["compressed"]
     assert base["accuracy"] >= 0.95, "ResNet18 on digits must reach 95 % with the default budget"
-    assert comp["accuracy"] >= 0.5 and 0.0 <= comp["f1_macro"] <= 1.0
+    assert comp["accuracy"] >= base["accuracy"] - 0.01  # 50 % global L1 on a trained ResNet18 costs < 1 point
+    assert abs(comp["f1_macro"] - comp["accuracy"]) < 0.02  # digits is balanced: macro F1 tracks accuracy
     assert base["sparsity"] == 0.0 and comp["sparsity"] == pytest.approx(0.5, abs=0.01)
     assert report["steps"][0]["record"]["sparsity"] == pytest.approx(0.5, abs=1e-6)
     assert comp["params_nonzero"] < 0.55 * base["params_nonzero"]
@@ -259,7 +260,7 @@ def test_competition_slimming_then_l1_with_finetuning(first_run: tuple[Path, sub
     assert code == 0, stderr
     report = json.loads((tmp_path / "r.json").read_text())
     comp = report["compressed"]
-    assert comp["params_total"] < 80_000 and comp["deployable_bytes"] < 200_000
+    assert comp["params_total"] == 77_898 and comp["deployable_bytes"] < 200_000
     assert report["steps"][1]["record"]["sparsity"] == pytest.approx(0.5, abs=1e-4)
     assert comp["accuracy"] > comp["accuracy_before_recovery"] and comp["accuracy"] > 0.9
 
