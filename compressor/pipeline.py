@@ -26,9 +26,8 @@ from compressor.device import resolve_device
 from compressor.environment import environment
 from compressor.errors import CompressorError
 from compressor.measure import MeasureConfig, measure_model
-from compressor.measure.grid import (LatencyGrid, check_input_size, grid_speedups, measure_grid,
-                                     speedup_summary)
 from compressor.measure.accuracy import evaluate, torch_forward
+from compressor.measure.grid import LatencyGrid, check_input_size, grid_speedups, measure_grid, speedup_summary
 from compressor.measure.harness import Int8Plan, latency_block, with_latency
 from compressor.models import arch_slug, build_model, input_size_for
 from compressor.preflight import ensure_writable_dir, ensure_writable_file, measurement_bytes
@@ -310,12 +309,13 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
 
     int8, int8_choice = {}, None
     if "int8" in deploy:
-        plan, int8_choice = resolve_int8_plan(int8_plan(deploy["int8"], dataset.train, config.seed), deploy["int8"],
-                                              model, spec.in_channels, spec.input_size, dataset.calib)
+        quantize, int8_choice = resolve_int8_plan(int8_plan(deploy["int8"], dataset.train, config.seed),
+                                                  deploy["int8"], model, spec.in_channels, spec.input_size,
+                                                  dataset.calib)
         if int8_choice is not None:
             console.print(f"[bold]int8[/bold] calibration {int8_choice['chosen']} "
                           f"(held-out accuracy {int8_choice['judge_accuracy']})")
-        int8 = {"compressed": plan}
+        int8 = {"compressed": quantize}
     measured = _measure_pair({"baseline": baseline.model, "compressed": model}, spec, dataset, config, console, int8)
     deployment = None
     if grid is not None:
