@@ -42,7 +42,6 @@ DEFAULT_METHODS = "l1,obd,woodfisher,fishleg,layer-sensitive=layer-sensitive:rat
 LABEL = re.compile(r"[A-Za-z][A-Za-z0-9_.+-]*")
 RECORD_KEYS = ("steps", "predicted_loss_increase", "measured_loss_increase", "aux_fits", "fishleg", "allocation",
                "chosen")
-ISA = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni")
 
 
 def parse_methods(text: str) -> dict[str, dict[str, Any]]:
@@ -201,21 +200,16 @@ def command_line() -> str:
 
 
 def environment_facts(args: argparse.Namespace) -> dict[str, Any]:
-    """compressor.environment plus ISA flags, git dirty flag (outside OUT), threads and the exact command."""
+    """compressor.environment (with ISA flags), git dirty flag (outside OUT), threads and the exact command."""
     from compressor.environment import environment
 
-    facts = environment()
-    try:
-        flags = next(line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("flags"))
-    except (OSError, StopIteration):
-        flags = []
+    facts = environment()  # its "isa" holds the CPU's VNNI/AVX-512/AMX flags
     out = Path(args.out).resolve()
     exclude = [f":(exclude){out.relative_to(REPO)}"] if out.is_relative_to(REPO) and out != REPO else []
     status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *exclude],
                             cwd=REPO, capture_output=True, text=True, check=False)
-    facts.update({"isa": [f for f in flags if f in ISA or f.startswith("amx")], "threads": args.threads,
-                  "device": args.device, "git_dirty": bool(status.stdout.strip()) if status.returncode == 0 else None,
+    facts.update({"threads": args.threads, "device": args.device,
+                  "git_dirty": bool(status.stdout.strip()) if status.returncode == 0 else None,
                   "command": command_line()})
     return facts
 
