@@ -43,17 +43,15 @@ from compressor.measure.complexity import complexity
 from compressor.measure.harness import Int8Plan
 from compressor.measure.latency import onnxruntime_session
 from compressor.measure.size import write_artifacts
-from compressor.registry import StrategyContext, get_strategy
+from compressor.registry import StrategyContext
 from compressor.steps import Step
 
 ARCHS = ("resnet18", "densenet201")
 
 
-def _int8_step() -> Step:
-    """The int8 step with minmax calibration pinned where the strategy has a choice (the method moves scales, not
-    the graph, so latency does not depend on it; the record then says what was measured)."""
-    has_choice = any(p.name == "calibration" for p in get_strategy("int8").params)
-    return Step("int8", {"calibration": "minmax"} if has_choice else {})
+# int8 calibration pinned to minmax: the method moves scales, not the graph, so latency does not depend on it
+# (the framework's default, auto, would quantize three times per variant to choose)
+INT8 = Step("int8", {"calibration": "minmax"})
 
 
 # variant name -> the pipeline applied to a copy of the trained baseline (the order is the pipeline's order)
@@ -63,8 +61,8 @@ PIPELINES: dict[str, tuple[Step, ...]] = {
     "channels-0.5": (Step("channels", {"amount": 0.5}),),
     "channels-0.7": (Step("channels", {"amount": 0.7}),),
     "blocks-0.5": (Step("blocks", {"amount": 0.5}),),
-    "int8": (_int8_step(),),
-    "chain": (Step("blocks", {"amount": 0.5}), Step("l1", {"amount": 0.5}), _int8_step()),
+    "int8": (INT8,),
+    "chain": (Step("blocks", {"amount": 0.5}), Step("l1", {"amount": 0.5}), INT8),
 }
 VARIANTS = tuple(PIPELINES)
 FULL_SIZES = (32, 224)
@@ -247,8 +245,6 @@ class BenchModel:
     variant: Variant
     input_size: int
     onnx_path: Path  # the deployed ONNX model: int8 when the pipeline ends with int8
-    fp32_onnx_path: Path
-    complexity: dict[str, Any]
     extra_info: dict[str, Any]
 
     @property
@@ -258,10 +254,6 @@ class BenchModel:
     @property
     def in_channels(self) -> int:
         return self.variant.spec_in_channels
-
-    @property
-    def onnx_only(self) -> bool:
-        return self.variant.int8 is not None
 
     def session(self, threads: int) -> Any:
         """A fresh ONNX Runtime session on the deployed ONNX model."""
@@ -324,9 +316,8 @@ class BenchSuite:
             fp32 = export_onnx(variant.model, directory / "model.onnx", variant.spec_in_channels, size)
             deployed = fp32
             if variant.int8 is not None:
-                # minmax calibration, quantize_onnx_int8's default (see _int8_step)
                 deployed = quantize_onnx_int8(fp32, directory / "model.int8.onnx", variant.int8.calibration(size),
-                                              per_channel=variant.int8.per_channel)
+                                              per_channel=variant.int8.per_channel, method=variant.int8.method)
             self._exports[key] = (fp32, deployed)
         return self._exports[key]
 
@@ -362,9 +353,10 @@ class BenchSuite:
                 "size_onnx_bytes": fp32.stat().st_size,
             }
             if variant.int8 is not None:
-                info.update({"size_onnx-int8_bytes": deployed.stat().st_size, "int8_calibration": "minmax",
+                info.update({"size_onnx-int8_bytes": deployed.stat().st_size,
+                             "int8_calibration": variant.int8.method,
                              "int8_per_channel": variant.int8.per_channel})
-            self._subjects[key] = BenchModel(variant, size, deployed, fp32, cx, info)
+            self._subjects[key] = BenchModel(variant, size, deployed, info)
         return self._subjects[key]
 
 
