@@ -385,11 +385,10 @@ def measure(model: nn.Module | Compressed, loader: Iterable[Any] | None = None, 
                            compressions=tuple(compressions))
     details = measure_model(module, in_channels=channels, input_size=input_size, split=split, config=config,
                             artifacts_dir=artifacts_dir, int8=int8)
-    if deploy_size is not None or batch_sizes or thread_counts:
-        from compressor.measure.grid import LatencyGrid, check_input_size, measure_grid
+    from compressor.measure.grid import check_input_size, measure_grid, requested_grid
 
-        grid = LatencyGrid(sizes=tuple(dict.fromkeys((input_size, deploy_size or input_size))),
-                           batch_sizes=tuple(batch_sizes) or (batch_size,), thread_counts=tuple(thread_counts))
+    grid = requested_grid(input_size, deploy_size, batch_sizes, thread_counts, batch_size)
+    if grid is not None:
         if deploy_size is not None:
             check_input_size(module, channels, deploy_size, "deploy_size")
         with tempfile.TemporaryDirectory(prefix="compressor-api-grid-") as scratch:

@@ -11,7 +11,7 @@ from compressor.checkpoint import load_checkpoint, load_dataset_for
 from compressor.environment import environment
 from compressor.errors import CompressorError
 from compressor.measure import MeasureConfig, measure_model
-from compressor.measure.grid import LatencyGrid, measure_grid
+from compressor.measure.grid import measure_grid, requested_grid
 from compressor.models import build_model, get_arch
 
 BENCH_SCHEMA = "compressor.bench/1"
@@ -47,9 +47,8 @@ def bench(*, model: Path | None = None, arch: str | None = None, num_classes: in
                      "in_channels": in_channels, "input_size": size, "weights": "random initialization"}
     measurements = measure_model(the_model, in_channels=channels, input_size=size, split=split, config=config,
                                  artifacts_dir=artifacts_dir)
-    if batch_sizes or thread_counts:
-        sizes = tuple(dict.fromkeys((size, config.input_size or size)))
-        grid = LatencyGrid(sizes=sizes, batch_sizes=batch_sizes or (config.batch_size,), thread_counts=thread_counts)
+    if batch_sizes or thread_counts:  # --input-size alone sets the headline size, not a grid
+        grid = requested_grid(size, config.input_size, batch_sizes, thread_counts, config.batch_size)
         with tempfile.TemporaryDirectory(prefix="compressor-bench-grid-") as scratch:
             measurements["latency_grid"] = measure_grid({"model": the_model}, channels, grid, config,
                                                         Path(scratch))["model"]

@@ -27,7 +27,8 @@ from compressor.environment import environment
 from compressor.errors import CompressorError
 from compressor.measure import MeasureConfig, measure_model
 from compressor.measure.accuracy import evaluate, torch_forward
-from compressor.measure.grid import LatencyGrid, check_input_size, grid_speedups, measure_grid, speedup_summary
+from compressor.measure.grid import (LatencyGrid, check_input_size, grid_speedups, measure_grid, requested_grid,
+                                     speedup_summary)
 from compressor.measure.harness import Int8Plan, latency_block, with_latency
 from compressor.models import arch_slug, build_model, input_size_for
 from compressor.preflight import ensure_writable_dir, ensure_writable_file, measurement_bytes
@@ -79,11 +80,8 @@ class RunConfig:
 
     def latency_grid(self, trained_size: int) -> LatencyGrid | None:
         """The extra timings asked for, at the training size and the deployment size; None when none were."""
-        if self.deploy_size is None and not self.batch_sizes and not self.thread_counts:
-            return None
-        sizes = tuple(dict.fromkeys((trained_size, self.deploy_size or trained_size)))
-        return LatencyGrid(sizes=sizes, batch_sizes=self.batch_sizes or (self.measure.batch_size,),
-                           thread_counts=self.thread_counts)
+        return requested_grid(trained_size, self.deploy_size, self.batch_sizes, self.thread_counts,
+                              self.measure.batch_size)
 
     @property
     def recovery(self) -> RecoveryConfig:

@@ -57,6 +57,16 @@ class LatencyGrid:
         return tuple(sorted(set(self.thread_counts or (1, all_cores()))))
 
 
+def requested_grid(trained_size: int, deploy_size: int | None, batch_sizes: Sequence[int],
+                   thread_counts: Sequence[int], default_batch: int = 1) -> LatencyGrid | None:
+    """The grid the options ask for (the training size and the deployment size, each batch size and thread
+    count), or None when none of them was given."""
+    if deploy_size is None and not batch_sizes and not thread_counts:
+        return None
+    return LatencyGrid(sizes=tuple(dict.fromkeys((trained_size, deploy_size or trained_size))),
+                       batch_sizes=tuple(batch_sizes) or (default_batch,), thread_counts=tuple(thread_counts))
+
+
 def parse_int_list(text: str, option: str) -> tuple[int, ...]:
     """`1,8,32` → (1, 8, 32); `all` stands for every core; anything else is a one-line usage error."""
     values = []

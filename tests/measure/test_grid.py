@@ -13,7 +13,7 @@ from compressor.errors import CompressorError
 from compressor.measure import MeasureConfig, TimingPlan
 from compressor.measure.complexity import dense_macs
 from compressor.measure.grid import (LatencyGrid, all_cores, check_input_size, grid_speedups, measure_grid,
-                                     parse_int_list, speedup_summary)
+                                     parse_int_list, requested_grid, speedup_summary)
 from compressor.measure.harness import Int8Plan
 from tests.conftest import TinyNet
 
@@ -47,6 +47,12 @@ def test_grid_validates_and_defaults_threads_to_one_and_all() -> None:
         LatencyGrid(sizes=(0,))
     with pytest.raises(CompressorError, match="--batch-sizes values must be integers ≥ 1; got -1"):
         LatencyGrid(sizes=(8,), batch_sizes=(1, -1))
+
+
+def test_the_requested_grid_covers_training_and_deployment_size_or_is_none() -> None:
+    assert requested_grid(32, None, (), ()) is None
+    assert requested_grid(32, 224, (), (), default_batch=4) == LatencyGrid(sizes=(32, 224), batch_sizes=(4,))
+    assert requested_grid(32, 32, [1, 8], [2]) == LatencyGrid(sizes=(32,), batch_sizes=(1, 8), thread_counts=(2,))
 
 
 def test_a_model_that_cannot_take_the_size_is_refused_in_one_line() -> None:
