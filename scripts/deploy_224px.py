@@ -42,16 +42,16 @@ def _reports(variants: list[str]) -> list[tuple[str, Path, dict[str, Any]]]:
     return found
 
 
-def _accuracy_int8(model: Any, dataset: Any, size: int) -> dict[str, Any]:
-    """Test accuracy of `model` quantized at its training size, calibration method chosen on the calib split."""
-    from compressor.api import Int8Plan, int8_plan
+def _accuracy_int8(model: Any, dataset: Any, size: int) -> tuple[dict[str, Any], Any]:
+    """Test accuracy of `model` quantized at its training size, calibration chosen on the calib split as
+    `compressor run` chooses it (int8 calibration=auto), and the resolved plan."""
+    from compressor.api import int8_plan, resolve_int8_plan
     from compressor.export import export_onnx, quantize_onnx_int8
     from compressor.measure.accuracy import evaluate, onnx_forward
-    from compressor.measure.int8_choice import choose_calibration
     from compressor.measure.latency import onnxruntime_session
 
-    plan = int8_plan({"calib_samples": 256, "per_channel": True, "calibration": "minmax"}, dataset.train, 0)
-    plan, choice = choose_calibration(model, 1, size, Int8Plan(plan.calibration), dataset.calib)
+    deploy = {"calib_samples": 256, "per_channel": True, "calibration": "auto", "judge_samples": 500}
+    plan, choice = resolve_int8_plan(int8_plan(deploy, dataset.train, 0), deploy, model, 1, size, dataset.calib)
     with tempfile.TemporaryDirectory() as scratch:
         fp32 = export_onnx(model, Path(scratch) / "m.onnx", 1, size)
         int8 = quantize_onnx_int8(fp32, Path(scratch) / "q.onnx", plan.calibration(size), method=plan.method)
