@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # pip here serves torch 2.14.1 / torchvision 0.29.1 from disk; the constraints keep it from fetching newer ones.
 PIP_INSTALL := $(BIN)/pip install --quiet -c constraints.txt
 
-.PHONY: demo test test-slow bench bench-compare install clean
+.PHONY: demo test test-slow bench bench-compare docs docs-serve install clean
 
 $(BIN)/compressor: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +17,18 @@ install: $(BIN)/compressor
 demo: install
 	$(BIN)/compressor run --strategy l1 --amount 0.5
 
+# `pytest -q` includes tests/test_docs.py, which builds the docs with `mkdocs build --strict` (a broken link or
+# anchor fails) and checks that every repository path the README and docs/ name exists.
 test: install
 	$(BIN)/python -m pytest -q
 	$(BIN)/python -m pytest -q benchmarks --bench-smoke --benchmark-disable
+
+# The documentation site (mkdocs.yml, pages in docs/): `docs` builds it strictly into site/, `docs-serve` previews it.
+docs: install
+	$(BIN)/mkdocs build --strict
+
+docs-serve: install
+	$(BIN)/mkdocs serve
 
 # Latency suites (pytest-benchmark). Options of the suites go in BENCH_ARGS, e.g.
 #   make bench BENCH_ARGS="--bench-sizes 32 --bench-archs resnet18,densenet201 --bench-threads 1"
@@ -44,4 +53,4 @@ test-slow: install
 	$(BIN)/python -m pytest -q -m slow
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs site .pytest_cache

@@ -2,7 +2,7 @@
 fp32 channels_last, bf16 autocast and bf16 + channels_last: median of 4 steps after 2 warm-ups, batch 128.
 
 Run alone on a quiet machine (`.venv/bin/python scripts/training_step_probe.py`) and record `lscpu`'s flags with
-the numbers; the README's table came from this script.
+the numbers; the table in docs/datasets-and-models.md came from this script.
 """
 
 from __future__ import annotations

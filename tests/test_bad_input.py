@@ -1,6 +1,6 @@
 """Bad input anywhere a user can type or pass something: one clear line on stderr, exit code 2, no traceback.
 
-The README's reliability table lists these cases; keep the two in step.
+docs/reliability.md lists these cases in its "Bad-input cases" table; keep the two in step.
 """
 
 from __future__ import annotations
@@ -153,10 +153,10 @@ def test_supcon_bad_input(args: list[str], fragment: str, files: dict[str, str])
     _expect_one_line_error("supcon", args, fragment, files)
 
 
-def test_the_readme_states_the_number_of_cases_and_lists_each() -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    claimed = int(re.search(r"`tests/test_bad_input.py` runs the (\d+) cases", readme).group(1))
-    table = readme[readme.index("Inputs covered by `tests/test_bad_input.py`"):]
+def test_the_reliability_page_states_the_number_of_cases_and_lists_each() -> None:
+    page = (Path(__file__).resolve().parent.parent / "docs" / "reliability.md").read_text()
+    claimed = int(re.search(r"`tests/test_bad_input.py` runs the (\d+) cases", page).group(1))
+    table = page[page.index("Inputs covered by `tests/test_bad_input.py`"):]
     rows = re.findall(r"^\| (\d+) \|", table.split("\n\n", 2)[1], flags=re.M)
     assert claimed == len(COMPRESSOR_BAD) + len(SUPCON_BAD) == len(rows) == int(rows[-1])
 

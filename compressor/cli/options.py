@@ -34,7 +34,8 @@ SizeOpt = Annotated[int | None, typer.Option("--input-size", help="input resolut
                                                                   "at least the architecture's minimum)")]
 EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="baseline training epochs (default per dataset)")]
 RecipeOpt = Annotated[str, typer.Option("--recipe", help="how a baseline is trained: standard | anchor (see "
-                                                           "README, 'Baselines'); the cache keeps one per recipe")]
+                                                           "docs/datasets-and-models.md, 'Baselines'); the cache "
+                                                           "keeps one per recipe")]
 PrecisionOpt = Annotated[str | None, typer.Option("--precision", help="training numerics: fp32 | bf16 (autocast + "
                                                                       "channels_last) | auto (a short probe picks the "
                                                                       "faster; default: the recipe's)")]

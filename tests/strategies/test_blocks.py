@@ -36,7 +36,7 @@ def test_competition_preset_keeps_stem_first_block_and_a_new_classifier(digits: 
     model, record, keys = _apply("resnet18", digits, tmp_path, preset="competition")
     assert not any(k.startswith(("layer1.1.", "layer2.", "layer3.", "layer4.")) for k in keys)
     assert any(k.startswith("layer1.0.") for k in keys) and model.fc.in_features == 64
-    assert record["params_after"] == 77_898  # the figure the README states for digits (1 channel, 10 classes)
+    assert record["params_after"] == 77_898  # the figure docs/strategies.md states for digits (1 channel, 10 classes)
 
 
 def test_a_middle_stage_becomes_its_shortcut(digits: Dataset, tmp_path: Path) -> None:
