@@ -35,7 +35,7 @@ from compressor.preflight import ensure_writable_dir, ensure_writable_file, meas
 from compressor.progress import RichProgress, silent_progress
 from compressor.recovery_recipes import AUTO, get_recovery_recipe
 from compressor.registry import StrategyContext
-from compressor.report.plots import plot_sensitivity
+from compressor.report.layer_plots import plot_layers, plot_sensitivity
 from compressor.report.schema import (DatasetInfo, Environment, Measurement, ModelInfo, Recovery, RunReport,
                                       StepReport, step_params, write_run_report)
 from compressor.steps import Step
@@ -53,7 +53,8 @@ class RunConfig:
     cache_dir: Path | None = None
     input_size: int | None = None
     epochs: int | None = None
-    seed: int = 0
+    seed: int = 0  # strategies, calibration batches, fine-tuning
+    baseline_seed: int | None = None  # seed of the cached baseline's training; None: `seed`
     pretrained: bool = False
     output: Path | None = None
     finetune_epochs: float = 0  # fractions run the first part of one shuffled epoch
@@ -176,7 +177,8 @@ def plan_run(config: RunConfig) -> RunPlan:
         arch = config.arch or "resnet18"
         dataset = load_dataset(config.dataset or "digits", data_dir=config.data_dir, cache_dir=config.cache_dir)
         dataset, note = dataset_for_arch(dataset, arch)
-        request = BaselineRequest(arch=arch, input_size=config.input_size, epochs=config.epochs, seed=config.seed,
+        request = BaselineRequest(arch=arch, input_size=config.input_size, epochs=config.epochs,
+                                  seed=config.seed if config.baseline_seed is None else config.baseline_seed,
                                   pretrained=config.pretrained, recipe=config.recipe, precision=config.precision)
         training_config(request, dataset.info.name)  # an unknown recipe is a usage error before any work
         model = build_model(arch, dataset.info.num_classes, dataset.info.channels)
@@ -334,7 +336,8 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
         steps=steps_done,
         recovery=Recovery.from_dict(recovery, "recovery."),
         model=ModelInfo(arch=spec.arch, input_size=spec.input_size, in_channels=spec.in_channels,
-                        num_classes=spec.num_classes, baseline=baseline_source, seed=config.seed),
+                        num_classes=spec.num_classes, baseline=baseline_source, seed=config.seed,
+                        baseline_seed=None if plan.request is None else plan.request.seed),
         dataset=DatasetInfo(name=spec.dataset, split="test", samples=len(dataset.test)),
         environment=Environment.from_dict(environment(), "environment."),
         baseline=Measurement.from_dict(measured["baseline"], "baseline."),
@@ -344,7 +347,16 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
     for index, step in enumerate(run_report.steps, 1):
         if "sensitivity" in step.record:
             plot = report_path.with_name(f"{report_path.stem}.step{index}-sensitivity.png")
-            run_report.plots[f"step{index}_sensitivity"] = str(plot_sensitivity(step.record["sensitivity"], plot))
+            chosen = {name: info["chosen_ratio"] for name, info in step.record.get("layers", {}).items()
+                      if "chosen_ratio" in info}
+            run_report.plots[f"step{index}_sensitivity"] = str(plot_sensitivity(step.record["sensitivity"], plot,
+                                                                                chosen or None))
+    base_layers, comp_layers = (m.complexity.get("layers") if m.complexity else None
+                                for m in (run_report.baseline, run_report.compressed))
+    if base_layers and comp_layers is not None:
+        plot = report_path.with_name(f"{report_path.stem}.layers.png")
+        run_report.plots["layers"] = str(plot_layers(base_layers, comp_layers, plot,
+                                                     f"{run_report.strategy}: what each layer kept"))
     write_run_report(run_report, report_path)
     report = run_report.to_dict()
     return RunResult(report, compressed, report_path, checkpoint_path)

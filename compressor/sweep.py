@@ -51,16 +51,20 @@ class Cell:
     dataset: str | None
     finetune_epochs: float
     seed: int
+    baseline_seed: int | None = None  # None: the run's default (the baseline trained with `seed`)
 
     @property
     def key(self) -> str:
         """A readable, filesystem-safe name plus a hash of every setting (unique within any sweep)."""
-        text = json.dumps([self.strategy, self.params, self.amount, self.arch, self.dataset, self.finetune_epochs,
-                           self.seed])
+        settings = [self.strategy, self.params, self.amount, self.arch, self.dataset, self.finetune_epochs, self.seed]
+        if self.baseline_seed is not None:  # absent from the hash otherwise, so older sweeps keep their keys
+            settings.append(self.baseline_seed)
+        text = json.dumps(settings)
         amount = "" if self.amount is None else f"-{self.amount:g}"
         readable = f"{self.arch or 'model'}-{self.dataset or 'data'}-{self.strategy}{amount}-ft{self.finetune_epochs}"
         safe = "".join(c if c.isalnum() or c in "-.+_" else "_" for c in readable)
-        return f"{safe}-s{self.seed}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+        base = "" if self.baseline_seed is None else f"-b{self.baseline_seed}"
+        return f"{safe}-s{self.seed}{base}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
     def settings(self) -> dict[str, Any]:
         """The cell's settings as recorded beside its row: a name the row also has (params, arch, ...) gets `cell_`."""
@@ -78,7 +82,8 @@ class SweepSpec:
     archs: tuple[str | None, ...] = (None,)
     datasets: tuple[str | None, ...] = (None,)
     finetune_epochs: tuple[float, ...] = (0,)
-    seeds: tuple[int, ...] = (0,)
+    seeds: tuple[int, ...] = (0,)  # of strategies, calibration and fine-tuning
+    baseline_seeds: tuple[int | None, ...] = (None,)  # of the baseline's training; None: the cell's seed
     run_args: list[str] = field(default_factory=list)
 
     def cells(self) -> list[Cell]:
@@ -87,9 +92,9 @@ class SweepSpec:
         for pipeline in self.pipelines:
             takes_amount = _takes_amount(pipeline)
             amounts = (pipeline.amounts or self.amounts) if takes_amount else (None,)
-            for arch, dataset, amount, epochs, seed in itertools.product(
-                    self.archs, self.datasets, amounts, self.finetune_epochs, self.seeds):
-                cells.append(Cell(pipeline.strategy, pipeline.params, amount, arch, dataset, epochs, seed))
+            for arch, dataset, amount, epochs, base_seed, seed in itertools.product(
+                    self.archs, self.datasets, amounts, self.finetune_epochs, self.baseline_seeds, self.seeds):
+                cells.append(Cell(pipeline.strategy, pipeline.params, amount, arch, dataset, epochs, seed, base_seed))
         keys = [c.key for c in cells]
         if len(set(keys)) != len(keys):
             raise CompressorError("the sweep lists the same cell twice; remove the duplicate strategies or values")
@@ -124,7 +129,8 @@ def load_grid(path: Path) -> SweepSpec:
         raise CompressorError(f"sweep file {path} does not exist") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise CompressorError(f"sweep file {path} is not valid TOML: {exc}") from None
-    known = {"strategies", "pipeline", "amounts", "archs", "datasets", "finetune_epochs", "seeds", "run_args"}
+    known = {"strategies", "pipeline", "amounts", "archs", "datasets", "finetune_epochs", "seeds", "baseline_seeds",
+             "run_args"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise CompressorError(f"sweep file {path}: unknown keys {', '.join(unknown)}; "
@@ -137,7 +143,7 @@ def load_grid(path: Path) -> SweepSpec:
         pipelines.append(Pipeline(table["strategy"], tuple(table.get("params", [])),
                                   tuple(float(a) for a in amounts) if amounts else None))
     spec = SweepSpec(pipelines=pipelines, run_args=[str(a) for a in data.get("run_args", [])])
-    for name in ("amounts", "archs", "datasets", "finetune_epochs", "seeds"):
+    for name in ("amounts", "archs", "datasets", "finetune_epochs", "seeds", "baseline_seeds"):
         if name in data:
             setattr(spec, name, tuple(data[name]))
     if not all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in spec.finetune_epochs):
@@ -169,7 +175,23 @@ def cell_command(cell: Cell, spec: SweepSpec, report: Path) -> list[str]:
         args += ["--arch", cell.arch]
     if cell.dataset:
         args += ["--data", cell.dataset]
+    if cell.baseline_seed is not None:
+        args += ["--baseline-seed", str(cell.baseline_seed)]
     return [sys.executable, "-m", "compressor", *args, *spec.run_args]
+
+
+def override_run_args(run_args: list[str], options: list[str]) -> list[str]:
+    """`run_args` with every `--name value` pair that `options` (pairs too) sets again removed, then `options`:
+    an option given on the command line replaces the grid file's instead of repeating it."""
+    names = set(options[0::2])
+    kept, i = [], 0
+    while i < len(run_args):
+        if run_args[i] in names and i + 1 < len(run_args):
+            i += 2
+            continue
+        kept.append(run_args[i])
+        i += 1
+    return [*kept, *options]
 
 
 def write_results(out_dir: Path) -> list[dict[str, Any]]:

@@ -167,3 +167,51 @@ def test_run_args_reach_every_cell_after_the_grids(tmp_path: Path, monkeypatch: 
     assert code == 0, stderr
     (command,) = seen["commands"]
     assert command[-4:] == ["--backends", "torch", "--distill", "--prune-steps=2"]
+
+
+def test_baseline_seeds_cross_the_strategy_seeds_and_reach_each_cell(tmp_path: Path):
+    plain = SweepSpec([Pipeline("l1")], seeds=(0, 1)).cells()
+    spec = SweepSpec([Pipeline("l1")], seeds=(0, 1), baseline_seeds=(0, 2))
+    cells = spec.cells()
+    assert [(c.baseline_seed, c.seed) for c in cells] == [(0, 0), (0, 1), (2, 0), (2, 1)]
+    assert len({c.key for c in cells}) == 4 and all(f"-b{c.baseline_seed}-" in c.key for c in cells)
+    assert [c.key for c in plain] != [c.key for c in cells[:2]]  # a baseline seed is part of the cell
+    assert plain[0].key.endswith("-s0-" + plain[0].key.rsplit("-", 1)[1])  # none given: the key of older sweeps
+    command = compressor_sweep_command(cells[2], spec, tmp_path / "r.json")
+    assert command[command.index("--seed") + 1] == "0" and command[command.index("--baseline-seed") + 1] == "2"
+    assert "--baseline-seed" not in compressor_sweep_command(plain[0], spec, tmp_path / "r.json")
+    path = tmp_path / "grid.toml"
+    path.write_text('strategies = ["l1"]\nseeds = [0, 1, 2]\nbaseline_seeds = [0, 1]\n')
+    assert len(load_grid(path).cells()) == 6
+
+
+def compressor_sweep_command(cell, spec, report):
+    from compressor.sweep import cell_command
+
+    return cell_command(cell, spec, report)
+
+
+def test_an_option_given_on_the_command_line_replaces_the_grid_files_instead_of_repeating(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from conftest import run_cli
+
+    import compressor.sweep
+
+    seen = {}
+
+    def fake_run_sweep(spec: SweepSpec, out_dir: Path, **_: object) -> dict[str, int]:
+        seen["commands"] = [compressor.sweep.cell_command(cell, spec, out_dir / "r.json") for cell in spec.cells()]
+        return {"cells": 1, "done": 1, "failed": 0, "skipped": 0}
+
+    monkeypatch.setattr(compressor.sweep, "run_sweep", fake_run_sweep)
+    grid = tmp_path / "grid.toml"
+    grid.write_text('strategies = ["l1"]\nrun_args = ["--backends", "torch,onnxruntime", "--no-bn-recalibrate"]\n')
+    code, _, stderr = run_cli("compressor", ["sweep", "-o", str(tmp_path / "s"), "--grid", str(grid),
+                                             "--backends", "torch", "-p", "l1.scope=layer"])
+    assert code == 0, stderr
+    (command,) = seen["commands"]
+    assert command.count("--backends") == 1 and command[command.index("--backends") + 1] == "torch"
+    assert "--no-bn-recalibrate" in command and command[-2:] == ["--param", "l1.scope=layer"]
+    code, _, stderr = run_cli("compressor", ["sweep", "-o", str(tmp_path / "t"), "--strategies", "l1",
+                                             "--model", "m.pt", "--baseline-seeds", "1"])
+    assert code == 2 and "--baseline-seeds" in stderr and "--model" in stderr

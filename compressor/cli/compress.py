@@ -79,6 +79,9 @@ def run_command(
     input_size: SizeOpt = None,
     epochs: EpochsOpt = None,
     seed: SeedOpt = 0,
+    baseline_seed: Annotated[int | None, typer.Option(
+        "--baseline-seed", help="seed of the cached baseline's training, apart from --seed (strategies, "
+                                "calibration, fine-tuning); default: --seed")] = None,
     pretrained: PretrainedOpt = False,
     finetune_epochs: Annotated[float, typer.Option("--finetune-epochs", help="recovery fine-tuning epochs after "
                                                    "the pipeline, fractions allowed (pruned weights stay zero)")] = 0,
@@ -159,8 +162,8 @@ def run_command(
         raise CompressorError("--distill distils during fine-tuning: give --finetune-epochs > 0 as well")
     steps = parse_steps(strategy, amount, param)
     config = RunConfig(steps=steps, arch=arch, dataset=data, model=model, data_dir=data_dir, cache_dir=cache_dir,
-                       input_size=input_size, epochs=epochs, seed=seed, pretrained=pretrained, output=output,
-                       finetune_epochs=whole_if_integral(finetune_epochs), finetune_lr=finetune_lr,
+                       input_size=input_size, epochs=epochs, seed=seed, baseline_seed=baseline_seed,
+                       pretrained=pretrained, output=output, finetune_epochs=whole_if_integral(finetune_epochs), finetune_lr=finetune_lr,
                        bn_recalibrate=bn_recalibrate, device=device, distill=distill,
                        distill_alpha=distill_alpha, distill_temperature=distill_temperature,
                        label_smoothing=label_smoothing, prune_steps=prune_steps, recipe=recipe,

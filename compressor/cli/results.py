@@ -47,6 +47,9 @@ def report_command(
     openaimer: Annotated[list[Path] | None, typer.Option("--openaimer", help="score files (or directories of them) "
                                                          "from `compressor score CHECKPOINT -o FILE`, shown beside "
                                                          "the Pareto view")] = None,
+    reference: Annotated[str | None, typer.Option(
+        "--reference", help="a pipeline (e.g. l1): every other method's top-1 minus its at the same amount and "
+                            "budget, paired by seed, in a table and difference.png")] = None,
     legacy_out: LegacyOutOpt = None,
 ) -> None:
     """Summarize runs: tables, accuracy-vs-size/latency plots with Pareto fronts, and a pick under a budget."""
@@ -62,6 +65,7 @@ def report_command(
         raise CompressorError(f"--min-accuracy is a fraction in (0, 1], e.g. 0.9; got {min_accuracy}")
     budget = {"max_size_mb": max_size_mb, "max_latency_ms": max_latency_ms, "min_accuracy": min_accuracy}
     rows = write_summary(reports, out_dir, title=title, note=note, command=command_line(), budget=budget,
+                         reference=reference,
                          score_paths=openaimer)
     out.print(f"{len(rows)} runs summarized in {out_dir / 'README.md'} (plots: {out_dir / 'tradeoffs.png'})")
     if any(v is not None for v in budget.values()):
@@ -80,7 +84,11 @@ def sweep_command(
     datasets: Annotated[str | None, typer.Option("--datasets", help="comma-separated datasets")] = None,
     finetune_epochs: Annotated[str | None, typer.Option(
         "--finetune-epochs", help="comma-separated fine-tuning epochs, e.g. 0,0.25,1 (default 0)")] = None,
-    seeds: Annotated[str | None, typer.Option("--seeds", help="comma-separated seeds (default 0)")] = None,
+    seeds: Annotated[str | None, typer.Option("--seeds", help="comma-separated seeds of strategies, calibration "
+                                                              "and fine-tuning (default 0)")] = None,
+    baseline_seeds: Annotated[str | None, typer.Option(
+        "--baseline-seeds", help="comma-separated seeds of the cached baseline's training, crossed with --seeds "
+                                 "(default: each cell's --seeds value)")] = None,
     grid: Annotated[Path | None, typer.Option("--grid", help="TOML file with the same keys (and [[pipeline]] "
                                                              "tables); options given here override it")] = None,
     shard: Annotated[str | None, typer.Option("--shard", help="i/n: run every n-th cell starting at i")] = None,
@@ -110,7 +118,7 @@ def sweep_command(
 
     Exit code 1 when a cell failed (its reason is in DIR/cells); rerun with --retry-failed.
     """
-    from compressor.sweep import Pipeline, SweepSpec, load_grid, parse_shard, run_sweep
+    from compressor.sweep import Pipeline, SweepSpec, load_grid, override_run_args, parse_shard, run_sweep
     from compressor.train import whole_if_integral
 
     out_dir = output_path(output, legacy_out)
@@ -129,6 +137,10 @@ def sweep_command(
         spec.finetune_epochs = tuple(whole_if_integral(e) for e in floats(finetune_epochs, "--finetune-epochs"))
     if seeds is not None:
         spec.seeds = ints(seeds, "--seeds")
+    if baseline_seeds is not None:
+        if model is not None:
+            raise CompressorError("--baseline-seeds picks cached baselines; it cannot be used with --model")
+        spec.baseline_seeds = ints(baseline_seeds, "--baseline-seeds")
     extra = []
     for name, value in (("--model", model), ("--data-dir", data_dir), ("--cache-dir", cache_dir),
                         ("--device", device), ("--threads", threads), ("--backends", backends),
@@ -136,9 +148,8 @@ def sweep_command(
                         ("--batch-sizes", batch_sizes), ("--thread-counts", thread_counts)):
         if value is not None:
             extra += [name, str(value)]
-    for item in param or []:
-        extra += ["--param", item]
-    spec.run_args = [*spec.run_args, *extra, *(run_arg or [])]
+    params = [token for item in param or [] for token in ("--param", item)]
+    spec.run_args = [*override_run_args(spec.run_args, extra), *params, *(run_arg or [])]
     counts = run_sweep(spec, out_dir, shard=parse_shard(shard), retry_failed=retry_failed, show_progress=not quiet,
                        console=err)
     out.print(f"{counts['cells']} cells in this shard: {counts['done']} run, {counts['failed']} failed, "

@@ -1,4 +1,5 @@
-"""Every plot the package draws, written as PNG files atomically.
+"""Plot plumbing (a figure on its own canvas, atomic PNG writes, log axes, label grouping) and the SupCon plots;
+the report's figures are in `tradeoff_plot`, `layer_plots` and `difference_plot`, all written as PNG files atomically.
 
 Figures are built with matplotlib's object-oriented API (`Figure` on an Agg canvas), never through pyplot: drawing
 a plot does not select, switch or even look up matplotlib's backend, so a notebook that imports `compressor` keeps
@@ -13,16 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compressor.fileio import write_atomic
-from compressor.report.pareto import label, pareto_front, typical_baseline
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-Row = Mapping[str, Any]
-
-COSTS = {"size": ("deployable_bytes", "deployable file (MB)", 1e-6),
-         "latency": ("deployed_latency_ms", "latency, batch 1 (ms)", 1.0)}
 
 
 def _figure(figsize: tuple[float, float]) -> Figure:
@@ -39,20 +35,6 @@ def _save_png(fig: Figure, path: Path) -> Path:
     return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
 
 
-def plot_sensitivity(sensitivity: Mapping[str, Any], path: Path) -> Path:
-    """Write a PNG of calibration accuracy drop against pruning ratio, one line per layer."""
-    fig = _figure((8, 5))
-    ax = fig.subplots()
-    for name, drops in sensitivity["drops"].items():
-        ax.plot([0.0, *sensitivity["ratios"]], [0.0, *[100 * d for d in drops]], marker="o", label=name)
-    ax.set_xlabel("fraction of the layer's weights pruned (L1)")
-    ax.set_ylabel("calibration accuracy drop (points)")
-    ax.set_title("layer sensitivity")
-    ax.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
-    return _save_png(fig, path)
-
-
 def group_close(points: list[tuple[float, float]], radius: float) -> list[list[int]]:
     """Indices of points (taken in order) grouped with any member of a group within radius, so labels never stack."""
     groups: list[list[int]] = []
@@ -64,13 +46,6 @@ def group_close(points: list[tuple[float, float]], radius: float) -> list[list[i
         else:
             groups.append([i])
     return groups
-
-
-def _numbers(group: list[int]) -> str:
-    numbers = [i + 1 for i in group]
-    if len(numbers) > 2 and numbers == list(range(numbers[0], numbers[-1] + 1)):
-        return f"{numbers[0]}-{numbers[-1]}"
-    return ",".join(map(str, numbers))
 
 
 def _plain_log_axis(ax: Axes) -> None:
@@ -86,51 +61,6 @@ def _plain_log_axis(ax: Axes) -> None:
 
     ax.xaxis.set_minor_formatter(FuncFormatter(minor))
     ax.tick_params(axis="x", which="minor", labelsize=6)
-
-
-def plot_tradeoffs(rows: Sequence[Row], path: Path, title: str) -> Path:
-    """Accuracy vs deployable size and vs latency (one panel each); Pareto points numbered, named in a key below."""
-    base = rows[0]
-    baseline_costs = {"size": base["baseline_deployable_bytes"],
-                      "latency": typical_baseline(rows, "baseline_deployed_latency_ms")}
-    fronts = {name: sorted(pareto_front(rows, key), key=lambda i, key=key: (rows[i][key], -rows[i]["accuracy"]))
-              for name, (key, _, _) in COSTS.items()}
-    key_lines = max(len(front) for front in fronts.values())
-    fig = _figure((13, 5.2 + 0.11 * key_lines))
-    axes = fig.subplots(1, 2)
-    for ax, (name, (key, axis_label, scale)) in zip(axes, COSTS.items()):
-        _plain_log_axis(ax)
-        front = fronts[name]
-        for i, row in enumerate(rows):
-            if row.get(key) is None or i in front:
-                continue
-            ax.scatter(row[key] * scale, 100 * row["accuracy"], marker="o" if row.get("finetune_epochs") else "x",
-                       s=20, color="tab:gray", zorder=3)
-        points = [(rows[i][key] * scale, 100 * rows[i]["accuracy"]) for i in front]
-        for i, point in zip(front, points):
-            ax.scatter(*point, marker="o" if rows[i].get("finetune_epochs") else "x", s=36, color="tab:red", zorder=3)
-        if points:
-            ax.step(*zip(*points), where="post", color="tab:red", linewidth=1, label="Pareto front")
-        if baseline_costs[name] is not None:
-            ax.scatter(baseline_costs[name] * scale, 100 * base["baseline_accuracy"], marker="*", s=120,
-                       color="black", label="baseline", zorder=4)
-        ax.autoscale_view()
-        in_axes = ax.transAxes.inverted().transform(ax.transData.transform(points)) if points else []
-        for group in group_close([tuple(p) for p in in_axes], radius=0.025):
-            ax.annotate(_numbers(group), points[group[0]], fontsize=7, color="tab:red", xytext=(3, 3), zorder=5,
-                        textcoords="offset points")
-        ax.set_xlabel(axis_label + " (log)")
-        ax.annotate("\n".join(f"{n:>2}  {label(rows[i])}" for n, i in enumerate(front, 1)), (0, 0),
-                    xycoords=("axes fraction", ax.xaxis.label), xytext=(0, -4), textcoords="offset points",
-                    fontsize=6, va="top", family="monospace")
-        ax.set_ylabel("top-1 accuracy (%)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
-    axes[0].set_title("accuracy vs size (x one-shot, o fine-tuned)", fontsize=9)
-    axes[1].set_title("accuracy vs latency of the deployed artifact", fontsize=9)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return _save_png(fig, path)
 
 
 def plot_confusion(result: Mapping[str, Any], path: Path, title: str) -> Path:

@@ -159,7 +159,8 @@ class ModelInfo(Record):
     in_channels: int | None = optional()
     num_classes: int | None = optional()
     baseline: str | None = optional()
-    seed: int
+    seed: int  # of the strategies, calibration batches and fine-tuning
+    baseline_seed: int | None = optional()  # of the cached baseline's training (absent: a given checkpoint)
     extra: dict[str, Any] = extra_keys()
 
 
@@ -365,6 +366,11 @@ def _params_text(steps: list[StepReport]) -> str:
                     and v not in ("", None, "none"))
 
 
+def _last_amount(steps: list[StepReport]) -> float | None:
+    amounts = [step.params["amount"] for step in steps if isinstance(step.params.get("amount"), (int, float))]
+    return float(amounts[-1]) if amounts else None
+
+
 @dataclass(kw_only=True)
 class RunRow:
     """One run as a flat row: the columns of results.json, results.csv and a sweep's results.jsonl, in order."""
@@ -400,6 +406,11 @@ class RunRow:
     baseline_checkpoint: str | None
     machine: str | None
     git_commit: str | None
+    amount: float | None = None  # the last step's `amount` parameter, if any step has one
+    samples: int | None = None  # test images the accuracy was measured on (for its binomial standard error)
+    num_classes: int | None = None
+    baseline_seed: int | None = None  # of the cached baseline's training; None: a given checkpoint or not recorded
+    baseline_macs: int | None = None
 
     @classmethod
     def columns(cls) -> tuple[str, ...]:
@@ -421,7 +432,9 @@ class RunRow:
             strategy_seconds=round(sum(step.seconds for step in report.steps), 1), arch=report.model.arch,
             dataset=report.dataset.name, input_size=report.model.input_size, seed=report.model.seed,
             command=report.command, source=source, checkpoint=comp.checkpoint, baseline_checkpoint=base.checkpoint,
-            machine=env.machine_text() if env else None, git_commit=env.git_commit if env else None)
+            machine=env.machine_text() if env else None, git_commit=env.git_commit if env else None,
+            amount=_last_amount(report.steps), samples=report.dataset.samples, num_classes=report.model.num_classes,
+            baseline_seed=report.model.baseline_seed, baseline_macs=base.macs)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -13,15 +13,23 @@ from typing import Any
 from compressor.environment import environment
 from compressor.errors import CompressorError
 from compressor.fileio import write_atomic, write_json_atomic
+from compressor.report.difference_plot import plot_differences
+from compressor.report.layer_plots import plot_layer_heatmap
 from compressor.report.pareto import label, pareto_front, pick_under_budget, typical_baseline
-from compressor.report.plots import plot_tradeoffs
-from compressor.report.schema import RESULTS_SCHEMA, RunRow, read_cell_records, read_run_report
+from compressor.report.schema import RESULTS_SCHEMA, RunReport, RunRow, read_cell_records, read_run_report
+from compressor.report.tradeoff_plot import key_names, plot_tradeoffs
+from compressor.report.uncertainty import accuracy_text, binomial_se, differences, seed_groups
 
 Row = Mapping[str, Any]
 
 
 def collect_rows(paths: list[Path]) -> list[RunRow]:
     """Rows from run reports and sweep directories (their finished cells); a cell found twice counts once."""
+    return [row for row, _ in collect_runs(paths)]
+
+
+def collect_runs(paths: list[Path]) -> list[tuple[RunRow, RunReport]]:
+    """(row, full report) of every run in the reports and sweep directories; a cell found twice counts once."""
     rows, seen = [], set()
     for path in paths:
         if Path(path).is_dir():
@@ -33,9 +41,10 @@ def collect_rows(paths: list[Path]) -> list[RunRow]:
                     if record.report is None:
                         raise CompressorError(f"{path}/cells/{key}.json is recorded as done but holds no report")
                     seen.add(key)
-                    rows.append(RunRow.from_report(record.report, f"{path}/cells/{key}.json"))
+                    rows.append((RunRow.from_report(record.report, f"{path}/cells/{key}.json"), record.report))
         else:
-            rows.append(RunRow.from_report(read_run_report(path), str(path)))
+            report = read_run_report(path)
+            rows.append((RunRow.from_report(report, str(path)), report))
     if not rows:
         raise CompressorError("no finished runs found in " + ", ".join(map(str, paths)))
     return rows
@@ -52,6 +61,11 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
 
 
+def _pct_se(row: Row) -> str:
+    """Top-1 with its binomial standard error over the test images: `91.71 ± 0.28`."""
+    return accuracy_text(row["accuracy"], binomial_se(row["accuracy"], row.get("samples")), "se", 1)
+
+
 def _ms(value: float | None, base: float | None) -> str:
     if value is None:
         return "-"
@@ -60,12 +74,12 @@ def _ms(value: float | None, base: float | None) -> str:
 
 def markdown_table(rows: Sequence[Row]) -> str:
     """A Markdown table of runs: accuracy one-shot or after fine-tuning, sparsity, MACs, size, latency vs baseline."""
-    header = ("| pipeline | parameters | fine-tune epochs | top-1 % before fine-tuning | top-1 % | macro F1 | "
+    header = ("| pipeline | parameters | fine-tune epochs | seed | top-1 % before fine-tuning | top-1 % ± SE | macro F1 | "
               "sparsity % | non-zero params | MACs (M) | fp32 MB | deployable MB | torch ms (vs base) | "
               "ORT ms (vs base) | strategy s |")
     lines = [header, "|" + "---|" * header.count(" | ") + "---|"]
     first = rows[0]
-    lines.append(f"| *baseline* | | | | {_pct(first['baseline_accuracy'])} | | 0.00 | | | | "
+    lines.append(f"| *baseline* | | | | | {_pct(first['baseline_accuracy'])} | | 0.00 | | | | "
                  f"{first['baseline_deployable_bytes'] / 1e6:.2f} | "
                  f"{_ms(typical_baseline(rows, 'baseline_latency_torch_ms'), None)} | "
                  f"{_ms(typical_baseline(rows, 'baseline_latency_ort_ms'), None)} | |")
@@ -73,12 +87,57 @@ def markdown_table(rows: Sequence[Row]) -> str:
         ort = (f"{_ms(row['latency_int8_ms'], row['baseline_latency_ort_ms'])} int8"
                if row["latency_int8_ms"] is not None else _ms(row["latency_ort_ms"], row["baseline_latency_ort_ms"]))
         lines.append(
-            f"| {row['pipeline']} | {row['params'] or '-'} | {row['finetune_epochs']} | "
-            f"{_pct(row['accuracy_before_recovery']) if row['finetune_epochs'] else ''} | {_pct(row['accuracy'])} | "
+            f"| {row['pipeline']} | {row['params'] or '-'} | {row['finetune_epochs']} | {_seed_text(row)} | "
+            f"{_pct(row['accuracy_before_recovery']) if row['finetune_epochs'] else ''} | {_pct_se(row)} | "
             f"{row['f1_macro']:.3f} | {_pct(row['sparsity'])} | {row['params_nonzero']:,} | {row['macs'] / 1e6:.1f} | "
             f"{_mb(row['fp32_bytes'])} | {row['deployable_bytes'] / 1e6:.2f} | "
             f"{_ms(row['latency_torch_ms'], row['baseline_latency_torch_ms'])} | "
             f"{ort} | {row['strategy_seconds']:g} |")
+    return "\n".join(lines) + "\n"
+
+
+def _seed_text(row: Row) -> str:
+    """The run's seed, with the baseline's training seed when that was set apart (`1/b2`)."""
+    base = row.get("baseline_seed")
+    return str(row["seed"]) if base is None or base == row["seed"] else f"{row['seed']}/b{base}"
+
+
+def seeds_table(rows: Sequence[Row]) -> str:
+    """Runs of each setting over seeds: mean ± sd of top-1 (one run: ± its binomial SE), with the seed count."""
+    lines = ["| pipeline | parameters | fine-tune epochs | runs | seeds (strategy/baseline) | top-1 % mean ± sd | "
+             "before fine-tuning % | deployable MB | MACs (M) | deployed ms |",
+             "|---|---|---|---:|---|---:|---:|---:|---:|---:|"]
+    for group in seed_groups(rows):
+        before = group.mean_of("accuracy_before_recovery")
+        latency = group.mean_of("deployed_latency_ms")
+        seeds = ", ".join(f"{s}" if b is None else f"{s}/b{b}" for b, s in group.seeds)
+        lines.append(f"| {group.setting['pipeline']} | {group.setting['params'] or '-'} | "
+                     f"{group.setting['finetune_epochs']} | {group.n} | {seeds} | "
+                     f"{accuracy_text(group.mean, group.spread, group.spread_kind, group.n)} | "
+                     f"{_pct(before) if group.setting['finetune_epochs'] else ''} | "
+                     f"{group.mean_of('deployable_bytes') / 1e6:.2f} | {group.mean_of('macs') / 1e6:.1f} | "
+                     f"{'-' if latency is None else f'{latency:.2f}'} |")
+    return "\n".join(lines) + "\n"
+
+
+def difference_section(rows: Sequence[Row], reference: str) -> str:
+    """Each method minus the reference at the same amount and budget, paired by seed, with a verdict."""
+    diffs = differences(rows, reference)
+    if not diffs:
+        raise CompressorError(f"--reference {reference!r} matches no run at the amounts and budgets of the others; "
+                              f"pipelines here: {', '.join(sorted({r['pipeline'] for r in rows}))}")
+    lines = [f"## Difference from {reference}\n",
+             f"![top-1 minus {reference}, ± 2 standard errors](difference.png)\n",
+             f"Top-1 of each method minus {reference}'s at the same amount and fine-tuning budget, in points, paired by "
+             "seed (baseline and strategy seed). With two or more pairs: mean ± sd of the paired differences; with "
+             "one: ± the two binomial standard errors combined. A difference within 2 standard errors of zero is "
+             "reported as no difference.\n",
+             "| pipeline | parameters | fine-tune epochs | pairs | difference (points) | SE | verdict |",
+             "|---|---|---|---:|---:|---:|---|"]
+    for d in diffs:
+        spread = f" ± {d.sd:.2f}" if d.sd is not None else ""
+        lines.append(f"| {d.pipeline} | {d.params or '-'} | {d.finetune_epochs} | {d.pairs} | {d.mean:+.2f}{spread} | "
+                     f"{'-' if d.se is None else f'{d.se:.2f}'} | {d.verdict} |")
     return "\n".join(lines) + "\n"
 
 
@@ -169,7 +228,7 @@ def _csv_text(rows: Sequence[Row]) -> str:
 
 def _readme(rows: Sequence[Row], title: str, command: str | None, note: str | None,
             budget: dict[str, float | None] | None, scores: Sequence[Mapping[str, Any]],
-            failed: list[tuple[str, str]]) -> str:
+            failed: list[tuple[str, str]], reference: str | None = None, layers: bool = False) -> str:
     env = environment()
     baselines = {(r["arch"], r["dataset"], r["input_size"], r["seed"]) for r in rows}
     first = rows[0]
@@ -180,11 +239,18 @@ def _readme(rows: Sequence[Row], title: str, command: str | None, note: str | No
         f"(test split; latency at batch 1, median, timed interleaved with the baseline inside each run; the ratio "
         "in brackets is against that run's own baseline timing, and the baseline row shows the median of the "
         "baseline timings over all runs).\n",
-        "Top-1 and macro F1 are measured on the deployed artifact (for int8, the quantized ONNX file). "
+        "Top-1 and macro F1 are measured on the deployed artifact (for int8, the quantized ONNX file); ± is the "
+        f"binomial standard error of top-1 on the {first.get('samples') or '?'} test images. "
         "Sparsity counts zero weights in conv and linear layers; MACs are dense MACs of the (possibly physically "
         "smaller) network; the deployable file is the smallest lossless artifact (see `compressor run` output).\n",
+        *([f"## Over seeds\n\nRuns of one setting with different seeds: top-1 as mean ± sd over the runs (the run "
+           f"count in brackets); a setting with one run shows ± its binomial standard error.\n\n{seeds_table(rows)}"]
+          if any(group.n > 1 for group in seed_groups(rows)) else []),
         markdown_table(rows),
         tradeoff_section(rows, budget),
+        *([difference_section(rows, reference)] if reference else []),
+        *(["## Layers\n\n![% of each layer's weights non-zero, every run](layers.png)\n\nWhat each run kept of "
+           "every conv and linear layer of the baseline (0 where a block was removed).\n"] if layers else []),
         *([openaimer_section(rows, scores)] if scores else []),
     ]
     if failed:
@@ -213,22 +279,38 @@ def environment_section(rows: Sequence[Row], summary_commit: str) -> str:
 def write_summary(report_paths: list[Path], out_dir: Path, *, title: str | None = None,
                   command: str | None = None, note: str | None = None,
                   budget: dict[str, float | None] | None = None,
-                  score_paths: list[Path] | None = None) -> list[dict[str, Any]]:
-    """Read run reports / sweep directories; write results.json, results.csv, tradeoffs.png and README.md.
+                  score_paths: list[Path] | None = None, reference: str | None = None) -> list[dict[str, Any]]:
+    """Read run reports / sweep directories; write results.json, results.csv, tradeoffs.png, layers.png (and with
+    a `reference` pipeline, difference.png) and README.md.
 
-    Returns the rows written (`RunRow.as_dict()` of each run, sorted by pipeline, parameters and fine-tuning)."""
+    Returns the rows written (`RunRow.as_dict()` of each run, sorted by pipeline, parameters, fine-tuning, seeds)."""
 
     if not report_paths:
         raise CompressorError("compressor report needs at least one run report (a JSON file from `compressor run`) "
                               "or sweep directory")
     scores = load_scores(score_paths or [])
-    runs = sorted(collect_rows(report_paths), key=lambda r: (r.pipeline, r.params, r.finetune_epochs))
+    collected = sorted(collect_runs(report_paths), key=lambda pair: (
+        pair[0].pipeline, pair[0].params, pair[0].finetune_epochs, pair[0].baseline_seed or 0, pair[0].seed))
+    runs = [run for run, _ in collected]
     rows = [run.as_dict() for run in runs]
     title = title or f"{runs[0].arch} on {runs[0].dataset}: strategies compared"
-    write_json_atomic({"schema": RESULTS_SCHEMA, "rows": rows}, out_dir / "results.json")
+    results: dict[str, Any] = {"schema": RESULTS_SCHEMA, "rows": rows,
+                               "seed_groups": [group.as_dict() for group in seed_groups(rows)]}
+    if reference:
+        difference_section(rows, reference)  # a reference matching no run is a usage error before any file is written
+        results["reference"] = reference
+        results["differences"] = [d.as_dict() for d in differences(rows, reference)]
+    write_json_atomic(results, out_dir / "results.json")
     write_atomic(out_dir / "results.csv", lambda tmp: tmp.write_text(_csv_text(rows)))
     plot_tradeoffs(rows, out_dir / "tradeoffs.png", title)
-    write_atomic(out_dir / "README.md", lambda tmp: tmp.write_text(_readme(rows, title, command, note, budget, scores,
-                                                                       failed_cells(report_paths))))
+    if reference:
+        plot_differences(differences(rows, reference), reference, out_dir / "difference.png", title)
+    layered = [(f"{name} s{_seed_text(row)}", report.baseline.complexity["layers"],
+                report.compressed.complexity["layers"]) for row, name, (_, report) in zip(rows, key_names(rows), collected)
+               if report.baseline.complexity and report.compressed.complexity]
+    if layered:
+        plot_layer_heatmap(layered, out_dir / "layers.png", title)
+    readme = _readme(rows, title, command, note, budget, scores, failed_cells(report_paths), reference, bool(layered))
+    write_atomic(out_dir / "README.md", lambda tmp: tmp.write_text(readme))
     return rows
 

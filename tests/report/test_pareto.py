@@ -93,7 +93,7 @@ def test_close_points_share_one_label_and_every_point_is_labelled_once():
 def test_plotted_baseline_latency_is_the_median_over_runs_like_the_table(tmp_path, monkeypatch):
     import matplotlib.axes
 
-    from compressor.report.plots import plot_tradeoffs
+    from compressor.report.tradeoff_plot import plot_tradeoffs
 
     rows = [{**row, "baseline_accuracy": 0.92, "baseline_deployable_bytes": 50_000_000,
              "baseline_deployed_latency_ms": ms} for row, ms in zip(ROWS, [9.0, 4.0, 4.2, 3.9, 4.1, 4.0, 4.3])]

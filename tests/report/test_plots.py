@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from compressor.errors import RuntimeFailure
-from compressor.report.plots import plot_sensitivity
+from compressor.report.layer_plots import plot_sensitivity
 
 SENSITIVITY = {"ratios": [0.25, 0.5], "drops": {"conv1": [0.01, 0.05], "fc": [0.0, 0.2]}}
 
@@ -23,7 +23,8 @@ def test_importing_compressor_and_plotting_leave_the_backend_alone(tmp_path: Pat
 
         import compressor, compressor.pipeline, compressor.report, compressor.report.summary, compressor.sweep
         assert "matplotlib" not in sys.modules, "importing compressor imported matplotlib"
-        from compressor.report.plots import plot_sensitivity, plot_tradeoffs
+        from compressor.report.layer_plots import plot_sensitivity
+        from compressor.report.tradeoff_plot import plot_tradeoffs
 
         out = Path(sys.argv[1])
         plot_sensitivity({"ratios": [0.5], "drops": {"conv": [0.1]}}, out / "s.png")

@@ -521,7 +521,43 @@ def check_bench(report: Path) -> list[str]:
                        if path.stem not in stems]
 
 
+def check_sweep_summary(report: Path) -> list[str]:
+    """A `compressor report` summary: its run table, row by row, against results.json (written together)."""
+    rows = read_json(report / "results.json")["rows"]
+    tables = [t for t in markdown_tables((report / "README.md").read_text()) if t and "pipeline" in t[0]
+              and "deployable MB" in t[0] and "runs" not in t[0]]
+    if len(tables) != 1:
+        return [f"README.md: expected one run table, found {len(tables)}"]
+    (table,) = tables
+    if table[0]["pipeline"] != "*baseline*":
+        return ["README.md: the run table does not start with the baseline row"]
+    problems = []
+    base = table[0]
+    accuracy_column = "top-1 % ± SE" if "top-1 % ± SE" in base else "top-1 %"
+    if base[accuracy_column] != f"{100 * rows[0]['baseline_accuracy']:.2f}":
+        problems.append(f"README.md baseline: top-1 {base[accuracy_column]} but results.json says "
+                        f"{100 * rows[0]['baseline_accuracy']:.2f}")
+    if len(table) - 1 != len(rows):
+        problems.append(f"README.md: {len(table) - 1} runs in the table, {len(rows)} in results.json")
+    for index, (line, row) in enumerate(zip(table[1:], rows), 1):
+        expected = {"pipeline": row["pipeline"], "fine-tune epochs": str(row["finetune_epochs"]),
+                    "macro F1": f"{row['f1_macro']:.3f}", "sparsity %": f"{100 * row['sparsity']:.2f}",
+                    "non-zero params": f"{row['params_nonzero']:,}", "MACs (M)": f"{row['macs'] / 1e6:.1f}",
+                    "deployable MB": f"{row['deployable_bytes'] / 1e6:.2f}"}
+        for column, value in expected.items():
+            if line.get(column) != value:
+                problems.append(f"README.md run {index} ({row['pipeline']} {row['params']}): {column} "
+                                f"{line.get(column)!r} but results.json gives {value!r}")
+        if line[accuracy_column].split(" ± ")[0] != f"{100 * row['accuracy']:.2f}":
+            problems.append(f"README.md run {index} ({row['pipeline']} {row['params']}): top-1 "
+                            f"{line[accuracy_column]!r} but results.json gives {100 * row['accuracy']:.2f}")
+    return problems
+
+
 CHECKS: dict[str, Callable[[Path], list[str]]] = {
+    "resnet18-fashion-mnist": check_sweep_summary,
+    "resnet18-fashion-mnist-strategies": check_sweep_summary,
+    "densenet201-supcon-fashion-mnist": check_sweep_summary,
     "second-order-fashion-mnist": check_second_order,
     "second-order-densenet201-supcon": check_second_order,
     "second-order-fashion-mnist/gradual": check_gradual,
@@ -645,3 +681,12 @@ def test_an_altered_figure_is_reported(alteration: str, tmp_path: Path):
 def test_markdown_tables_parse_rows_by_header():
     text = "intro\n\n| a | b |\n|---|---:|\n| 1 | x y |\n| 2 | |\n\nafter\n| not | a table |\n"
     assert markdown_tables(text) == [[{"a": "1", "b": "x y"}, {"a": "2", "b": ""}]]
+
+
+def test_a_sweep_summary_table_that_disagrees_with_its_json_is_reported(tmp_path: Path):
+    report = _copy("resnet18-fashion-mnist", tmp_path)
+    rows = read_json(report / "results.json")["rows"]
+    rows[3]["deployable_bytes"] += 20_000
+    (report / "results.json").write_text(json.dumps({"rows": rows}))
+    problems = check_sweep_summary(report)
+    assert len(problems) == 1 and "run 4" in problems[0] and "deployable MB" in problems[0]

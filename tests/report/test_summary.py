@@ -1,0 +1,64 @@
+"""`compressor report` over seeds and against a reference: the seed table, the difference table and their files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from compressor.errors import CompressorError
+from compressor.report.summary import write_summary
+
+RUNS = Path(__file__).resolve().parents[2] / "reports" / "resnet18-fashion-mnist-strategies" / "runs"
+
+
+def _seeded(tmp_path: Path, name: str, seed: int, accuracy: float) -> Path:
+    """A committed run report as if it had run with another seed and reached `accuracy`."""
+    report = json.loads((RUNS / f"{name}.json").read_text())
+    report["model"]["seed"] = seed
+    report["compressed"]["accuracy"] = accuracy
+    path = tmp_path / "runs" / f"{name}-s{seed}.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(report))
+    return path
+
+
+@pytest.fixture(scope="module")
+def summary(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    tmp = tmp_path_factory.mktemp("summary")
+    paths = [_seeded(tmp, "l1-ft0", seed, a) for seed, a in enumerate((0.900, 0.910, 0.920))]
+    paths += [_seeded(tmp, "layer-sensitive-ft0", seed, a) for seed, a in enumerate((0.905, 0.915, 0.925))]
+    paths += [_seeded(tmp, "nm-ft0", 0, 0.80)]
+    out = tmp / "out"
+    write_summary(paths, out, reference="l1")
+    return out, json.loads((out / "results.json").read_text())
+
+
+def test_runs_of_one_setting_aggregate_as_mean_sd_and_seed_count(summary):
+    out, results = summary
+    groups = {g["pipeline"]: g for g in results["seed_groups"]}
+    assert groups["l1"]["runs"] == 3 and groups["l1"]["accuracy_mean"] == pytest.approx(0.91)
+    assert groups["l1"]["accuracy_spread"] == pytest.approx(0.01) and groups["l1"]["spread_kind"] == "sd"
+    assert groups["nm"]["runs"] == 1 and groups["nm"]["spread_kind"] == "se"
+    readme = (out / "README.md").read_text()
+    assert "## Over seeds" in readme and "| 3 | 0, 1, 2 | 91.00 ± 1.00 (3) |" in readme
+    assert "| 1 | 0 | 80.00 ± 0.40 |" in readme  # one run: ± its binomial SE on 10,000 images
+
+
+def test_differences_are_paired_by_seed_with_a_verdict(summary):
+    out, results = summary
+    (diff,) = [d for d in results["differences"] if d["pipeline"] == "layer-sensitive"]
+    assert diff["pairs"] == 3 and diff["mean"] == pytest.approx(0.5) and diff["verdict"] == "better"
+    assert not any(d["pipeline"] == "nm" for d in results["differences"])  # nm has no amount: no counterpart
+    readme = (out / "README.md").read_text()
+    assert "## Difference from l1" in readme and "| layer-sensitive |" in readme and "+0.50 ± 0.00" in readme
+    for name in ("difference.png", "layers.png", "tradeoffs.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_reference_that_matches_nothing_is_refused_before_writing(tmp_path: Path):
+    path = _seeded(tmp_path, "l1-ft0", 0, 0.9)
+    with pytest.raises(CompressorError, match="--reference 'obd' matches no run"):
+        write_summary([path], tmp_path / "out", reference="obd")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

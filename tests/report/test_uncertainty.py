@@ -1,0 +1,61 @@
+"""Uncertainty of reports: binomial standard errors, runs over seeds, paired differences from a reference."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from compressor.report.uncertainty import accuracy_text, binomial_se, differences, seed_groups
+
+
+def _row(pipeline: str, accuracy: float, seed: int, amount: float | None = 0.5, ft: float = 0,
+         baseline_seed: int | None = None, samples: int = 10_000) -> dict:
+    return {"pipeline": pipeline, "params": f"{pipeline}.amount={amount}", "finetune_epochs": ft, "arch": "resnet18",
+            "dataset": "fashion-mnist", "input_size": 32, "amount": amount, "seed": seed,
+            "baseline_seed": baseline_seed, "accuracy": accuracy, "samples": samples,
+            "accuracy_before_recovery": None, "deployable_bytes": 10**6, "macs": 10**7, "deployed_latency_ms": 1.0}
+
+
+def test_binomial_standard_error_of_one_run():
+    assert binomial_se(0.9, 10_000) == pytest.approx(0.003)  # sqrt(0.9 * 0.1 / 10000)
+    assert binomial_se(0.5, 100) == pytest.approx(0.05)
+    assert binomial_se(0.9, None) is None
+    assert accuracy_text(0.9171, binomial_se(0.9171, 10_000), "se", 1) == "91.71 ± 0.28"
+
+
+def test_runs_of_one_setting_over_seeds_are_mean_and_sample_sd():
+    rows = [_row("l1", a, seed) for seed, a in enumerate((0.90, 0.92, 0.94))] + [_row("obd", 0.95, 0)]
+    l1, obd = seed_groups(rows)
+    assert (l1.n, l1.spread_kind) == (3, "sd")
+    assert l1.mean == pytest.approx(0.92) and l1.spread == pytest.approx(0.02)  # sample sd (n - 1)
+    assert l1.seeds == [(None, 0), (None, 1), (None, 2)]
+    assert accuracy_text(l1.mean, l1.spread, l1.spread_kind, l1.n) == "92.00 ± 2.00 (3)"
+    assert (obd.n, obd.spread_kind) == (1, "se") and obd.spread == pytest.approx(math.sqrt(0.95 * 0.05 / 10_000))
+
+
+def test_differences_pair_runs_by_seed_so_shared_seed_noise_cancels():
+    # seed effects of ±3 points shared by both methods; obd is exactly 0.5 points better on every seed
+    seeds = {0: 0.0, 1: 0.03, 2: -0.03}
+    rows = [_row("l1", 0.80 + e, s) for s, e in seeds.items()] + [_row("obd", 0.805 + e, s) for s, e in seeds.items()]
+    (diff,) = differences(rows, "l1")
+    assert diff.pairs == 3 and diff.mean == pytest.approx(0.5) and diff.sd == pytest.approx(0.0, abs=1e-9)
+    assert diff.verdict == "better"
+
+
+def test_a_difference_within_its_noise_is_no_difference():
+    rows = [_row("l1", 0.800, 0), _row("obd", 0.803, 0)]  # one seed: ± hypot of two binomial SEs = 0.57 points
+    (diff,) = differences(rows, "l1")
+    assert diff.pairs == 1 and diff.sd is None
+    assert diff.se == pytest.approx(100 * math.hypot(binomial_se(0.8, 10_000), binomial_se(0.803, 10_000)))
+    assert diff.verdict == "no difference"
+    worse = differences([_row("l1", 0.80, 0), _row("obd", 0.70, 0)], "l1")[0]
+    assert worse.verdict == "worse" and worse.mean == pytest.approx(-10.0)
+
+
+def test_differences_compare_only_the_same_amount_budget_and_seeds():
+    rows = [_row("l1", 0.9, 0, amount=0.5), _row("l1", 0.8, 0, amount=0.7), _row("obd", 0.85, 0, amount=0.7),
+            _row("obd", 0.85, 0, amount=0.7, ft=1), _row("obd", 0.5, 5, amount=0.5)]
+    diffs = differences(rows, "l1")
+    assert [(d.amount, d.finetune_epochs, round(d.mean, 6)) for d in diffs] == [(0.7, 0, 5.0)]  # no counterpart
+    # for the fine-tuned cell or for seed 5: they are left out, not compared with the wrong run
