@@ -1,14 +1,18 @@
 """Seconds per SGD training step of ResNet18 (7x7 stride-2 stem) and the small-input 3x3 stride-1 stem, in fp32,
 fp32 channels_last, bf16 autocast and bf16 + channels_last: median of 4 steps after 2 warm-ups, batch 128.
 
-Run alone on a quiet machine (`.venv/bin/python scripts/training_step_probe.py`) and record `lscpu`'s flags with
-the numbers; the table in docs/datasets-and-models.md came from this script.
+Run alone on a quiet machine (`.venv/bin/python scripts/training_step_probe.py -o FILE.json`): it prints one line
+per case and, with -o, writes them to a JSON file with the environment (CPU model, its bf16/VNNI/AMX flags, core and
+thread count, torch version), so that a figure quoted from it has a file to cite. No output of it is committed.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
 import time
+from pathlib import Path
 
 import torch
 import torchvision
@@ -45,7 +49,20 @@ def seconds_per_step(stem: str, size: int, batch: int, mode: str) -> float:
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
+    parser.add_argument("-o", "--output", type=Path, help="also write the results as JSON to this file")
+    args = parser.parse_args()
     torch.manual_seed(0)
+    rows = []
     for stem, size in (("tv", 32), ("s1", 28), ("s1", 32)):
         for mode in ("fp32", "fp32-cl", "bf16", "bf16-cl"):
-            print(stem, size, mode, round(seconds_per_step(stem, size, 128, mode), 3), flush=True)
+            seconds = seconds_per_step(stem, size, 128, mode)
+            rows.append({"stem": stem, "input_size": size, "mode": mode, "seconds_per_step": round(seconds, 4)})
+            print(stem, size, mode, round(seconds, 3), flush=True)
+    if args.output:
+        from compressor.environment import environment
+
+        report = {"script": "scripts/training_step_probe.py", "batch_size": 128, "warmups": 2, "timed_steps": 4,
+                  "statistic": "median", "rows": rows, "environment": environment()}
+        args.output.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {args.output}")
