@@ -141,13 +141,18 @@ def difference_section(rows: Sequence[Row], reference: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _count(value: int | None) -> str:
+    return "?" if value is None else f"{value:,}"
+
+
 def _mb(value: int | None) -> str:
     return "-" if value is None else f"{value / 1e6:.2f}"
 
 
 def tradeoff_section(rows: Sequence[Row], budget: dict[str, float | None] | None) -> str:
     """Pareto fronts, the headline picks (within 1 point of the baseline) and the user's budget pick, as Markdown."""
-    lines = ["## Trade-offs\n", "![accuracy vs size and latency, Pareto fronts in red](tradeoffs.png)\n"]
+    lines = ["## Trade-offs\n", "![accuracy vs size, latency and MACs: colour per strategy, marker per fine-tuning "
+                                "budget, hollow for int8, Pareto fronts numbered](tradeoffs.png)\n"]
     for cost, name in (("deployable_bytes", "size"), ("deployed_latency_ms", "latency")):
         front = [label(rows[i]) for i in pareto_front(rows, cost)]
         lines.append(f"Pareto front, accuracy vs {name} (cheapest first): " + (", ".join(front) or "-") + ".\n")
@@ -240,7 +245,7 @@ def _readme(rows: Sequence[Row], title: str, command: str | None, note: str | No
         "in brackets is against that run's own baseline timing, and the baseline row shows the median of the "
         "baseline timings over all runs).\n",
         "Top-1 and macro F1 are measured on the deployed artifact (for int8, the quantized ONNX file); ± is the "
-        f"binomial standard error of top-1 on the {first.get('samples') or '?'} test images. "
+        f"binomial standard error of top-1 on the {_count(first.get('samples'))} test images. "
         "Sparsity counts zero weights in conv and linear layers; MACs are dense MACs of the (possibly physically "
         "smaller) network; the deployable file is the smallest lossless artifact (see `compressor run` output).\n",
         *([f"## Over seeds\n\nRuns of one setting with different seeds: top-1 as mean ± sd over the runs (the run "

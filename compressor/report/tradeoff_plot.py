@@ -66,7 +66,7 @@ def tradeoff_figure(rows: Sequence[Row], title: str) -> Figure:
     key_lines = max((len(front) for front in fronts.values()), default=0)
     heights = [5, 1.1] if below else [5]
     legend_rows = math.ceil((len(colours) + len(markers) + 3) / 7)
-    fig = _figure((5.2 * len(panels), 1.6 + sum(heights) * 0.8 + 0.1 * key_lines + 0.22 * legend_rows))
+    fig = _figure((5.2 * len(panels), 1.4 + sum(heights) * 0.8 + 0.1 * key_lines + 0.2 * legend_rows))
     grid = fig.add_gridspec(len(heights), len(panels), height_ratios=heights, hspace=0.08)
     layout = []
     for col, (name, (key, base_key, axis_label, scale)) in enumerate(panels.items()):
@@ -94,7 +94,7 @@ def tradeoff_figure(rows: Sequence[Row], title: str) -> Figure:
         ax.set_ylabel("top-1 accuracy (%)")
         ax.grid(alpha=0.3)
         if band is not None:
-            band.set_ylim(0, 100 * floor)
+            band.set_ylim(0, 100 * floor + 4)  # a run just under the floor is drawn whole
             if rows[0].get("num_classes"):
                 band.axhline(100 / rows[0]["num_classes"], color="0.5", linestyle=":", linewidth=0.8)
             band.set_ylabel(f"< {100 * floor:g} %", fontsize=7)
@@ -120,7 +120,7 @@ def tradeoff_figure(rows: Sequence[Row], title: str) -> Figure:
     fig.legend(handles=handles, loc="lower center", ncol=columns, fontsize=7, frameon=False)
     height = fig.get_figheight()
     fig.subplots_adjust(left=0.06, right=0.99, top=1 - 0.6 / height, wspace=0.22,
-                        bottom=(0.6 + 0.1 * key_lines + 0.22 * legend_rows + 0.15) / height)
+                        bottom=(0.55 + 0.1 * key_lines + 0.2 * legend_rows) / height)
     names = key_names(rows)
     for ax, bottom_ax, front, points, star, others in layout:
         numbers = [_numbers(group) for group in group_close(_axes_points(ax, points), radius=0.02)]
