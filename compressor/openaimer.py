@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from compressor.checkpoint import Checkpoint, load_checkpoint, structure_edits
@@ -114,7 +115,7 @@ def score_submission(directory: Path, data_dir: Path, baseline: Baseline = Basel
     size_mb = model_path.stat().st_size / 2**20
     times, correct, total = [], 0, 0
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, disable=not show_progress) as progress, torch.no_grad():
+    with Progress(*columns, disable=not show_progress, console=Console(stderr=True)) as progress, torch.no_grad():
         task = progress.add_task("score", total=len(loader.dataset))
         for index, (x, y) in enumerate(loader):
             if index == 0:

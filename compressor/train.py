@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
@@ -209,7 +210,8 @@ def train(model: nn.Module, split: Split, input_size: int, config: TrainConfig, 
     step, seen, correct, running = 0, 0, 0, 0.0
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not show_progress, transient=False) as progress:
+    # progress and its per-step log lines go to stderr: stdout carries only results, so it can be piped
+    with Progress(*columns, disable=not show_progress, transient=False, console=Console(stderr=True)) as progress:
         task = progress.add_task(description, total=total, info="")
         log_every = max(1, per_epoch // 10) if show_progress and not progress.console.is_terminal else 0
         for epoch in range(math.ceil(config.epochs)):

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
+import importlib.util
 import io
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -74,3 +80,55 @@ def run_cli(program: str, args: list[str]) -> tuple[int, str, str]:
 def invoke() -> Callable[[str, list[str]], tuple[int, str, str]]:
     """`invoke("compressor", [...])` -> (exit code, stdout, stderr), in this process."""
     return run_cli
+
+
+# Latency with 2 warm-up calls and 20 timed calls, no minimum durations: the default plan (0.5 s warm-up, then at
+# least 20 calls and 1 s per model and backend) costs 1.5 s per timed model, dozens of seconds in a test that times
+# a grid. 20 calls keep a test's `runs >= 20` meaning what it means under the default plan.
+QUICK_PLAN_RUNS = 20
+
+
+@contextlib.contextmanager
+def quick_timing_plan() -> Iterator[None]:
+    """`compressor run`, `compressor bench` and `compressor.measure()` called in this process time with the quick
+    plan.
+
+    For tests that check what is timed (backends, sizes, batches, the report's shape), never how fast: the CLI and
+    the API still build their MeasureConfig from their options; only the timing plan is replaced. Commands run in
+    a subprocess keep the default plan (tests/test_cli.py's first run covers it).
+    """
+    from compressor import api
+    from compressor.cli import compress
+    from compressor.measure import MeasureConfig
+    from compressor.measure.latency import TimingPlan
+
+    quick = TimingPlan(warmup_runs=2, warmup_seconds=0.0, min_runs=QUICK_PLAN_RUNS, min_seconds=0.0)
+    real = compress._measure_config
+
+    def measure_config(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - the real one's signature
+        return dataclasses.replace(real(*args, **kwargs), plan=quick)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(compress, "_measure_config", measure_config)
+        patch.setattr(api, "MeasureConfig", functools.partial(MeasureConfig, plan=quick))
+        yield
+
+
+@pytest.fixture
+def quick_timing() -> Iterator[None]:
+    """In-process CLI runs of this test time with the quick plan (see `quick_timing_plan`)."""
+    with quick_timing_plan():
+        yield
+
+
+def load_script(name: str) -> ModuleType:
+    """scripts/NAME.py as a module (the scripts are not a package), loaded once."""
+    if name in sys.modules:
+        return sys.modules[name]
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -106,6 +106,7 @@ def test_params_reach_the_named_step(loader: DataLoader) -> None:
     assert out.int8 is not None
 
 
+@pytest.mark.usefixtures("quick_timing")  # what is timed matters here, not how fast
 def test_measure_of_an_int8_result_measures_the_quantized_model(loader: DataLoader) -> None:
     out = compressor.compress(Net(), "int8", calib=loader, params={"calib_samples": 8})
     m = compressor.measure(out, loader, backends=("onnxruntime",), compressions=())
@@ -115,6 +116,7 @@ def test_measure_of_an_int8_result_measures_the_quantized_model(loader: DataLoad
     assert 0 <= m.accuracy <= 1 and m.macs > 0
 
 
+@pytest.mark.usefixtures("quick_timing")  # what is timed matters here, not how fast
 def test_measure_at_a_deployment_size_times_both_sizes_and_keeps_accuracy_at_the_loaders(loader: DataLoader) -> None:
     out = compressor.compress(Net(), "int8", calib=loader, params={"calib_samples": 8})
     assert out.record["int8_calibration"]["chosen"] in ("minmax", "entropy", "percentile")

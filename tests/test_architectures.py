@@ -14,6 +14,9 @@ from compressor.models import build_model
 
 QUICK = ["--quiet", "--backends", "onnxruntime", "--compress", "none", "--device", "cpu"]
 
+# these tests check what is measured, not how fast: the in-process runs time with conftest's quick plan
+pytestmark = pytest.mark.usefixtures("quick_timing")
+
 
 def _same_outputs(path: Path, model: torch.nn.Module, channels: int, size: int) -> None:
     reloaded = load_checkpoint(path).model.eval()

@@ -13,6 +13,10 @@ import pytest
 
 from compressor.checkpoint import load_checkpoint
 
+# Runs in this process time with the quick plan (conftest.quick_timing_plan): these tests check what is timed,
+# never how fast. The runs in a subprocess (`_cli`), the first run among them, keep the default timing plan.
+pytestmark = pytest.mark.usefixtures("quick_timing")
+
 REQUIRED = ("accuracy", "f1_macro", "sparsity", "params_nonzero", "macs", "size_bytes", "latency_ms", "checkpoint")
 
 
@@ -25,8 +29,10 @@ def _cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.Completed
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
     work = tmp_path_factory.mktemp("run")
+    # `make demo`'s command, but zip copies only: xz of the ~180 MB of files per ResNet18 takes half a minute on 2
+    # cores; test_run_writes_zip_and_xz_copies_by_default checks the default on a small model
     result = _cli(["run", "--strategy", "l1", "--amount", "0.5", "--cache-dir", str(work / "cache"),
-                   "--output", str(work / "report.json"), "--quiet"], work)
+                   "--output", str(work / "report.json"), "--quiet", "--compress", "zip"], work)
     return work, result
 
 
@@ -62,6 +68,26 @@ def test_run_trains_prunes_measures_and_reports(first_run: tuple[Path, subproces
     assert base["macs_sparse"] == base["macs"] and comp["macs_sparse"] == comp["macs"] - skipped > 0
 
 
+def test_run_writes_zip_and_xz_copies_by_default(tmp_path: Path) -> None:
+    import torch
+
+    from compressor.models import build_model
+
+    torch.manual_seed(0)
+    weights = tmp_path / "small.pth"
+    torch.save(build_model("factories:small_cnn", 10, 1).state_dict(), weights)
+    code, _, stderr = _in_process(["run", "-s", "l1", "--amount", "0.5", "--model", str(weights), "--arch",
+                                   "factories:small_cnn", "--quiet", "--backends", "torch",
+                                   "--output", str(tmp_path / "r.json")])
+    assert code == 0, stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    expected = {f"{file}+{method}" for file in ("fp32", "fp32-sparse", "fp16", "fp16-sparse", "onnx")
+                for method in ("zip", "xz")}
+    for role in ("baseline", "compressed"):
+        assert report[role]["measure_config"]["compressions"] == ["zip", "xz"]
+        assert expected <= {row["variant"] for row in report[role]["size"]["variants"]}, role
+
+
 def test_bench_measures_a_checkpoint_and_writes_json(first_run: tuple[Path, subprocess.CompletedProcess],
                                                       tmp_path: Path) -> None:
     work, _ = first_run
@@ -89,11 +115,11 @@ def test_bench_of_a_fresh_architecture_skips_accuracy(tmp_path: Path) -> None:
 
 def test_second_run_reuses_the_cached_baseline(first_run: tuple[Path, subprocess.CompletedProcess]) -> None:
     work, _ = first_run
-    result = _cli(["run", "-s", "l1", "--amount", "0.3", "-p", "scope=layer", "--cache-dir", str(work / "cache"),
-                   "--output", str(work / "second.json"), "--quiet", "--compress", "none",
-                  "--backends", "torch"], work)
-    assert result.returncode == 0, result.stderr
-    assert "using cached baseline" in result.stderr and "train resnet18" not in result.stderr
+    code, _, stderr = _in_process(["run", "-s", "l1", "--amount", "0.3", "-p", "scope=layer", "--cache-dir",
+                                   str(work / "cache"), "--output", str(work / "second.json"), "--quiet",
+                                   "--compress", "none", "--backends", "torch"])
+    assert code == 0, stderr
+    assert "using cached baseline" in stderr and "train resnet18" not in stderr
     report = json.loads((work / "second.json").read_text())
     assert report["params"]["l1"]["scope"] == "layer"
     assert report["compressed"]["sparsity"] == pytest.approx(0.3, abs=0.01)
@@ -114,9 +140,11 @@ def test_run_times_at_the_deployment_size_and_int8_runs_integer_kernels(
         first_run: tuple[Path, subprocess.CompletedProcess], tmp_path: Path) -> None:
     work, _ = first_run
     baseline = next((work / "cache" / "baselines").glob("*.pt"))
-    code, out, err = _in_process(["run", "-s", "l1+int8", "--amount", "0.5", "--model", str(baseline), "--quiet",
-                                  "--output", str(tmp_path / "r.json"), "--compress", "none", "--backends",
-                                  "onnxruntime", "--deploy-size", "48", "--batch-sizes", "1,2",
+    # 32 calibration images instead of 256: six int8 quantizations here (three judged methods, the measured model,
+    # the grid at 32 and 48 px); accuracy after int8 is checked by the test below, with the default 256
+    code, out, err = _in_process(["run", "-s", "l1+int8", "--amount", "0.5", "-p", "calib_samples=32", "--model",
+                                  str(baseline), "--quiet", "--output", str(tmp_path / "r.json"), "--compress",
+                                  "none", "--backends", "onnxruntime", "--deploy-size", "48", "--batch-sizes", "1,2",
                                   "--thread-counts", "1"])
     assert code == 0, err
     assert "speed-up over the baseline" in out
@@ -237,9 +265,11 @@ def test_layer_sensitive_prints_its_scan_and_writes_the_plot(first_run: tuple[Pa
                                                             tmp_path: Path) -> None:
     work, _ = first_run
     baseline = next((work / "cache" / "baselines").glob("*.pt"))
-    code, stdout, stderr = _in_process(["run", "-s", "layer-sensitive", "--amount", "0.7", "--model", str(baseline),
-                                        "--cache-dir", str(tmp_path / "cache"), "--quiet", "--compress", "none",
-                                        "--backends", "torch", "--output", str(tmp_path / "r.json")])
+    # two scan ratios instead of the default five: the scan's printout, plot and cache are the same either way
+    code, stdout, stderr = _in_process(["run", "-s", "layer-sensitive", "--amount", "0.7", "-p", "ratios=0.7,0.9",
+                                        "--model", str(baseline), "--cache-dir", str(tmp_path / "cache"), "--quiet",
+                                        "--compress", "none", "--backends", "torch",
+                                        "--output", str(tmp_path / "r.json")])
     assert code == 0, stderr
     assert "layer sensitivity (fresh scan" in stdout and "layer4.1.conv2" in stdout and "chosen ratio" in stdout
     report = json.loads((tmp_path / "r.json").read_text())
@@ -269,8 +299,10 @@ def test_int8_measures_the_quantized_artifact(first_run: tuple[Path, subprocess.
                                               tmp_path: Path) -> None:
     work, _ = first_run
     baseline = next((work / "cache" / "baselines").glob("*.pt"))
-    code, stdout, stderr = _in_process(["run", "-s", "int8", "--model", str(baseline), "--quiet", "--compress", "zip",
-                                        "--output", str(tmp_path / "r.json")])
+    # minmax calibration: "auto" (three quantizations judged on held-out images) is run and checked by the
+    # deployment-size test above and by the blocks+l1+int8 chain
+    code, stdout, stderr = _in_process(["run", "-s", "int8", "-p", "calibration=minmax", "--model", str(baseline),
+                                        "--quiet", "--compress", "zip", "--output", str(tmp_path / "r.json")])
     assert code == 0, stderr
     assert "latency ONNX Runtime int8" in stdout
     report = json.loads((tmp_path / "r.json").read_text())
@@ -324,7 +356,7 @@ def test_report_summarizes_runs_as_markdown_csv_and_json(first_run: tuple[Path, 
     readme = (tmp_path / "summary" / "README.md").read_text()
     table = [line for line in readme.splitlines() if line.startswith("| ")]
     assert len(table) == 1 + 1 + 2  # header, baseline, two runs
-    assert "| l1 | l1.amount=0.5 l1.scope=global | 1 | - | 25.00 |" in readme
+    assert "| l1 | l1.amount=0.5 l1.scope=global | 1 | 0 | - | 25.00 ± 2.28 |" in readme  # sqrt(.25 * .75 / 360)
     assert source["command"] in readme and "compressor report" in readme
     assert "Pareto front, accuracy vs size" in readme and "Budget pick: l1" in readme
     assert (tmp_path / "summary" / "tradeoffs.png").read_bytes()[:4] == b"\x89PNG"

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import glob
 import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -122,3 +123,37 @@ def test_the_docs_build_strictly(tmp_path: Path) -> None:
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "site" / "index.html").is_file()
+
+
+def demo_block(readme: str) -> str:
+    """The first fenced block of the README that holds the demo's table (it starts with the table's title)."""
+    blocks, current = [], None
+    for line in readme.splitlines(keepends=True):
+        if line.startswith("```"):
+            if current is None:
+                current = []
+            else:
+                blocks.append("".join(current))
+                current = None
+        elif current is not None:
+            current.append(line)
+    return next(block for block in blocks if block.startswith("l1 on resnet18 / digits"))
+
+
+def test_the_readme_demo_output_is_the_committed_demo_run() -> None:
+    committed = (ROOT / "reports" / "demo" / "output.txt").read_text()
+
+    def lines(text: str) -> list[str]:  # rich pads a wrapped title with spaces; editors strip them
+        return [line.rstrip() for line in text.splitlines()]
+
+    assert lines(demo_block((ROOT / "README.md").read_text())) == lines(committed)
+    report = json.loads((ROOT / "reports" / "demo" / "resnet18-digits-l1-0.5.json").read_text())
+    rows = {line.split("│")[1].strip(): [cell.strip() for cell in line.split("│")[2:4]]
+            for line in committed.splitlines() if line.startswith("│")}
+    base, comp = report["baseline"], report["compressed"]
+    assert rows["top-1 accuracy (deployed model)"] == [f"{100 * base['accuracy']:.2f} %",
+                                                       f"{100 * comp['accuracy']:.2f} %"]
+    assert rows["deployable file"] == [f"{base['deployable_bytes'] / 1e6:.2f} MB",
+                                       f"{comp['deployable_bytes'] / 1e6:.2f} MB"]
+    assert rows["latency ONNX Runtime CPU (median)"] == [f"{m['latency']['onnxruntime']['median_ms']:.2f} ms"
+                                                         for m in (base, comp)]

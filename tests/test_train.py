@@ -130,3 +130,11 @@ def test_distilling_pulls_the_student_towards_the_teacher_more_than_plain_traini
                                               reduction="batchmean", log_target=True))
 
     assert gap(1.0) < 0.85 * gap(0.0)  # measured: 1.43 vs 1.82
+
+
+def test_progress_goes_to_stderr_so_stdout_carries_only_results(tiny_net: nn.Module, digits: Dataset,
+                                                                capfd: pytest.CaptureFixture[str]) -> None:
+    train(tiny_net, digits.train, 8, TrainConfig(epochs=1, batch_size=64), description="train tiny")
+    out, err = capfd.readouterr()
+    assert out == ""  # `compressor run > table.txt` must not fill the file with training log lines
+    assert "train tiny: epoch 1/1 step" in err  # not a terminal: the progress is logged as lines, on stderr

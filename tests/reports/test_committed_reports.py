@@ -21,38 +21,24 @@ the README is stale, the renderer changed, or the README was edited, and regener
 from __future__ import annotations
 
 import difflib
-import importlib.util
 import io
 import json
 import math
 import re
 import shlex
 import shutil
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from conftest import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 REPORTS = REPO / "reports"
 SCRIPTS = REPO / "scripts"
 Load = Callable[[str], Any]  # a report-relative path -> its parsed JSON
-
-
-def load_script(name: str) -> ModuleType:
-    """scripts/NAME.py as a module (the scripts are not a package)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def read_json(path: Path) -> Any:

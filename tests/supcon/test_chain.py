@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,29 +11,36 @@ import torch
 from compressor.checkpoint import load_checkpoint
 
 
-def _run(module: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "160"}
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, cwd=cwd, env=env,
-                          timeout=900)
+def _run(module: str, args: list[str]) -> tuple[int, str, str]:
+    """`supcon` or `compressor` called in this process (conftest.run_cli): the same main(), without the ~5 s a fresh
+    interpreter spends importing torch for each of the chain's commands."""
+    from conftest import run_cli
+
+    return run_cli(module, args)
 
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from conftest import quick_timing_plan
+
     work = tmp_path_factory.mktemp("supcon")
     cache = ["--cache-dir", str(work / "cache")]
     steps = [
-        ("supcon", ["pretrain", "--arch", "resnet18", "--epochs", "1", "--batch-size", "128", "-o", "pre.pt",
-                    "-q", *cache]),
-        ("supcon", ["linear", "pre.pt", "-o", "classifier.pt", "--epochs", "10", "-q", *cache]),
-        ("supcon", ["evaluate", "classifier.pt", "--out", "eval", *cache]),
-        ("supcon", ["tsne", "pre.pt", "-o", "tsne.png", "--samples", "150", "-q",
-                    "--classifier", "linear=classifier.pt", *cache]),
-        ("compressor", ["run", "--model", "classifier.pt", "--strategy", "l1", "--amount", "0.5", "-q",
-                        "--backends", "torch", "--output", "run.json"]),
+        ("supcon", ["pretrain", "--arch", "resnet18", "--epochs", "1", "--batch-size", "128", "-o",
+                    str(work / "pre.pt"), "-q", *cache]),
+        ("supcon", ["linear", str(work / "pre.pt"), "-o", str(work / "classifier.pt"), "--epochs", "10", "-q",
+                    *cache]),
+        ("supcon", ["evaluate", str(work / "classifier.pt"), "--out", str(work / "eval"), *cache]),
+        ("supcon", ["tsne", str(work / "pre.pt"), "-o", str(work / "tsne.png"), "--samples", "150", "-q",
+                    "--classifier", f"linear={work / 'classifier.pt'}", *cache]),
+        # no zip/xz copies of the ~45 MB files (half a minute on 2 cores): the chain checks the pruning, not sizes
+        ("compressor", ["run", "--model", str(work / "classifier.pt"), "--strategy", "l1", "--amount", "0.5", "-q",
+                        "--backends", "torch", "--compress", "none", "--output", str(work / "run.json")]),
     ]
-    for module, args in steps:
-        result = _run(module, args, work)
-        assert result.returncode == 0, f"{module} {args[0]} failed:\n{result.stderr[-3000:]}"
+    with quick_timing_plan():
+        for module, args in steps:
+            code, _, stderr = _run(module, args)
+            assert code == 0, f"{module} {args[0]} failed:\n{stderr[-3000:]}"
     return work
 
 
@@ -67,8 +71,9 @@ def test_tsne_and_compression_ran_on_the_result(chain: Path) -> None:
 
 
 def test_baseline_takes_arch_data_and_budget_from_the_pretraining_run(chain: Path) -> None:
-    result = _run("supcon", ["baseline", "--budget-from", "pre.pt", "-o", "ce.pt", "-q"], chain)
-    assert result.returncode == 0, result.stderr[-3000:]
+    code, _, stderr = _run("supcon", ["baseline", "--budget-from", str(chain / "pre.pt"), "-o", str(chain / "ce.pt"),
+                                      "-q"])
+    assert code == 0, stderr[-3000:]
     checkpoint = load_checkpoint(chain / "ce.pt")
     assert checkpoint.spec.arch == "resnet18" and checkpoint.spec.dataset == "digits"
     assert checkpoint.history[0]["epochs"] == 2  # 1 SupCon epoch x 2 views

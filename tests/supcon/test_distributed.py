@@ -27,20 +27,21 @@ def _problem() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     return model, inputs, labels
 
 
-def _worker(rank: int, port: int, supervised: bool, results: dict) -> None:
+def _worker(rank: int, port: int, results: dict) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=WORLD)
     try:
-        model, inputs, labels = _problem()
-        ddp = DistributedDataParallel(model)
-        share = len(inputs) // WORLD
-        local = slice(rank * share, (rank + 1) * share)
-        features = ddp(inputs[local])
-        loss = distributed_supcon_loss(features, labels[local] if supervised else None, temperature=0.3)
-        loss.backward()
-        value = loss.detach().clone()
-        dist.all_reduce(value)
-        results[rank] = (float(value) / WORLD, [p.grad.clone() for p in model.parameters()])
+        for supervised in (True, False):  # one process group for both: spawning the 2 processes costs the most
+            model, inputs, labels = _problem()
+            ddp = DistributedDataParallel(model)
+            share = len(inputs) // WORLD
+            local = slice(rank * share, (rank + 1) * share)
+            features = ddp(inputs[local])
+            loss = distributed_supcon_loss(features, labels[local] if supervised else None, temperature=0.3)
+            loss.backward()
+            value = loss.detach().clone()
+            dist.all_reduce(value)
+            results[supervised, rank] = (float(value) / WORLD, [p.grad.clone() for p in model.parameters()])
     finally:
         dist.destroy_process_group()
 
@@ -51,16 +52,22 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture(scope="module")
+def two_process_results() -> dict:
+    """(supervised, rank) -> (that rank's all-reduced loss / WORLD, its gradients), from one spawn of WORLD ranks."""
+    with mp.Manager() as manager:
+        results = manager.dict()
+        mp.spawn(_worker, args=(_free_port(), results), nprocs=WORLD, join=True)
+        return dict(results)
+
+
 @pytest.mark.parametrize("supervised", [True, False])
-def test_two_processes_match_one_process(supervised):
-    manager = mp.Manager()
-    results = manager.dict()
-    mp.spawn(_worker, args=(_free_port(), supervised, results), nprocs=WORLD, join=True)
+def test_two_processes_match_one_process(supervised, two_process_results):
     model, inputs, labels = _problem()
     expected = supcon_loss(model(inputs), labels if supervised else None, temperature=0.3)
     expected.backward()
     for rank in range(WORLD):
-        loss, grads = results[rank]
+        loss, grads = two_process_results[supervised, rank]
         assert loss == pytest.approx(expected.item(), abs=1e-10)
         for grad, param in zip(grads, model.parameters()):
             torch.testing.assert_close(grad, param.grad, rtol=1e-9, atol=1e-12)
