@@ -210,8 +210,10 @@ def train(model: nn.Module, split: Split, input_size: int, config: TrainConfig, 
     step, seen, correct, running = 0, 0, 0, 0.0
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                TimeElapsedColumn(), TimeRemainingColumn())
-    # progress and its per-step log lines go to stderr: stdout carries only results, so it can be piped
-    with Progress(*columns, disable=not show_progress, transient=False, console=Console(stderr=True)) as progress:
+    # progress goes to stderr (stdout carries only results, so it can be piped); off a terminal the per-step log
+    # lines below stand for the bar, whose last frame would only repeat them
+    console = Console(stderr=True)
+    with Progress(*columns, disable=not show_progress, transient=not console.is_terminal, console=console) as progress:
         task = progress.add_task(description, total=total, info="")
         log_every = max(1, per_epoch // 10) if show_progress and not progress.console.is_terminal else 0
         for epoch in range(math.ceil(config.epochs)):
