@@ -221,3 +221,21 @@ def test_an_option_given_on_the_command_line_replaces_the_grid_files_instead_of_
     code, _, stderr = run_cli("compressor", ["sweep", "-o", str(tmp_path / "t"), "--strategies", "l1",
                                              "--model", "m.pt", "--baseline-seeds", "1"])
     assert code == 2 and "--baseline-seeds" in stderr and "--model" in stderr
+
+
+def test_a_baseline_seed_with_a_given_checkpoint_is_refused(tmp_path: Path):
+    from conftest import run_cli
+
+    code, _, stderr = run_cli("compressor", ["run", "-s", "l1", "--model", str(tmp_path / "m.pt"),
+                                             "--baseline-seed", "1"])
+    assert code == 2 and "--baseline-seed" in stderr and "--model" in stderr
+    assert len(stderr.strip().splitlines()) == 1
+
+
+def test_the_baseline_seed_picks_the_baseline_and_the_seed_stays_the_runs(tmp_path: Path):
+    from compressor.pipeline import RunConfig, plan_run
+    from compressor.steps import parse_steps
+
+    config = RunConfig(steps=parse_steps(["l1"], 0.5, []), seed=0, baseline_seed=3, output=tmp_path / "r.json")
+    assert plan_run(config).request.seed == 3
+    assert plan_run(RunConfig(steps=config.steps, seed=2, output=tmp_path / "r.json")).request.seed == 2

@@ -158,6 +158,9 @@ def run_command(
         raise CompressorError(f"--prune-steps must be an integer of at least 1; got {prune_steps}")
     if prune_steps > 1 and finetune_epochs == 0:
         raise CompressorError("--prune-steps fine-tunes between its rounds: give --finetune-epochs > 0 as well")
+    if baseline_seed is not None and model is not None:
+        raise CompressorError("--baseline-seed picks the cached baseline to train or reuse; with --model the "
+                              "baseline is that checkpoint (drop one of the two)")
     if distill and finetune_epochs == 0:
         raise CompressorError("--distill distils during fine-tuning: give --finetune-epochs > 0 as well")
     steps = parse_steps(strategy, amount, param)
