@@ -18,7 +18,7 @@ from compressor.report.layer_plots import plot_layer_heatmap
 from compressor.report.pareto import label, pareto_front, pick_under_budget, typical_baseline
 from compressor.report.schema import RESULTS_SCHEMA, RunReport, RunRow, read_cell_records, read_run_report
 from compressor.report.tradeoff_plot import key_names, plot_tradeoffs
-from compressor.report.uncertainty import accuracy_text, binomial_se, differences, seed_groups
+from compressor.report.uncertainty import Difference, accuracy_text, binomial_se, differences, seed_groups
 
 Row = Mapping[str, Any]
 
@@ -120,12 +120,17 @@ def seeds_table(rows: Sequence[Row]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def difference_section(rows: Sequence[Row], reference: str) -> str:
-    """Each method minus the reference at the same amount and budget, paired by seed, with a verdict."""
+def reference_differences(rows: Sequence[Row], reference: str) -> list[Difference]:
+    """`differences` against the reference; a reference that matches no run is a usage error."""
     diffs = differences(rows, reference)
     if not diffs:
         raise CompressorError(f"--reference {reference!r} matches no run at the amounts and budgets of the others; "
                               f"pipelines here: {', '.join(sorted({r['pipeline'] for r in rows}))}")
+    return diffs
+
+
+def difference_section(diffs: Sequence[Difference], reference: str) -> str:
+    """Each method minus the reference at the same amount and budget, paired by seed, with a verdict."""
     lines = [f"## Difference from {reference}\n",
              f"![top-1 minus {reference}, ± 2 standard errors](difference.png)\n",
              f"Top-1 of each method minus {reference}'s at the same amount and fine-tuning budget, in points, paired by "
@@ -233,7 +238,8 @@ def _csv_text(rows: Sequence[Row]) -> str:
 
 def _readme(rows: Sequence[Row], title: str, command: str | None, note: str | None,
             budget: dict[str, float | None] | None, scores: Sequence[Mapping[str, Any]],
-            failed: list[tuple[str, str]], reference: str | None = None, layers: bool = False) -> str:
+            failed: list[tuple[str, str]], reference: str | None = None,
+            diffs: Sequence[Difference] = (), layers: bool = False) -> str:
     env = environment()
     baselines = {(r["arch"], r["dataset"], r["input_size"], r["seed"]) for r in rows}
     first = rows[0]
@@ -253,7 +259,7 @@ def _readme(rows: Sequence[Row], title: str, command: str | None, note: str | No
           if any(group.n > 1 for group in seed_groups(rows)) else []),
         markdown_table(rows),
         tradeoff_section(rows, budget),
-        *([difference_section(rows, reference)] if reference else []),
+        *([difference_section(diffs, reference)] if reference else []),
         *(["## Layers\n\n![% of each layer's weights non-zero, every run](layers.png)\n\nWhat each run kept of "
            "every conv and linear layer of the baseline (0 where a block was removed).\n"] if layers else []),
         *([openaimer_section(rows, scores)] if scores else []),
@@ -301,21 +307,22 @@ def write_summary(report_paths: list[Path], out_dir: Path, *, title: str | None 
     title = title or f"{runs[0].arch} on {runs[0].dataset}: strategies compared"
     results: dict[str, Any] = {"schema": RESULTS_SCHEMA, "rows": rows,
                                "seed_groups": [group.as_dict() for group in seed_groups(rows)]}
+    diffs = reference_differences(rows, reference) if reference else []  # refused before any file is written
     if reference:
-        difference_section(rows, reference)  # a reference matching no run is a usage error before any file is written
         results["reference"] = reference
-        results["differences"] = [d.as_dict() for d in differences(rows, reference)]
+        results["differences"] = [d.as_dict() for d in diffs]
     write_json_atomic(results, out_dir / "results.json")
     write_atomic(out_dir / "results.csv", lambda tmp: tmp.write_text(_csv_text(rows)))
     plot_tradeoffs(rows, out_dir / "tradeoffs.png", title)
     if reference:
-        plot_differences(differences(rows, reference), reference, out_dir / "difference.png", title)
+        plot_differences(diffs, reference, out_dir / "difference.png", title)
     layered = [(f"{name} s{_seed_text(row)}", report.baseline.complexity["layers"],
                 report.compressed.complexity["layers"]) for row, name, (_, report) in zip(rows, key_names(rows), collected)
                if report.baseline.complexity and report.compressed.complexity]
     if layered:
         plot_layer_heatmap(layered, out_dir / "layers.png", title)
-    readme = _readme(rows, title, command, note, budget, scores, failed_cells(report_paths), reference, bool(layered))
+    readme = _readme(rows, title, command, note, budget, scores, failed_cells(report_paths), reference, diffs,
+                     bool(layered))
     write_atomic(out_dir / "README.md", lambda tmp: tmp.write_text(readme))
     return rows
 

@@ -123,10 +123,9 @@ def tradeoff_figure(rows: Sequence[Row], title: str) -> Figure:
                         bottom=(0.55 + 0.1 * key_lines + 0.2 * legend_rows) / height)
     names = key_names(rows)
     for ax, bottom_ax, front, points, star, others in layout:
-        numbers = [_numbers(group) for group in group_close(_axes_points(ax, points), radius=0.02)]
         groups = group_close(_axes_points(ax, points), radius=0.02)
-        place_labels(ax, [points[g[0]] for g in groups], numbers, avoid=[*others, *star], fontsize=7,
-                     color="0.1")
+        place_labels(ax, [points[g[0]] for g in groups], [_numbers(g) for g in groups], avoid=[*others, *star],
+                     fontsize=7, color="0.1")
         bottom_ax.annotate("\n".join(f"{n:>2}  {names[i]}" for n, i in enumerate(front, 1)), (0, 0),
                            xycoords=("axes fraction", bottom_ax.xaxis.label), xytext=(0, -4),
                            textcoords="offset points", fontsize=6, va="top", family="monospace")
