@@ -218,7 +218,7 @@ def bench_command(
     """Measure one model: file sizes, latency per backend, complexity per layer, accuracy under torch and ONNX."""
     from compressor.bench import bench
     from compressor.fileio import write_json_atomic
-    from compressor.report import accuracy_table, complexity_table, grid_table, latency_table, size_table
+    from compressor.report import bench_renderables
 
     if output is not None:
         ensure_writable_file(output, "the report")
@@ -229,15 +229,8 @@ def bench_command(
     result = bench(model=model, arch=arch, num_classes=num_classes, in_channels=in_channels, dataset=data,
                    data_dir=data_dir, cache_dir=cache_dir, config=config, artifacts_dir=artifacts,
                    command=command_line(), batch_sizes=grid["batch_sizes"], thread_counts=grid["thread_counts"])
-    measured = result["measurements"]
-    if "latency_grid" in measured:
-        out.print(grid_table(measured["latency_grid"]))
-    for table in (size_table(measured["size"]), latency_table(measured["latency"]),
-                  accuracy_table(measured["evaluation"]), complexity_table(measured["complexity"], layers)):
-        if table is not None:
-            out.print(table)
-    if "skipped" in measured["evaluation"]:
-        out.print(f"accuracy: skipped ({measured['evaluation']['skipped']})")
+    for table in bench_renderables(result["measurements"], layers):
+        out.print(table)
     if output is not None:
         write_json_atomic(result, output)
         out.print(f"report: {output}")

@@ -171,6 +171,17 @@ def sensitivity_table(record: dict[str, Any]) -> Table:
     return table
 
 
+def bench_renderables(measured: dict[str, Any], layers: int = 10) -> list[Table | str]:
+    """What `compressor bench` prints for its measurements, in order: grid, size, latency, accuracy, complexity."""
+    tables = [grid_table(measured["latency_grid"])] if "latency_grid" in measured else []
+    tables += [table for table in (size_table(measured["size"]), latency_table(measured["latency"]),
+                                   accuracy_table(measured["evaluation"]),
+                                   complexity_table(measured["complexity"], layers)) if table is not None]
+    if "skipped" in measured["evaluation"]:
+        tables.append(f"accuracy: skipped ({measured['evaluation']['skipped']})")
+    return tables
+
+
 def grid_table(grid: dict[str, Any]) -> Table:
     """Median latency (ms) of one model per input size, batch size, thread count and backend, with MACs."""
     table = Table(title="latency grid, median ms per call (per image in brackets)")

@@ -437,22 +437,15 @@ def bench_output(result: dict[str, Any], width: int) -> str:
     """What `compressor bench` printed for `result` (the order of compressor.cli.compress.bench_command)."""
     from rich.console import Console
 
-    from compressor.report import accuracy_table, complexity_table, grid_table, latency_table, size_table
+    from compressor.report import bench_renderables
 
     command = shlex.split(result["command"])
     layers = int(command[command.index("--layers") + 1]) if "--layers" in command else 10
     output = next((command[i + 1] for i, arg in enumerate(command[:-1]) if arg in ("--output", "-o")), None)
     console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False,
                       force_interactive=False, force_jupyter=False, legacy_windows=False, _environ={})
-    measured = result["measurements"]
-    if "latency_grid" in measured:
-        console.print(grid_table(measured["latency_grid"]))
-    for table in (size_table(measured["size"]), latency_table(measured["latency"]),
-                  accuracy_table(measured["evaluation"]), complexity_table(measured["complexity"], layers)):
-        if table is not None:
-            console.print(table)
-    if "skipped" in measured["evaluation"]:
-        console.print(f"accuracy: skipped ({measured['evaluation']['skipped']})")
+    for table in bench_renderables(result["measurements"], layers):
+        console.print(table)
     if output is not None:
         console.print(f"report: {output}")
     return console.file.getvalue()
