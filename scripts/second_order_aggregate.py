@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 Cell = Mapping[str, Any]
@@ -29,7 +28,7 @@ TARGET_GAIN_POINTS = 5.0
 TARGET_SECONDS = 15 * 60
 TARGET_LEARNED = 0.9
 TARGET_GIB = 8.0
-COLLAPSED = 1.5  # a mean accuracy below COLLAPSED × chance is drawn clipped at the bottom of the difference plot
+COLLAPSED = 1.5  # a mean accuracy below COLLAPSED × chance is drawn clipped at the bottom of the plots
 
 
 def cell_name(label: str, amount: float, seed: int) -> str:
@@ -256,86 +255,6 @@ def cost_table(cells: Sequence[Cell], labels: Sequence[str], amounts: Sequence[f
             row.append(f"{seconds:.1f} s, {rss:.2f} GiB" + (f" (GPU {gpu:.2f} GiB)" if gpu else ""))
         lines.append(f"| {label} | " + " | ".join(row) + " |")
     return lines
-
-
-def _offsets(count: int, width: float = 0.7) -> list[float]:
-    """x offsets that spread `count` methods over `width` around each amount, so error bars do not overlap."""
-    if count <= 1:
-        return [0.0] * count
-    return [-width / 2 + width * i / (count - 1) for i in range(count)]
-
-
-def plot_differences(diffs: Sequence[Mapping[str, Any]], labels: Sequence[str], amounts: Sequence[float],
-                     reference: str, chance: float, path: Path) -> Path:
-    """Each method's accuracy minus the reference's, error bars = std over seeds, one panel per BN mode.
-
-    A point whose method collapsed (mean accuracy below COLLAPSED × chance) would stretch the axis over tens of
-    points; it is drawn as ▼ at the bottom edge with its real value written beside it.
-    """
-    from compressor.report.plots import _figure, _save_png
-
-    others = [label for label in labels if label != reference]
-    offsets = dict(zip(others, _offsets(len(others))))
-    fig = _figure((12, 4.8))
-    axes = fig.subplots(1, 2, sharey=False)
-    for ax, bn in zip(axes, BN_MODES):
-        rows = [d for d in diffs if d["bn"] == bn and d["mean_points"] is not None and d["label"] in offsets]
-        kept = [d for d in rows if d["accuracy_pct"] >= COLLAPSED * chance]
-        if kept:
-            low = min(d["mean_points"] - (d["std_points"] or 0) for d in kept)
-            high = max(d["mean_points"] + (d["std_points"] or 0) for d in kept)
-        else:
-            low, high = -1.0, 1.0
-        pad = max(0.5, 0.1 * (high - low))
-        bottom, top = min(low, 0.0) - pad, max(high, 0.0) + pad
-        for index, label in enumerate(others):
-            color = f"C{index % 10}"
-            mine = [d for d in rows if d["label"] == label]
-            xs = [amounts.index(next(a for a in amounts if _same(a, d["amount"]))) + offsets[label] for d in mine]
-            shown = [(x, d) for x, d in zip(xs, mine) if d["accuracy_pct"] >= COLLAPSED * chance]
-            clipped = [(x, d) for x, d in zip(xs, mine) if d["accuracy_pct"] < COLLAPSED * chance]
-            if shown:
-                ax.errorbar([x for x, _ in shown], [d["mean_points"] for _, d in shown],
-                            yerr=[d["std_points"] or 0.0 for _, d in shown], fmt="o", color=color, capsize=3,
-                            label=label)
-            for x, d in clipped:
-                ax.plot([x], [bottom + 0.04 * (top - bottom)], marker="v", color=color,
-                        label=None if shown else label)
-                ax.annotate(f"{d['mean_points']:+.1f}", (x, bottom + 0.04 * (top - bottom)), fontsize=7,
-                            color=color, xytext=(4, 4), textcoords="offset points")
-        ax.axhline(0.0, color="black", linestyle="--", linewidth=1)
-        ax.set_ylim(bottom, top)
-        ax.set_xticks(range(len(amounts)), [f"{100 * a:g} %" for a in amounts])
-        ax.set_xlabel("sparsity (fraction of eligible weights pruned)")
-        ax.set_ylabel(f"test top-1 minus {reference} (points; ▼ collapsed, value written)")
-        ax.set_title(BN_TEXT[bn])
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return _save_png(fig, path)
-
-
-def plot_accuracy(rows: Sequence[Mapping[str, Any]], labels: Sequence[str], amounts: Sequence[float],
-                  dense_pct: float, chance: float, path: Path) -> Path:
-    """Test accuracy mean ± std against sparsity per method: solid with, dashed without BN recalibration."""
-    from compressor.report.plots import _figure, _save_png
-
-    fig = _figure((8, 5))
-    ax = fig.subplots()
-    for index, label in enumerate(labels):
-        color = f"C{index % 10}"
-        for bn, style in (("yes", "-"), ("no", "--")):
-            mine = sorted((r for r in rows if r["label"] == label and r["bn"] == bn and r["mean_pct"] is not None),
-                          key=lambda r: r["amount"])
-            if mine:
-                ax.errorbar([100 * r["amount"] for r in mine], [max(r["mean_pct"], chance) for r in mine],
-                            yerr=[r["std_pct"] or 0.0 for r in mine], linestyle=style, marker="o", color=color,
-                            capsize=3, label=f"{label} ({'BN recalibrated' if bn == 'yes' else 'no BN'})")
-    ax.axhline(dense_pct, color="gray", linestyle=":", label=f"dense {dense_pct:.2f} %")
-    ax.set_xlabel("sparsity (%)")
-    ax.set_ylabel(f"test top-1 (%; values below chance {chance:g} % drawn at chance)")
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    return _save_png(fig, path)
 
 
 def fishleg_probe_table(probes: Mapping[str, Mapping[str, Any]]) -> list[str]:

@@ -13,8 +13,8 @@ Every cell (label × amount × seed) runs in its own subprocess, so its peak mem
 OUT/cells/{label}-{amount}-s{seed}.json; finished cells are skipped, so an interrupted run resumes. The dense test
 accuracy is computed once, in OUT/dense.json; the facts of the machine that runs the cells go to
 OUT/environment.json, which --no-run reuses (a report aggregated elsewhere names where its cells ran); OUT/notes.md,
-if present, goes into the README as hand-written notes. Aggregation, the noise rule, the tables and the plots live
-in scripts/second_order_aggregate.py.
+if present, goes into the README as hand-written notes. Aggregation, the noise rule and the tables live in
+scripts/second_order_aggregate.py, the two figures in scripts/second_order_plots.py.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import second_order_aggregate as agg  # noqa: E402
+import second_order_plots as plots  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_METHODS = "l1,obd,woodfisher,fishleg,layer-sensitive=layer-sensitive:ratios=0.5,0.7,0.9,0.95,0.98"
@@ -388,8 +389,8 @@ def main() -> None:
                "targets": agg.targets(cells, specs, amounts), "missing": missing, "failed": failed, "cells": cells}
     write_json_atomic(results, args.out / "results.json")
     chance = 100 / dense["num_classes"]
-    agg.plot_differences(results["differences"], labels, amounts, args.reference, chance, args.out / "difference.png")
-    agg.plot_accuracy(results["aggregates"], labels, amounts, 100 * dense["accuracy"], chance,
+    plots.plot_differences(results["differences"], labels, amounts, args.reference, chance, args.out / "difference.png")
+    plots.plot_accuracy(results["aggregates"], labels, amounts, 100 * dense["accuracy"], chance,
                       args.out / "accuracy.png")
     text = readme(results["title"], dense, specs, amounts, seeds, args.reference, results, args.out)
     write_atomic(args.out / "README.md", lambda tmp: tmp.write_text(text))

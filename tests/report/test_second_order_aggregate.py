@@ -15,6 +15,7 @@ _load = load_script
 
 
 agg = _load("second_order_aggregate")
+plots = _load("second_order_plots")
 N = 10_000
 
 
@@ -145,9 +146,9 @@ def test_plots_write_pngs_with_collapsed_and_missing_cells(tmp_path: Path, colla
     cells = [cell(label, a, s, 0.10 + 0.01 * s, collapsed if (label, a) == ("obd", 0.98) else 0.80 + 0.01 * s)
              for label in ("l1", "obd", "fishleg") for a in (0.9, 0.98) for s in (0, 1) if (label, s) != ("fishleg", 1)]
     labels, amounts = ["l1", "obd", "fishleg", "absent"], [0.9, 0.95, 0.98]
-    agg.plot_differences(agg.differences(cells, labels, "l1", amounts), labels, amounts, "l1", 10.0,
+    plots.plot_differences(agg.differences(cells, labels, "l1", amounts), labels, amounts, "l1", 10.0,
                          tmp_path / "difference.png")
-    agg.plot_accuracy(agg.aggregate(cells, labels, amounts), labels, amounts, 91.0, 10.0, tmp_path / "accuracy.png")
+    plots.plot_accuracy(agg.aggregate(cells, labels, amounts), labels, amounts, 91.0, 10.0, tmp_path / "accuracy.png")
     for name in ("difference.png", "accuracy.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
