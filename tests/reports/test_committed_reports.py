@@ -256,6 +256,15 @@ NOTES_CLAIMS: dict[str, tuple[Claim, ...]] = {"second-order-densenet201-supcon":
           lambda load: "recalibrated accuracy by {:.1f} points".format(
               100 * abs(load("cpu-check/obd-0.5-s0.json")["accuracy"]["yes"]
                         - load("cells/obd-0.5-s0.json")["accuracy"]["yes"]))),
+    Claim("threads of the CPU check", "cpu-check/*.json (device, threads)",
+          lambda load: "run on the {} with {} threads".format(
+              *_same(((c["device"].upper(), c["threads"]) for c in (load("cpu-check/l1-0.5-s0.json"),
+                                                                     load("cpu-check/obd-0.5-s0.json"))),
+                     "the CPU check's device and threads"))),
+    Claim("OBD's recalibrated seed spread on the GPU", "results.json (aggregates)",
+          lambda load: "its standard deviation over the three GPU\nseeds is {:.2f} points".format(
+              next(a["std_pct"] for a in load("results.json")["aggregates"]
+                   if (a["label"], a["amount"], a["bn"], a["n"]) == ("obd", 0.5, "yes", 3)))),
     Claim("effect of BN recalibration at 50 %", "results.json (aggregates)", _bn_effect),
     Claim("woodfisher without vs l1 with recalibration at 50 %", "results.json (aggregates)", _better_mode),
 )}
@@ -333,6 +342,9 @@ GRADUAL_CLAIMS = (
     Claim("the regenerate command's options", "*.json (command, up to --output)",
           lambda load: _gradual(lambda r: r["command"].replace(f"-s {r['strategy']} ", "-s STRATEGY ")
                                 .split(" --output")[0].removeprefix("compressor "), "command")(load)),
+    Claim("where the runs wrote their reports", "*.json (command's --output)",
+          lambda load: "--output " + _gradual(lambda r: shlex.split(r["command"])[-1].replace(
+              f"/{r['strategy']}-", "/STRATEGY-"), "output path")(load)),
 )
 
 
@@ -386,8 +398,30 @@ def _load_note(load: Load) -> str:
             f"speed-up ratios are good to a factor of about {high / low:.0f}")
 
 
+def _threads(load: Load) -> str:
+    threads = {(c["pipeline"], c["amount"]): re.search(r"torch threads (\d+)", c["machine"]).group(1)
+               for c in load("results.json")["cells"] if c["status"] == "done"}
+    (others,) = [cell for cell, n in threads.items() if n != "1"]  # exactly one cell not on one thread
+    return (f"every cell's `machine` says torch threads 1 except {others[0]} {others[1]:g}, which says "
+            f"{threads[others]}")
+
+
+def _recovery_defaults(load: Load) -> str:
+    from compressor.api import RecoveryConfig
+    from compressor.baseline import FINETUNE_LR_FACTOR, get_recipe
+
+    config = RecoveryConfig()
+    return (f"peak LR {FINETUNE_LR_FACTOR:g} x the baseline's (`FINETUNE_LR_FACTOR` in compressor/baseline.py; the "
+            f"`anchor` recipe's baselines peak at {get_recipe('anchor').lr:g}), one-cycle schedule, precision chosen "
+            f"by the probe; distilled cells use the defaults alpha {config.distill_alpha:g}, "
+            f"T {config.distill_temperature:g}")
+
+
 RECOVERY_CLAIMS = (
     Claim("CPU and cores of the cells", "results.json (cells[].machine)", _machine),
+    Claim("torch threads of the cells", "results.json (cells[].machine)", _threads),
+    Claim("fine-tuning LR and distillation settings", "compressor.baseline, compressor.api defaults",
+          _recovery_defaults),
     Claim("spread of the channels-0.9 speed-ups", "results.json (cells: latencies)", _load_note),
 )
 
