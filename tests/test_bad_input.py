@@ -62,6 +62,10 @@ COMPRESSOR_BAD = [
      "--min-accuracy is a fraction in (0, 1]"),
     ("export format", ["export", "{tmp}/sub", "--model", "{ckpt}", "--format", "tflite"], "unknown --format"),
     ("score data not an ImageFolder", ["score", "{tmp}", "--data", "digits"], "imagefolder:PATH"),
+    ("baseline seed with --model", ["run", "-s", "l1", "--model", "{ckpt}", "--baseline-seed", "1"],
+     "--baseline-seed picks the cached baseline to train or reuse; with --model"),
+    ("baseline seeds with --model", ["sweep", "--out", "{tmp}/s", "--strategies", "l1", "--model", "{ckpt}",
+                                     "--baseline-seeds", "1"], "--baseline-seeds picks cached baselines; it cannot"),
     # files
     ("checkpoint missing", ["run", "-s", "l1", "--model", "{tmp}/none.pt"], "does not exist"),
     ("checkpoint empty", ["run", "-s", "l1", "--model", "{empty}"], "empty, truncated or not a torch file"),
@@ -159,6 +163,9 @@ def test_the_reliability_page_states_the_number_of_cases_and_lists_each() -> Non
     table = page[page.index("Inputs covered by `tests/test_bad_input.py`"):]
     rows = re.findall(r"^\| (\d+) \|", table.split("\n\n", 2)[1], flags=re.M)
     assert claimed == len(COMPRESSOR_BAD) + len(SUPCON_BAD) == len(rows) == int(rows[-1])
+    root = Path(__file__).resolve().parent.parent
+    assert f"({claimed} cases in `tests/test_bad_input.py`)" in (root / "README.md").read_text()
+    assert f"; {claimed} cases are listed" in (root / "docs" / "commands.md").read_text()
 
 
 JUNK_NUMBER = st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr), st.integers(-5, 5).map(str),
