@@ -1,0 +1,255 @@
+"""Claims from reports/supcon/, digits-examples/, demo/, make-test/, and defaults the pages quote from the code."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import statistics
+from typing import Any
+
+from docs_claims_common import WORDS, _mb, _one, _pct
+from docs_claims_measurement import _bench_steps
+from docs_claims_recovery import _cells
+from docs_claims_sweeps import _rows
+from test_committed_reports import Load
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# reports/supcon/, reports/digits-examples/, reports/demo/, reports/make-test/
+
+
+def _supcon_row(load: Load, method: str) -> dict[str, Any]:
+    return _one([r for r in load("results.json")["rows"] if r["method"] == method], method)
+
+
+def _supcon_epochs(load: Load) -> str:
+    return re.match(r"(\d+) epochs x (\d+) views", _supcon_row(load, "SupCon + linear")["budget"])[1]
+
+
+def _supcon_table(load: Load) -> list[str]:
+    supcon, ce = _supcon_row(load, "SupCon + linear"), _supcon_row(load, "cross-entropy")
+
+    def metrics(r: dict[str, Any]) -> str:
+        return (f"{_pct(r['accuracy'])} % | {r['precision_macro']:.4f} | {r['recall_macro']:.4f} | "
+                f"{r['f1_macro']:.4f} |")
+    return [f"| SupCon ({_supcon_epochs(load)} epochs) + linear | {supcon['train_seconds'] / 60:.1f} min + "
+            f"{supcon['linear_seconds'] / 60:.0f} min linear | " + metrics(supcon),
+            f"| cross-entropy ({ce['budget']}) | {ce['train_seconds'] / 60:.1f} min | " + metrics(ce)]
+
+
+def _supcon_minutes(load: Load) -> str:
+    rows = load("results.json")["rows"]
+    total = sum(r["train_seconds"] + r["linear_seconds"] for r in rows)
+    return f"`reports/supcon/results.json`, sum to {total / 60:.0f} min"
+
+
+def _epoch_seconds(load: Load) -> list[int]:
+    return [int(m[1]) for m in re.finditer(r"^epoch \d+/\d+: loss [\d.]+, (\d+) s", load("pretrain.log"), re.M)]
+
+
+def _supcon_steps(load: Load) -> str:
+    log = load("pretrain.log")
+    steps = int(re.search(r"step \d+/(\d+)", log)[1])
+    seconds = _epoch_seconds(load)
+    return (f"({seconds[-1] / steps:.1f} s per step of 256 views; the first epoch took {seconds[0]:,} s because tests "
+            f"ran beside it, the second\n{seconds[1]:,} s")
+
+
+def _supcon_gap(load: Load) -> str:
+    supcon, ce = _supcon_row(load, "SupCon + linear"), _supcon_row(load, "cross-entropy")
+    shirt = (supcon["per_class_f1"]["Shirt"], ce["per_class_f1"]["Shirt"])
+    return (f"cross-entropy is ahead by {100 * (ce['accuracy'] - supcon['accuracy']):.1f} points, and the weak "
+            f"classes\nare the same for both (Shirt {shirt[0]:.2f} / {shirt[1]:.2f} F1")
+
+
+def _readme_supcon(load: Load) -> str:
+    return (f"DenseNet201 after {_supcon_epochs(load)} SupCon epochs + linear: "
+            f"{_pct(_supcon_row(load, 'SupCon + linear')['accuracy'])} %; cross-entropy on the same budget: "
+            f"{_pct(_supcon_row(load, 'cross-entropy')['accuracy'])} %")
+
+
+def _distillation(load: Load) -> str:
+    def runs(distill: bool) -> list[float]:
+        return [100 * load(f"channels-0.5-ft3-{'distill-' if distill else ''}s{s}.json")["compressed"]["accuracy"]
+                for s in range(3)]
+    a, b = runs(True), runs(False)
+    return (f"distillation gave {statistics.fmean(a):.2f} ± {statistics.stdev(a):.2f} % against "
+            f"{statistics.fmean(b):.2f} ± {statistics.stdev(b):.2f} % without it")
+
+
+def _channels_global(load: Load) -> str:
+    run = load("channels-global-0.9.json")
+    record, params = run["steps"][0]["record"], run["params"]["channels"]
+    layers = record["layers"]
+    ratio = {name: 1 - n["channels_after"] / n["channels_before"] for name, n in layers.items()}
+    worst = max(ratio.values())
+    names = [name for name, r in ratio.items() if r == worst]
+    before, after = _one(sorted({(layers[n]["channels_before"], layers[n]["channels_after"]) for n in names}),
+                         "channel counts of the worst layers")
+    return (f"at {params['scope']} {params['amount']:g} (`round_to` {params['round_to']}) "
+            f"{WORDS.get(len(names), len(names))} coupled layers of the digits ResNet18 lost {100 * worst:.1f} % of "
+            f"their channels ({', '.join(f'`{n}`' for n in names)}: {before} → {after};")
+
+
+def _competition(load: Load) -> str:
+    one_shot = {load(name)["compressed"]["accuracy"] for name in ("blocks-competition.json",
+                                                                   "blocks-competition-no-recal.json")}
+    return (f"falls to {_pct(_one(sorted(one_shot), 'one-shot accuracy'))} % one-shot, chance, with or without "
+            f"BatchNorm recalibration")
+
+
+def _competition_ft(load: Load) -> str:
+    run = load("blocks-competition-ft15.json")
+    return (f"recovers to {_pct(run['compressed']['accuracy'])} % (baseline {_pct(run['baseline']['accuracy'])} %) "
+            f"with a\n{_mb(run['compressed']['size_bytes'])} MB fp32 file after")
+
+
+def _int8_zip(load: Load) -> str:
+    run = load("int8-zip.json")
+    base, comp = run["baseline"], run["compressed"]
+    same = "before and after" if base["accuracy"] == comp["accuracy"] else f"before, {_pct(comp['accuracy'])} % after"
+    return (f"`reports/digits-examples/int8-zip.json`): {_pct(base['accuracy'])} %\n{same}, deployable file "
+            f"{_mb(base['deployable_bytes'])} → {_mb(comp['deployable_bytes'])} MB")
+
+
+def _threads_word(n: int) -> str:
+    return "one" if n == 1 else f"{n} threads"
+
+
+def _demo(load: Load) -> dict[str, Any]:
+    return load("resnet18-digits-l1-0.5.json")
+
+
+def _demo_sparsity(load: Load) -> str:
+    run = _demo(load)
+    return (f"the conv/linear sparsity is {_pct(run['compressed']['sparsity'])} % rather than "
+            f"{100 * run['params']['l1']['amount']:g} %")
+
+
+def _demo_onnx(load: Load) -> str:
+    comp = _demo(load)["compressed"]
+    ort, torch = comp["evaluation"]["onnxruntime"], comp["evaluation"]["torch"]
+    same = "the same" if ort["accuracy"] == torch["accuracy"] == comp["accuracy"] else "a different"
+    diff = f"{ort['max_abs_logit_diff_vs_torch']:.1e}".replace("e-0", "e-")
+    return (f"scores {same} {_pct(ort['accuracy'])} % under ONNX Runtime as under torch (largest logit difference to "
+            f"torch\n{diff}, `compressed.evaluation.onnxruntime`)")
+
+
+def _demo_machine(load: Load) -> str:
+    env = _demo(load)["environment"]
+    return (f"this project's {env['cpu_count']}-core machine\n({env['cpu']}, torch {env['packages']['torch']}, "
+            f"{env['torch_threads']} threads")
+
+
+def _wall_clock(load: Load) -> str:
+    text = load("fresh-clone.txt")
+    m = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)", text)
+    seconds = round(3600 * int(m[1] or 0) + 60 * int(m[2]) + float(m[3]))
+    cores = re.search(r"(\d+) cores", text.splitlines()[0])[1]
+    return f"{seconds // 60} min {seconds % 60} s on {cores} cores, venv included: `reports/make-test/fresh-clone.txt`"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# defaults the pages quote, checked against the code (report directory None)
+
+
+def _finetune_lr(load: Load) -> str:
+    from compressor.api import DEFAULT_FINETUNE_LR
+    from compressor.baseline import FINETUNE_LR_FACTOR, RECIPES
+
+    return (f"defaults to {FINETUNE_LR_FACTOR:g}\n× the peak LR the baseline was trained with (read from the "
+            f"checkpoint's history: {FINETUNE_LR_FACTOR * RECIPES['standard'].lr:g} for the `standard` recipe,\n"
+            f"{FINETUNE_LR_FACTOR * RECIPES['anchor'].lr:g} for `anchor`), or {DEFAULT_FINETUNE_LR:g} when the history "
+            "does not say")
+
+
+def _distill_defaults(load: Load) -> str:
+    from compressor.api import RecoveryConfig
+
+    config = RecoveryConfig()
+    return (f"(`--distill-alpha`, default {config.distill_alpha:g}; `--distill-temperature`, default "
+            f"{config.distill_temperature:g})")
+
+
+def _anchor_lr(load: Load) -> str:
+    from compressor.baseline import FINETUNE_LR_FACTOR, RECIPES
+
+    return (f"the\nnew default peak LR, {FINETUNE_LR_FACTOR:g} × the baseline's "
+            f"({FINETUNE_LR_FACTOR * RECIPES['anchor'].lr:g})")
+
+
+def _timing_plan(load: Load) -> str:
+    from compressor.measure.latency import TimingPlan
+
+    plan = TimingPlan()
+    return (f"Warm-up ≥ {plan.warmup_runs} runs and\n≥ {plan.warmup_seconds:g} s, then every call is timed "
+            f"individually until ≥ {plan.min_runs} runs and ≥ {plan.min_seconds:g} s")
+
+
+def _digits_epochs(load: Load) -> str:
+    from compressor.baseline import DEFAULT_EPOCHS
+
+    return f"once ({DEFAULT_EPOCHS['digits']} epochs, cached in"
+
+
+def _recalibration_batches(load: Load) -> str:
+    import inspect
+
+    from compressor.train import recalibrate_batchnorm
+
+    batches = inspect.signature(recalibrate_batchnorm).parameters["batches"].default
+    return f"BatchNorm statistics are re-estimated on {batches} batches of training images"
+
+
+def _one_cycle_steps(load: Load) -> str:
+    from compressor.train import MIN_WARMUP_STEPS, ONE_CYCLE_PCT_START
+
+    return f"fine-tune has at least {math.ceil(MIN_WARMUP_STEPS / ONE_CYCLE_PCT_START)} steps"
+
+
+def _recipes(load: Load) -> str:
+    from compressor.baseline import DEFAULT_EPOCHS, RECIPES, default_epochs
+
+    standard = RECIPES["standard"]
+    if DEFAULT_EPOCHS["cifar10"] != DEFAULT_EPOCHS["cifar100"]:
+        return f"CIFAR-10 and CIFAR-100 train for different epochs: {DEFAULT_EPOCHS}"
+    return (f"the dataset's epochs (digits {DEFAULT_EPOCHS['digits']}, Fashion-MNIST "
+            f"{DEFAULT_EPOCHS['fashion-mnist']}, CIFAR {DEFAULT_EPOCHS['cifar10']}, folders "
+            f"{default_epochs('imagefolder')}), one-cycle SGD + Nesterov at "
+            f"peak LR {standard.lr:g}")
+
+
+def _anchor_recipe(load: Load) -> str:
+    from compressor.baseline import RECIPES
+
+    anchor = RECIPES["anchor"]
+    return (f"| `anchor` | {anchor.epochs} epochs, peak LR {anchor.lr:g}, random erasing (p {anchor.random_erasing:g}, "
+            f"2-33 % of the image, Zhong et al.), label smoothing {anchor.label_smoothing:g}, an exponential moving "
+            f"average of the weights and BatchNorm statistics (decay {anchor.ema_decay:g},")
+
+
+def _precision_probe(load: Load) -> str:
+    from compressor.train import PROBE_MIN_GAIN, PROBE_MIN_STEPS
+
+    return (f"takes bf16 only when it is at least {PROBE_MIN_GAIN:g}× faster; runs shorter than {PROBE_MIN_STEPS} "
+            "steps skip the probe")
+
+
+def _finetune_settings(load: Load) -> str:
+    runs = [load(f"runs/{r['source'].rsplit('/', 1)[1]}") for r in _rows(load) if r["finetune_epochs"] == 1]
+    lr = _one(sorted({round(r["recovery"]["finetune"]["lr"], 12) for r in runs}), "fine-tuning LR")
+    return f"(`--finetune-epochs 1`, lr {lr:g}, pruned weights held at zero)"
+
+
+def _densenet_recovery(load: Load) -> str:
+    lr = re.search(r"DenseNet201 SupCon cells: fine-tuning at LR ([\d.]+)", load("README.md"))[1]
+    epochs = _one(sorted({c["finetune_epochs"] for c in _cells(load) if c["arch"] == "densenet201"}), "epochs")
+    return f"{WORDS.get(epochs, epochs)} epoch of recovery at LR {lr},"
+
+
+def _int8_calibration(load: Load) -> str:
+    params = _one(sorted({json.dumps(s["params"], sort_keys=True) for s in _bench_steps(load, "int8")}),
+                  "int8 settings")
+    params = json.loads(params)
+    return f"{params['calibration']} calibration on {params['calib_samples']} training images"

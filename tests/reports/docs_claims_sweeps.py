@@ -1,0 +1,256 @@
+"""Claims from reports/resnet18-fashion-mnist-strategies/ and densenet201-supcon-fashion-mnist/ (OpenAImer too)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from docs_claims_common import _mb, _one, _pct, files
+from test_committed_reports import REPORTS, Claim, Load, markdown_tables
+
+
+STRATEGIES_REPORT = "resnet18-fashion-mnist-strategies"
+
+
+def _rows(load: Load) -> list[dict[str, Any]]:
+    return load("results.json")["rows"]
+
+
+def _row(load: Load, pipeline: str, finetune_epochs: float, amount: str | None = None) -> dict[str, Any]:
+    """The run of `pipeline` (at `pipeline.amount=AMOUNT` when given) after `finetune_epochs` of fine-tuning."""
+    return _one([r for r in _rows(load) if r["pipeline"] == pipeline and r["finetune_epochs"] == finetune_epochs
+                 and (amount is None or f"{pipeline}.amount={amount}" in r["params"].split())],
+                f"{pipeline} run at {amount} after {finetune_epochs} epochs")
+
+
+def _baseline(load: Load, key: str = "baseline_accuracy") -> Any:
+    return _one(sorted({r[key] for r in _rows(load)}), f"{key} over the runs")
+
+
+def _typical(load: Load, key: str) -> float:
+    from compressor.report.pareto import typical_baseline
+
+    return typical_baseline(_rows(load), key)
+
+
+def _ratio(row: dict[str, Any]) -> float:
+    """The deployed latency against the run's own interleaved baseline timing."""
+    return row["deployed_latency_ms"] / row["baseline_deployed_latency_ms"]
+
+
+def _within_one_point(load: Load) -> list[dict[str, Any]]:
+    return [r for r in _rows(load) if r["accuracy"] >= _baseline(load) - 0.01]
+
+
+def _epochs_of(checkpoint: str) -> str:
+    return re.search(r"-e(\d+)-", checkpoint)[1]
+
+
+def _strategies_table(load: Load) -> list[str]:
+    """docs/strategies.md's table: the report's run table (compressor.report's rendering) without its seed,
+    before-fine-tuning and fp32 columns, top-1 without its ± SE; the header, then the baseline and one line per run."""
+    from compressor.report.summary import markdown_table
+
+    lines = []
+    for number, line in enumerate(markdown_table(_rows(load)).splitlines()):
+        if number == 1:  # the |---| line
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        cells = [c.split(" ± ")[0] for i, c in enumerate(cells) if i not in (3, 4, 10)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _strategies_table_claims() -> tuple[Claim, ...]:
+    """One claim per line of the table: the header, the baseline and each run of the committed results.json."""
+    lines = 2 + len(files(REPORTS / STRATEGIES_REPORT)("results.json")["rows"])
+    return tuple(Claim(f"table line {i + 1}" if i else "table header", "results.json (rows)",
+                       lambda load, i=i: _strategies_table(load)[i]) for i in range(lines))
+
+
+def _strategy_speedups(load: Load) -> str:
+    speedups = [1 / _ratio(r) for r in _rows(load) if r["pipeline"] in ("blocks", "channels")]
+    return f"run {min(speedups):.1f}-{max(speedups):.1f}x faster under ONNX Runtime"
+
+
+def _strategy_collapse(load: Load) -> str:
+    base = _baseline(load)
+    blocks0, channels0 = _row(load, "blocks", 0), _row(load, "channels", 0)
+    blocks1, channels1 = _row(load, "blocks", 1), _row(load, "channels", 1)
+    return (f"collapse one-shot ({_pct(blocks0['accuracy'])} % and {_pct(channels0['accuracy'])} %) and need the "
+            f"fine-tuning epoch to come back to {_pct(base - blocks1['accuracy'])} and "
+            f"{_pct(base - channels1['accuracy'])} points below dense")
+
+
+def _unstructured_cost(load: Load) -> str:
+    base = _baseline(load)
+    one_shot = max(base - _row(load, p, 0)["accuracy"] for p in ("l1", "layer-sensitive"))
+    tuned = max(base - _row(load, p, 1)["accuracy"] for p in ("l1", "layer-sensitive"))
+    after = "nothing" if tuned <= 0 else f"at most {_pct(tuned)} points"
+    return f"costs at most {_pct(one_shot)} points one-shot and {after} after one epoch"
+
+
+def _chain(load: Load) -> str:
+    zero, one = _row(load, "blocks+l1+int8", 0), _row(load, "blocks+l1+int8", 1)
+    return (f"one-shot {_mb(zero['deployable_bytes'])} MB at {_pct(zero['accuracy'])} %; after one epoch of "
+            f"fine-tuning {_mb(one['deployable_bytes'])} MB at {_pct(one['accuracy'])} %, "
+            f"{_pct(_baseline(load) - one['accuracy'])} points below dense")
+
+
+def _chain_is_best(load: Load) -> str:
+    within = _within_one_point(load)
+    smallest = min(within, key=lambda r: r["deployable_bytes"])
+    fastest = min(within, key=lambda r: r["deployed_latency_ms"])
+    chain = _row(load, "blocks+l1+int8", 1)
+    if smallest == chain and fastest == chain:
+        return "the smallest file (and the fastest model) within 1 point of dense in this report"
+    return f"smallest within 1 point: {smallest['pipeline']}; fastest: {fastest['pipeline']}"
+
+
+def _readme_chain(load: Load) -> str:
+    r = _row(load, "blocks+l1+int8", 1)
+    return (f"keeps {_pct(r['accuracy'])} % (dense {_pct(r['baseline_accuracy'])} %) in a "
+            f"{_mb(r['deployable_bytes'])} MB deployable file (dense {_mb(r['baseline_deployable_bytes'])} MB), "
+            f"{r['latency_int8_ms']:.2f} ms under ONNX Runtime int8 (dense "
+            f"{_typical(load, 'baseline_latency_ort_ms'):.2f} ms)")
+
+
+def _difference(load: Load) -> str:
+    d = _one([d for d in load("results.json")["differences"]
+              if d["pipeline"] == "layer-sensitive" and d["finetune_epochs"] == 1], "layer-sensitive difference")
+    verdict = d["verdict"]
+    return (f"layer-sensitive at {100 * d['amount']:g} % after one epoch is {d['mean']:+.2f} ± {d['se']:.2f} points "
+            f"from {load('results.json')['reference']}, {verdict}")
+
+
+def _strategies_baseline(load: Load) -> str:
+    first = _rows(load)[0]
+    return (f"same cached baseline ({_epochs_of(first['baseline_checkpoint'])} epochs, {_pct(_baseline(load))} % test "
+            f"top-1), measured on the {first['samples']:,} test images at {first['input_size']} px")
+
+
+def _dn_best(load: Load) -> str:
+    base = _baseline(load)
+    within = _within_one_point(load)
+    pruned = [r for r in within if r["pipeline"] != "int8"]
+    lead = "no pruned cell comes" if not pruned else f"{len(pruned)} pruned cells come"
+    int8 = _one([r for r in within if r["pipeline"] == "int8"], "int8 run within 1 point")
+    return (f"{lead} within 1 point of dense ({_pct(base)} %); int8 alone does, {_pct(int8['accuracy'])} % in "
+            f"{_mb(int8['deployable_bytes'])} MB")
+
+
+def _dn_headline(load: Load) -> str:
+    within = _within_one_point(load)
+    smallest = min(within, key=lambda r: r["deployable_bytes"])
+    fastest = min(within, key=lambda r: r["deployed_latency_ms"])
+    int8 = _row(load, "int8", 0)
+    if not smallest == fastest == int8:
+        return "int8 is not both the smallest and the fastest run within 1 point"
+    pruned = [r for r in within if r["pipeline"] != "int8"]
+    return (f"{_mb(int8['deployable_bytes'])} MB (x{int8['deployable_bytes'] / int8['baseline_deployable_bytes']:.2f}) "
+            f"and {int8['deployed_latency_ms']:.2f} ms (x{_ratio(int8):.2f} of its own baseline timing) at "
+            f"{_pct(int8['accuracy'])} % top-1. " + ("No pruned cell comes within 1 point." if not pruned else ""))
+
+
+def _name(row: dict[str, Any]) -> str:
+    amount = float(re.search(r"\.amount=([\d.]+)", row["params"])[1])
+    return f"{row['pipeline']} {100 * amount:g} %" + (" fine-tuned" if row["finetune_epochs"] else "")
+
+
+def _dn_best_pruned(load: Load) -> str:
+    best = max((r for r in _rows(load) if r["pipeline"] != "int8"), key=lambda r: r["accuracy"])
+    return (f"The best pruned one is {_name(best)}, {_pct(best['accuracy'])} % at {_mb(best['deployable_bytes'])} MB "
+            f"and {best['deployed_latency_ms']:.2f} ms (x{_ratio(best):.2f})")
+
+
+def _dn_blocks90(load: Load) -> str:
+    r = _row(load, "blocks", 0.25, "0.9")
+    return (f"{_name(r)} keeps {_pct(r['accuracy'])} % at {_mb(r['deployable_bytes'])} MB and "
+            f"{r['deployed_latency_ms']:.2f} ms")
+
+
+def _dn_fragile(load: Load) -> str:
+    return f"one-shot global l1 at 50 % falls to {_pct(_row(load, 'l1', 0, '0.5')['accuracy'])} %"
+
+
+def _dn_obd(load: Load) -> str:
+    one_shot = [r for r in _rows(load) if r["finetune_epochs"] == 0 and "amount=0.5" in r["params"]]
+    obd = _row(load, "obd", 0, "0.5")
+    most = "keeps the most" if obd == max(one_shot, key=lambda r: r["accuracy"]) else "does not keep the most"
+    return (f"layer-sensitive to {_pct(_row(load, 'layer-sensitive', 0, '0.5')['accuracy'])} %, and the diagonal "
+            f"second-order OBD {most}, {_pct(obd['accuracy'])} % ({_pct(_row(load, 'obd', 0, '0.7')['accuracy'])} % "
+            f"at 70 %)")
+
+
+def _dn_finetune_cost(load: Load) -> str:
+    r = _row(load, "int8", 0.25)
+    tuned = [x["accuracy"] for x in _rows(load) if x["finetune_epochs"]]
+    return (f"it costs the dense model itself {100 * (r['accuracy_before_recovery'] - r['accuracy']):.1f} points (the "
+            f"int8 cell fine-tuned a quarter epoch, no pruning: {_pct(r['accuracy'])} % against "
+            f"{_pct(r['accuracy_before_recovery'])} % before it), and every fine-tuned cell lands at "
+            f"{100 * min(tuned):.0f}-{100 * max(tuned):.0f} %")
+
+
+def _openaimer_scores(load: Load) -> list[dict[str, str]]:
+    return _one([t for t in markdown_tables(load("README.md")) if t and "score" in t[0] and "model" in t[0]],
+                "OpenAImer table in README.md")
+
+
+def _scored(load: Load) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """The top-scored model, its un-fine-tuned twin and the most accurate scored model (README.md's table)."""
+    table = _openaimer_scores(load)
+    top = table[0]
+    twin = _one([r for r in table if r["model"] == top["model"].removesuffix(" +ft0.25")
+                 and r["model"] != top["model"]], "un-fine-tuned twin of the top model")
+    accurate = max(table, key=lambda r: float(r["top-1 here %"]))
+    return top, twin, accurate
+
+
+def _channels_amount(model: str) -> str:
+    amount = float(re.search(r"^channels \(channels\.amount=([\d.]+)", model)[1])
+    return f"{100 * amount:g} %"
+
+
+def _openaimer_readme(load: Load) -> str:
+    top, _, accurate = _scored(load)
+    return (f"the {_channels_amount(top['model'])} channel-pruned model wins ({top['score']} at "
+            f"{top['top-1 here %']} %) and the most accurate scored model ({accurate['top-1 here %']} %) scores "
+            f"{accurate['score']}")
+
+
+def _openaimer_sweeps(load: Load) -> str:
+    top, twin, accurate = _scored(load)
+    label = re.match(r"(\w+) \(\w+\.amount=([\d.]+)\) \+ft", accurate["model"])
+    return (f"the OpenAImer score the winner is again the {_channels_amount(top['model'])} channel-pruned model "
+            f"({top['score']}, {top['top-1 here %']} % on the protocol's 224-px input), its un-fine-tuned twin at "
+            f"chance scores {twin['score']}, and the most accurate scored model ({label[1].upper()} "
+            f"{100 * float(label[2]):g} % fine-tuned, {accurate['top-1 here %']} %) scores {accurate['score']}")
+
+
+def _dn_setup(load: Load) -> str:
+    first = _rows(load)[0]
+    return (f"({_pct(_baseline(load))} % test top-1 at {first['input_size']} px, "
+            f"{_mb(_baseline(load, 'baseline_deployable_bytes'))} MB deployable, "
+            f"{_typical(load, 'baseline_latency_ort_ms'):.2f} ms ONNX Runtime at batch 1)")
+
+
+def _dn_recovery(load: Load) -> str:
+    channels, blocks = _row(load, "channels", 0.25, "0.5"), _row(load, "blocks", 0.25, "0.5")
+    return (f"had left them at {_pct(channels['accuracy'])} % and {_pct(blocks['accuracy'])} % of "
+            f"{_pct(_baseline(load))} %")
+
+
+DENSENET_SWEEP: tuple[Claim, ...] = (
+    Claim("dense baseline, size and latency", "results.json (rows: baseline_*)", _dn_setup),
+    Claim("cells", "results.json (rows)",
+          lambda load: f"`scripts/grids/densenet201-supcon-fashion-mnist.toml`): {len(_rows(load))} cells"),
+    Claim("headline pick: int8", "results.json (rows)", _dn_headline),
+    Claim("best pruned cell", "results.json (rows)", _dn_best_pruned),
+    Claim("blocks 90 % fine-tuned", "results.json (rows)", _dn_blocks90),
+    Claim("one-shot l1 at 50 %", "results.json (rows)", _dn_fragile),
+    Claim("one-shot layer-sensitive and OBD", "results.json (rows)", _dn_obd),
+    Claim("what the fine-tune recipe costs", "results.json (rows: int8 fine-tuned, every fine-tuned cell)",
+          _dn_finetune_cost),
+    Claim("OpenAImer winner, its twin, the most accurate scored model", "README.md (OpenAImer table)",
+          _openaimer_sweeps),
+)

@@ -1,0 +1,452 @@
+"""README.md and docs/*.md say what the committed reports say.
+
+Every measured figure in the prose of README.md and docs/*.md (accuracies, sizes, latencies, speed-ups, seconds,
+counts of runs and cells, differences ± SE) is a `Claim` of tests/reports/test_committed_reports.py: its wording is
+computed from a committed file under reports/ with the rounding the page uses, and the page must contain that
+wording, whitespace aside. `PAGES` maps each page to (report directory, claims) pairs; a page must also name each
+report directory it takes figures from (`reports/NAME`), so a reader can find the file. A handful of defaults the
+pages quote are checked against the code constants instead (report directory None).
+
+Not checked here: README.md's demo block (tests/test_docs.py compares it with reports/demo/output.txt), the count of
+bad-input cases (tests/test_bad_input.py), figures of outside sources (papers, the OpenAImer leaderboard), which
+the pages attribute, and every passage that cites reports/resnet18-fashion-mnist/ (that report is being
+regenerated; its own README is checked by test_committed_reports.py).
+
+When a page disagrees with its report, fix the page to what the committed JSON says, or, if the JSON changed
+because a report was regenerated, update the page's prose and check that its conclusions still hold.
+
+The claims' wordings are built in docs_claims_*.py, one module per group of reports (docs_claims_common.py holds
+the shared formatting helpers); this module holds `PAGES`, the check and the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+from pathlib import Path
+from typing import Any
+
+import pytest
+from docs_claims_common import WORDS, _one, _pct, files
+from docs_claims_measurement import (
+    BENCH_FILE, RUN_224, _bench_deployable, _bench_row, _bench_setup, _bench_spread, _deploy_dense_row,
+    _deploy_minutes, _deploy_row, _deploy_setup, _eight_times, _int8_graph, _int8_pays, _medians, _readme_224,
+    _round_to, _suite_int8, _suite_rounds, _suite_row, _suite_setup, _supcon_loss, _tiny_int8, _tracks_macs,
+)
+from docs_claims_other import (
+    _anchor_lr, _anchor_recipe, _channels_global, _competition, _competition_ft, _demo, _demo_machine, _demo_onnx,
+    _demo_sparsity, _densenet_recovery, _digits_epochs, _distill_defaults, _distillation, _finetune_lr,
+    _finetune_settings, _int8_calibration, _int8_zip, _one_cycle_steps, _precision_probe, _readme_supcon,
+    _recalibration_batches, _recipes, _supcon_epochs, _supcon_gap, _supcon_minutes, _supcon_row, _supcon_steps,
+    _supcon_table, _threads_word, _timing_plan, _wall_clock,
+)
+from docs_claims_recovery import (
+    _anchor_training, _baselines, _blocks05, _blocks07, _budget, _cell, _cells, _chain_cells, _channels05,
+    _channels07, _channels09, _channels09_gains, _dense_baselines, _densenet_cells, _densenet_standard,
+    _half_megabyte, _harness_spread, _load_spread, _magnitude, _pair_summary, _plain_distilled, _probe_frozen,
+    _probe_losses, _probe_setup, _probe_speedups, _readme_recovery, _recovery_machine, _targets_met,
+)
+from docs_claims_second_order import (
+    _accuracy_table, _all_kept, _costs, _curvature_pays, _dn_bn_hurts, _dn_cpu_check, _dn_fragile_so,
+    _dn_layer_sensitive, _dn_so_claims, _first_fits, _fits, _gradual, _gradual_setup, _layer_sensitive,
+    _learned_factors, _probe_decisions, _recalibration_at_90, _so_readme, _targets_not_met, _woodfisher_minutes,
+    _woodfisher_vs_fishleg,
+)
+from docs_claims_sweeps import (
+    DENSENET_SWEEP, STRATEGIES_REPORT, _baseline, _chain, _chain_is_best, _difference, _dn_best, _dn_recovery,
+    _epochs_of, _openaimer_readme, _readme_chain, _row, _rows, _strategies_baseline, _strategies_table_claims,
+    _strategy_collapse, _strategy_speedups, _unstructured_cost,
+)
+from test_committed_reports import REPO, REPORTS, Claim, check_claims
+
+
+def _no_files(name: str) -> Any:
+    raise FileNotFoundError(f"claims checked against the code read no report file (asked for {name})")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the pages
+
+
+PAGES: dict[str, list[tuple[str | None, tuple[Claim, ...]]]] = {
+    "README.md": [
+        ("make-test", (Claim("make test's wall time", "fresh-clone.txt (/usr/bin/time -v)", _wall_clock),)),
+        ("demo", (Claim("the demo's machine", "resnet18-digits-l1-0.5.json (environment)", _demo_machine),)),
+        (STRATEGIES_REPORT, (
+            Claim("blocks+l1+int8 after one epoch", "results.json (rows)", _readme_chain),
+            Claim("layer-sensitive minus l1 after one epoch", "results.json (differences)", _difference),
+        )),
+        ("recovery-fashion-mnist", (
+            Claim("distilled channels 0.5", "results.json (cells)", _readme_recovery),)),
+        ("second-order-fashion-mnist", (
+            Claim("FishLeg and l1 at 98 %", "results.json (aggregates)", _so_readme),)),
+        ("densenet201-supcon-fashion-mnist", (
+            Claim("no pruned cell within 1 point; int8", "results.json (rows)", _dn_best),
+            Claim("OpenAImer winner and most accurate scored model", "README.md (OpenAImer table)",
+                  _openaimer_readme),
+        )),
+        ("deploy-224px", (Claim("channels 0.5 round_to 16 + int8 at 224 px", RUN_224, _readme_224),)),
+        ("supcon", (Claim("SupCon and cross-entropy accuracy", "results.json (rows)", _readme_supcon),)),
+    ],
+    "docs/index.md": [
+        (None, (Claim("digits baseline epochs", "compressor.baseline.DEFAULT_EPOCHS", _digits_epochs),)),
+        ("demo", (
+            Claim("the demo's conv/linear sparsity", "resnet18-digits-l1-0.5.json (compressed.sparsity)",
+                  _demo_sparsity),
+            Claim("l1's own record", "resnet18-digits-l1-0.5.json (steps[0].record.sparsity)",
+                  lambda load: f"shows exactly {_demo(load)['steps'][0]['record']['sparsity']:g} of the weights"),
+            Claim("the demo's machine", "resnet18-digits-l1-0.5.json (environment)",
+                  lambda load: f"on this project's {_demo(load)['environment']['cpu_count']}-core machine, committed"),
+            Claim("ONNX Runtime accuracy of the export", "resnet18-digits-l1-0.5.json (compressed.evaluation)",
+                  _demo_onnx),
+            Claim("the demo's baseline and its threads", "resnet18-digits-l1-0.5.json (baseline, environment)",
+                  lambda load: f"gave {_pct(_demo(load)['baseline']['accuracy'])} % with "
+                               f"{_demo(load)['environment']['torch_threads']} threads (`reports/demo/`)"),
+        )),
+        ("digits-examples", (
+            Claim("the one-thread baseline", "l1-0.5.json (baseline, environment)",
+                  lambda load: f"and {_pct(load('l1-0.5.json')['baseline']['accuracy'])} % with "
+                               f"{_threads_word(load('l1-0.5.json')['environment']['torch_threads'])}\n"
+                               "(`reports/digits-examples/l1-0.5.json`"),
+        )),
+    ],
+    "docs/strategies.md": [
+        ("digits-examples", (
+            Claim("channels global 0.9: the most pruned layers", "channels-global-0.9.json (steps[0].record)",
+                  _channels_global),
+            Claim("competition preset's parameters", "blocks-competition.json (compressed.params_total)",
+                  lambda load: f"({load('blocks-competition.json')['compressed']['params_total']:,}\n  parameters on "
+                               "digits, `reports/digits-examples/blocks-competition.json`)"),
+            Claim("competition preset one-shot", "blocks-competition.json, blocks-competition-no-recal.json",
+                  _competition),
+            Claim("competition preset fine-tuned", "blocks-competition-ft15.json", _competition_ft),
+            Claim("int8 with zip", "int8-zip.json", _int8_zip),
+        )),
+        ("benchmarks", (
+            Claim("int8 vs fp32 at 32 px in make bench", BENCH_FILE,
+                  lambda load: "int8 was slower than fp32 under ONNX Runtime, "
+                               f"{_medians(load)['int8', 32, 'onnxruntime', 1]:.2f} vs "
+                               f"{_medians(load)['dense', 32, 'onnxruntime', 1]:.2f} ms"),
+        )),
+        (STRATEGIES_REPORT, (
+            Claim("the baseline", "results.json (rows: baseline_*, samples, input_size)", _strategies_baseline),
+            Claim("what unstructured pruning costs", "results.json (rows)", _unstructured_cost),
+            Claim("structured speed-ups", "results.json (rows: deployed latencies)", _strategy_speedups),
+            Claim("structured collapse and recovery", "results.json (rows)", _strategy_collapse),
+            Claim("int8 file reduction", "results.json (rows)",
+                  lambda load: "shrinks the file {:.0f}x".format(
+                      _row(load, "int8", 0)["baseline_deployable_bytes"] / _row(load, "int8", 0)["deployable_bytes"])),
+            Claim("the chain", "results.json (rows)", _chain),
+            Claim("the chain is the smallest and fastest within 1 point", "results.json (rows)", _chain_is_best),
+            Claim("fine-tuning LR", "runs/*-ft1.json (recovery.finetune.lr)", _finetune_settings),
+            *_strategies_table_claims(),
+        )),
+    ],
+    "docs/recovery.md": [
+        (None, (
+            Claim("fine-tuning LR defaults", "compressor.baseline, compressor.api", _finetune_lr),
+            Claim("distillation defaults", "compressor.api.RecoveryConfig", _distill_defaults),
+            Claim("the new default peak LR for anchor baselines", "compressor.baseline", _anchor_lr),
+            Claim("BatchNorm recalibration batches", "compressor.train.recalibrate_batchnorm", _recalibration_batches),
+            Claim("shortest one-cycle fine-tune", "compressor.train (MIN_WARMUP_STEPS, ONE_CYCLE_PCT_START)",
+                  _one_cycle_steps),
+        )),
+        ("digits-examples", (
+            Claim("channels 0.5 with and without distillation", "channels-0.5-ft3-*.json (compressed.accuracy)",
+                  _distillation),)),
+        ("recovery-fashion-mnist", (
+            Claim("the probe's dense model and setting", "supcon-dense-probe.json (settings)", _probe_setup),
+            Claim("what each recovery setting costs the dense model", "supcon-dense-probe.json (settings)",
+                  _probe_losses),
+            Claim("frozen BatchNorm", "supcon-dense-probe.json (settings)", _probe_frozen),
+            Claim("anchor baselines' training", "results.json (baselines, cells)", _anchor_training),
+            Claim("the machine", "results.json (cells[].machine)", _recovery_machine),
+            Claim("the precision probe", "results.json (baselines[].probe, precision)", _probe_speedups),
+            Claim("dense baselines", "results.json (baselines)", _dense_baselines),
+            Claim("channels 0.5", "results.json (cells)", _plain_distilled("channels", 0.5)),
+            Claim("channels 0.5: noise, MACs, size, speed", "results.json (cells)", _channels05),
+            Claim("blocks 0.5", "results.json (cells)", _plain_distilled("blocks", 0.5)),
+            Claim("blocks 0.5: size, speed", "results.json (cells)", _blocks05),
+            Claim("channels 0.7", "results.json (cells)", _plain_distilled("channels", 0.7)),
+            Claim("channels 0.7: size, MACs", "results.json (cells)", _channels07),
+            Claim("plain/distilled pairs", "results.json (cells)", _pair_summary),
+            Claim("distillation at channels 0.9", "results.json (cells)", _channels09_gains),
+            Claim("budget and gradual pruning", "results.json (cells)", _budget),
+            Claim("channels 0.9", "results.json (cells)", _channels09),
+            Claim("under half a megabyte", "results.json (cells)", _half_megabyte),
+            Claim("l1 at 0.9 and 0.95", "results.json (cells)", _magnitude),
+            Claim("blocks 0.7", "results.json (cells)", _blocks07),
+            Claim("blocks → l1 → int8", "results.json (cells)", _chain_cells),
+            Claim("the spread of in-cell speed-ups", "results.json (cells)", _load_spread),
+            Claim("DenseNet201 frozen-encoder cells", "results.json (cells)", _densenet_cells),
+            Claim("DenseNet201 standard cells and the re-fit", "results.json (cells)", _densenet_standard),
+            Claim("DenseNet201 recovery budget and LR", "results.json (cells), README.md (note)", _densenet_recovery),
+            Claim("DenseNet201 dense accuracy", "results.json (cells: baseline_accuracy)",
+                  lambda load: f"({_pct(_cell(load, 'supcon-standard', 'blocks', 0.5, 1)['baseline_accuracy'])} % "
+                               "dense, retrained"),
+        )),
+        (STRATEGIES_REPORT, (
+            Claim("the standard recipe's baseline", "results.json (rows)",
+                  lambda load: f"against {_pct(_baseline(load))} % for the `standard` recipe at "
+                               f"{_rows(load)[0]['input_size']} px"),)),
+        ("densenet201-supcon-fashion-mnist", (
+            Claim("the sweep's quarter-epoch cells", "results.json (rows)", _dn_recovery),)),
+    ],
+    "docs/second-order.md": [
+        ("second-order-fashion-mnist", (
+            Claim("dense baseline", "dense.json (accuracy, input_size)",
+                  lambda load: f"the cached ResNet18 baseline, {_pct(load('dense.json')['accuracy'])} % test top-1 at "
+                               f"{load('dense.json')['input_size']} px"),
+            Claim("seed count", "results.json (seeds)",
+                  lambda load: f"Global one-shot, no fine-tuning, {len(load('results.json')['seeds'])} calibration "
+                               "seeds"),
+            Claim("table with BN recalibration", "results.json (aggregates)", _accuracy_table("yes")),
+            Claim("BN recalibration at 90 %", "results.json (aggregates, cells)", _recalibration_at_90),
+            Claim("gains over recalibrated l1", "results.json (cells)", _curvature_pays),
+            Claim("FishLeg's fits", "cells/fishleg-*.json (fishleg.fits)", _fits),
+            Claim("fits that kept every layer", "cells/fishleg-*.json (fishleg.fits)", _all_kept),
+            Claim("first fits", "cells/fishleg-*.json (fishleg.fits)", _first_fits),
+            Claim("Gaussian probes", "fishleg-vs-obd-gaussian-probes.json (fit)",
+                  lambda load: "design) {layers_accepted} of {layers} layers learned".format(
+                      **load("fishleg-vs-obd-gaussian-probes.json")["fit"])),
+            Claim("what the learned factors add", "results.json (cells)", _learned_factors),
+            Claim("one pruning step against OBD", "fishleg-vs-obd.json (decisions)", _probe_decisions),
+            Claim("targets not met", "results.json (cells)", _targets_not_met),
+            Claim("WoodFisher vs FishLeg at 98 %", "cells/woodfisher-0.98-s0.json, cells/fishleg-0.98-s0.json",
+                  _woodfisher_vs_fishleg),
+            Claim("layer-sensitive", "results.json (cells, aggregates)", _layer_sensitive),
+            Claim("cost per cell", "cells/*.json (strategy_seconds, peak_rss_gib, threads)", _costs),
+            Claim("gradual setup", "gradual/l1-0.95.json (recovery.rounds, steps)", _gradual_setup),
+            Claim("gradual results", "gradual/*.json (compressed.accuracy)", _gradual),
+            Claim("WoodFisher's missing seeds", "results.json (missing, cells)", _woodfisher_minutes),
+        )),
+        ("second-order-densenet201-supcon", (
+            Claim("the GPU", "environment.json (cuda)",
+                  lambda load: f"on a lent {load('environment.json')['cuda'].split()[1]}:"),
+            Claim("dense accuracy", "dense.json (accuracy)",
+                  lambda load: f"Dense {_pct(load('dense.json')['accuracy'])} %; test top-1 (%),\nwithout / with"),
+            *_dn_so_claims(),
+            Claim("l1 and WoodFisher at 50 %", "results.json (aggregates)", _dn_fragile_so),
+            Claim("what BN recalibration does to second order", "results.json (aggregates)", _dn_bn_hurts),
+            Claim("layer-sensitive vs l1", "results.json (cells)", _dn_layer_sensitive),
+            Claim("FishLeg's layer count", "dense.json (prunable_layers)",
+                  lambda load: f"({len(load('dense.json')['prunable_layers'])} layers' factors per auxiliary step;"),
+            Claim("CPU check", "cpu-check/obd-0.5-s0.json, cells/obd-0.5-s0.json", _dn_cpu_check),
+        )),
+    ],
+    "docs/sweeps-and-reports.md": [
+        ("densenet201-supcon-fashion-mnist", DENSENET_SWEEP),
+        ("second-order-densenet201-supcon", (
+            Claim("DenseNet201's prunable layers", "dense.json (prunable_layers)",
+                  lambda load: f"readable at DenseNet201's {len(load('dense.json')['prunable_layers'])} prunable "
+                               "layers"),)),
+        (STRATEGIES_REPORT, (
+            Claim("ResNet18 one-shot l1 at 50 %", "results.json (rows)",
+                  lambda load: f"`reports/resnet18-fashion-mnist-strategies/` lost "
+                               f"{100 * (_baseline(load) - _row(load, 'l1', 0)['accuracy']):.1f} points)"),)),
+    ],
+    "docs/harness.md": [
+        (None, (Claim("the timing plan", "compressor.measure.latency.TimingPlan", _timing_plan),)),
+        ("bench", (
+            Claim("bench setup", "*.json (environment, model, measure_config)", _bench_setup),
+            Claim("deployable column", "*.json (measurements.size.deployable)", _bench_deployable),
+            Claim("ResNet18 row", "resnet18-224px.json (measurements)", _bench_row("resnet18-224px", "ResNet18")),
+            Claim("DenseNet201 row", "densenet201-224px.json (measurements)",
+                  _bench_row("densenet201-224px", "DenseNet201")),
+            Claim("repeat spread", "*.json (latency.*.repeat_spread)", _bench_spread),
+        )),
+        ("recovery-fashion-mnist", (Claim("spread of in-cell speed-ups", "results.json (cells)", _harness_spread),)),
+        ("deploy-224px", (
+            Claim("deploy script's run time", "process-samples.log", _deploy_minutes),
+            Claim("int8 kernels", "results.json (models.dense.grid.int8_kernels)", _int8_graph),
+            Claim("setup and dense model", "results.json (threads, environment, models.dense)", _deploy_setup),
+            Claim("table: dense", "results.json (models.dense)", _deploy_dense_row),
+            Claim("table: channels 0.5", "results.json (models)",
+                  _deploy_row("channels-0.5", "channels 0.5, 2 epochs (distilled {distilled} %)", ".2f", ".2f", None)),
+            Claim("table: channels 0.7", "results.json (models)",
+                  _deploy_row("channels-0.7", "channels 0.7 (distilled {distilled} %)", ".1f", ".2f", None)),
+            Claim("table: blocks 0.5", "results.json (models)",
+                  _deploy_row("blocks-0.5", "blocks 0.5 (distilled {distilled} %)", ".2f", ".2f", None)),
+            Claim("table: blocks → l1 → int8", "results.json (models)",
+                  lambda load: _deploy_row("blocks+l1+int8-0.95", "blocks → l1 → int8", ".2f", None, ".2f")(load)),
+            Claim("table: channels 0.9 → int8", "results.json (models)",
+                  _deploy_row("channels+int8-0.9", "channels 0.9 → int8", ".0f", ".1f", ".1f")),
+            Claim("int8 pays at 224 px", "results.json (models.dense)", _int8_pays),
+            Claim("int8 on the smallest model", "results.json (models)", _tiny_int8),
+            Claim("speed-up against MAC reduction", "results.json (models)", _tracks_macs),
+            Claim("round_to", "results.json (models.round/*)", _round_to),
+            Claim("the ≥ 8× run", f"{RUN_224}, results.json", _eight_times),
+        )),
+        ("benchmarks", (
+            Claim("make bench setup", BENCH_FILE, _suite_setup),
+            Claim("make bench timed calls", BENCH_FILE, _suite_rounds),
+            Claim("make bench int8 calibration", BENCH_FILE, _int8_calibration),
+            *(Claim(f"make bench row {variant}", BENCH_FILE, _suite_row(variant, title)) for variant, title in (
+                ("dense", "dense"), ("l1-0.5", "l1-0.5"), ("channels-0.5", "channels-0.5"),
+                ("channels-0.7", "channels-0.7"), ("blocks-0.5", "blocks-0.5"), ("int8", "int8"),
+                ("chain", "chain (blocks → l1 → int8)"))),
+            Claim("int8 in make bench", BENCH_FILE, _suite_int8),
+        )),
+    ],
+    "docs/openaimer.md": [],  # its measured figures cite reports/resnet18-fashion-mnist/ (excluded, see above)
+    "docs/supcon.md": [
+        ("supcon", (
+            Claim("training minutes", "results.json (rows: train_seconds, linear_seconds)", _supcon_minutes),
+            Claim("SupCon epochs", "results.json (rows: budget)",
+                  lambda load: f"SupCon pre-training of DenseNet201 at\n32 px for {_supcon_epochs(load)} epochs"),
+            Claim("cross-entropy budget", "results.json (rows: budget)",
+                  lambda load: f"same budget ({_supcon_row(load, 'cross-entropy')['budget']}: the same number of "
+                               "image passes through the encoder)"),
+            Claim("test images", "results.json (rows: samples)",
+                  lambda load: "Test split, {:,} images".format(_one(sorted({r["samples"] for r in load(
+                      "results.json")["rows"]}), "test images"))),
+            *(Claim(f"table row {i + 1}", "results.json (rows)", lambda load, i=i: _supcon_table(load)[i])
+              for i in range(2)),
+            Claim("steps and epochs", "pretrain.log", _supcon_steps),
+            Claim("the gap and the weak classes", "results.json (rows)", _supcon_gap),
+        )),
+        (STRATEGIES_REPORT, (
+            Claim("ResNet18 with cross-entropy", "results.json (rows)",
+                  lambda load: f"ResNet18 with cross-entropy reaches {100 * _baseline(load):.1f} % after "
+                               f"{_epochs_of(_rows(load)[0]['baseline_checkpoint'])} epochs"),)),
+        ("recovery-fashion-mnist", (
+            Claim("anchor recipe mean", "results.json (baselines)",
+                  lambda load: "`anchor` recipe {:.2f} %, the mean\nof {} seeds, after {} at {} px".format(
+                      statistics.fmean(100 * b["accuracy"] for b in _baselines(load)), len(_baselines(load)),
+                      _baselines(load)[0]["epochs"], _cells(load)[0]["input_size"])),)),
+        ("benchmarks", (Claim("SupCon loss speed", "supcon-loss.json (benchmarks)", _supcon_loss),)),
+    ],
+    "docs/datasets-and-models.md": [
+        (None, (
+            Claim("standard recipe", "compressor.baseline (DEFAULT_EPOCHS, default_epochs, RECIPES)", _recipes),
+            Claim("anchor recipe", "compressor.baseline.RECIPES", _anchor_recipe),
+            Claim("precision probe thresholds", "compressor.train (PROBE_MIN_GAIN, PROBE_MIN_STEPS)",
+                  _precision_probe),
+        )),
+        ("recovery-fashion-mnist", (
+            Claim("anchor baselines' probe", "results.json (baselines[].probe)",
+                  lambda load: "fp32 {fp32:.2f} s vs bf16 {bf16:.2f} s per step for seed 0, {p} chosen for all "
+                               "{n} seeds".format(**_one([b for b in _baselines(load) if b["seed"] == 0],
+                                                         "seed-0 baseline")["probe"],
+                                                  p=_one(sorted({b["precision"] for b in _baselines(load)}), "p"),
+                                                  n=WORDS[len(_baselines(load))])),)),
+        ("second-order-fashion-mnist", (
+            Claim("fine-tuning probe", "gradual/l1-0.95.json (recovery.rounds[0].finetune)",
+                  lambda load: "fp32 {fp32:.2f} s vs bf16 {bf16:.2f} s per step, {p} chosen".format(
+                      **load("gradual/l1-0.95.json")["recovery"]["rounds"][0]["finetune"]["probe"],
+                      p=load("gradual/l1-0.95.json")["recovery"]["rounds"][0]["finetune"]["precision"])),)),
+    ],
+    "docs/status.md": [
+        ("recovery-fashion-mnist", (
+            Claim("issue 17 targets met", "README.md (Targets of issue 17)", _targets_met),)),
+        ("second-order-fashion-mnist", (
+            Claim("calibration seeds", "results.json (seeds)",
+                  lambda load: f"measured over {len(load('results.json')['seeds'])} calibration seeds"),)),
+    ],
+    "docs/commands.md": [],  # defaults and the bad-input count (tests/test_bad_input.py checks it)
+    "docs/reliability.md": [],  # the bad-input count, checked by tests/test_bad_input.py
+    "docs/plugins.md": [],
+    "docs/python-api.md": [],  # the example's output is not quoted
+}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the check and the tests
+
+
+def page_problems(page: str, text: str, reports: Path = REPORTS) -> list[str]:
+    """Every claim of `page` that `text` does not make, and every report directory it takes figures from but does
+    not name."""
+    problems = []
+    for report, claims in PAGES[page]:
+        if report is not None and f"reports/{report}" not in text:
+            problems.append(f"{page}: takes figures from reports/{report}/ but does not name it")
+        load = _no_files if report is None else files(reports / report)
+        source = "the code" if report is None else f"reports/{report}"
+        problems += check_claims(text, claims, load, f"{page} ({source})")
+    return problems
+
+
+def _pages() -> list[str]:
+    return ["README.md", *(f"docs/{path.name}" for path in sorted((REPO / "docs").glob("*.md")))]
+
+
+def test_every_page_is_covered():
+    """A new page must be added to PAGES (with no claims if it states no measured figure)."""
+    assert sorted(PAGES) == sorted(_pages())
+
+
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_page_figures_agree_with_committed_reports(page: str):
+    problems = page_problems(page, (REPO / page).read_text())
+    assert not problems, f"{len(problems)} figure(s) of {page} disagree with the committed reports:\n" + \
+        "\n".join(problems)
+
+
+def test_the_pages_check_many_figures():
+    """Guards the table itself: a claim list that was emptied by mistake would pass every page."""
+    assert sum(len(claims) for groups in PAGES.values() for _, claims in groups) > 150
+
+
+# (page, text in the page, the same text with one figure changed, text the problems must contain)
+PAGE_EDITS = {
+    "README recovery accuracy": ("README.md", "92.99 % against 93.40 % dense", "92.99 % against 93.04 % dense",
+                                 "distilled channels 0.5"),
+    "strategies table cell": ("docs/strategies.md", "| 90.24 | 0.902 |", "| 90.42 | 0.902 |", "table line"),
+    "second-order cost": ("docs/second-order.md", "FishLeg 343-608 s", "FishLeg 420-610 s", "cost per cell"),
+    "harness 224 px speed-up": ("docs/harness.md", "×10.44 faster than dense fp32", "×10.4 faster than dense fp32",
+                                "the ≥ 8× run"),
+    "supcon minutes": ("docs/supcon.md", "sum to 69 min", "sum to 96 min", "training minutes"),
+}
+
+
+@pytest.mark.parametrize("edit", PAGE_EDITS)
+def test_a_changed_figure_in_a_page_is_reported(edit: str):
+    page, old, new, expected = PAGE_EDITS[edit]
+    text = (REPO / page).read_text()
+    assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times in {page}"
+    assert page_problems(page, text) == []
+    problems = page_problems(page, text.replace(old, new))
+    assert len(problems) == 1 and expected in problems[0], problems
+
+
+def test_a_page_that_stops_naming_its_report_is_reported():
+    text = (REPO / "docs" / "supcon.md").read_text().replace("reports/benchmarks/", "reports/elsewhere/")
+    problems = page_problems("docs/supcon.md", text)
+    assert any("does not name" in p and "reports/benchmarks/" in p for p in problems), problems
+
+
+def _set_cell_accuracy(data: dict[str, Any]) -> None:
+    cell = next(c for c in data["cells"] if c["mode"] == "distilled" and c["pipeline"] == "channels"
+                and c["amount"] == 0.5)
+    cell["accuracy"] = 0.9309
+
+
+def _set_int8_median(data: dict[str, Any]) -> None:
+    name = "test_forward_latency[resnet18-32px-int8-onnxruntime-bs1]"
+    bench = next(b for b in data["benchmarks"] if b["name"] == name)
+    bench["stats"]["median"] = 0.00061
+
+
+# (page, report directory, file, change, text the problems must contain)
+JSON_EDITS = {
+    "recovery cell": ("README.md", "recovery-fashion-mnist", "results.json", _set_cell_accuracy, "93.09 %"),
+    "make bench median": ("docs/strategies.md", "benchmarks", BENCH_FILE, _set_int8_median, "0.61 vs 0.44 ms"),
+}
+
+
+@pytest.mark.parametrize("edit", JSON_EDITS)
+def test_a_changed_committed_json_is_reported(edit: str, tmp_path: Path):
+    page, report, name, change, expected = JSON_EDITS[edit]
+    copy = Path(shutil.copytree(REPORTS / report, tmp_path / report, ignore=shutil.ignore_patterns("*.pt", "*.png")))
+    for other, _ in PAGES[page]:
+        if other is not None and other != report:
+            shutil.copytree(REPORTS / other, tmp_path / other, ignore=shutil.ignore_patterns("*.pt", "*.png"))
+    text = (REPO / page).read_text()
+    assert page_problems(page, text, tmp_path) == []
+    data = json.loads((copy / name).read_text())
+    change(data)
+    (copy / name).write_text(json.dumps(data))
+    problems = page_problems(page, text, tmp_path)
+    assert problems and all(expected in p for p in problems), problems
