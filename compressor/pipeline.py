@@ -35,7 +35,7 @@ from compressor.preflight import ensure_writable_dir, ensure_writable_file, meas
 from compressor.progress import RichProgress, silent_progress
 from compressor.recovery_recipes import AUTO, get_recovery_recipe
 from compressor.registry import StrategyContext
-from compressor.report.layer_plots import plot_layers, plot_sensitivity
+from compressor.report.layer_plots import draw_run_plots
 from compressor.report.schema import (DatasetInfo, Environment, Measurement, ModelInfo, Recovery, RunReport,
                                       StepReport, step_params, write_run_report)
 from compressor.steps import Step
@@ -344,19 +344,7 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
         compressed=Measurement.from_dict(measured["compressed"], "compressed."),
         deployment=deployment,
     )
-    for index, step in enumerate(run_report.steps, 1):
-        if "sensitivity" in step.record:
-            plot = report_path.with_name(f"{report_path.stem}.step{index}-sensitivity.png")
-            chosen = {name: info["chosen_ratio"] for name, info in step.record.get("layers", {}).items()
-                      if "chosen_ratio" in info}
-            run_report.plots[f"step{index}_sensitivity"] = str(plot_sensitivity(step.record["sensitivity"], plot,
-                                                                                chosen or None))
-    base_layers, comp_layers = (m.complexity.get("layers") if m.complexity else None
-                                for m in (run_report.baseline, run_report.compressed))
-    if base_layers and comp_layers is not None:
-        plot = report_path.with_name(f"{report_path.stem}.layers.png")
-        run_report.plots["layers"] = str(plot_layers(base_layers, comp_layers, plot,
-                                                     f"{run_report.strategy}: what each layer kept"))
+    run_report.plots.update(draw_run_plots(run_report.to_dict(), report_path))
     write_run_report(run_report, report_path)
     report = run_report.to_dict()
     return RunResult(report, compressed, report_path, checkpoint_path)

@@ -119,3 +119,25 @@ def layer_heatmap_figure(runs: Sequence[tuple[str, Layers, Layers]], title: str)
     ax.set_title(title, fontsize=9, loc="left")
     fig.tight_layout()
     return fig
+
+
+def draw_run_plots(report: Mapping[str, Any], report_path: Path) -> dict[str, str]:
+    """Every per-run figure of a run report (its dict form) next to `report_path`: one sensitivity heatmap per step
+    that scanned, and what each layer kept; returns the `plots` entries (name → path). Used when a run finishes
+    and to redraw a committed run's figures from its JSON alone."""
+    plots: dict[str, str] = {}
+    for index, step in enumerate(report.get("steps") or [], 1):
+        record = step.get("record") or {}
+        if "sensitivity" in record:
+            chosen = {name: info["chosen_ratio"] for name, info in (record.get("layers") or {}).items()
+                      if "chosen_ratio" in info}
+            plot = report_path.with_name(f"{report_path.stem}.step{index}-sensitivity.png")
+            plots[f"step{index}_sensitivity"] = str(plot_sensitivity(record["sensitivity"], plot, chosen or None))
+    base_layers, comp_layers = (((report.get(side) or {}).get("complexity") or {}).get("layers")
+                                for side in ("baseline", "compressed"))
+    if base_layers and comp_layers is not None:
+        plot = report_path.with_name(f"{report_path.stem}.layers.png")
+        plots["layers"] = str(plot_layers(base_layers, comp_layers, plot,
+                                          f"{report.get('strategy')}: what each layer kept"))
+    return plots
+

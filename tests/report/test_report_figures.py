@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 from compressor.report.layer_plots import kept_fractions, layer_heatmap_figure, sensitivity_figure
 from compressor.report.style import boxes_overlap
@@ -118,3 +119,19 @@ def test_crowded_labels_move_apart_and_the_check_sees_overlaps(monkeypatch):
 
     assert crowded(style._OFFSETS) == []
     assert crowded([(4, 4)]) != []  # without the search, the same labels overlap: the check can fail
+
+
+def test_redraw_run_plots_draws_every_figure_from_a_committed_run_and_records_them(tmp_path):
+    redraw = load_script("redraw_run_plots")
+    run = tmp_path / "layer-sensitive-ft0.json"
+    original = json.loads((STRATEGY_RUNS / run.name).read_text())
+    run.write_text(json.dumps({**original, "plots": {}}))
+    plots = redraw.redraw(run)
+    assert plots == {"step1_sensitivity": str(tmp_path / "layer-sensitive-ft0.step1-sensitivity.png"),
+                     "layers": str(tmp_path / "layer-sensitive-ft0.layers.png")}
+    assert all(Path(p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in plots.values())
+    rewritten = json.loads(run.read_text())
+    assert rewritten == {**original, "plots": plots}  # only the plots entry changes
+    with pytest.raises(ValueError, match="not a `compressor run` report"):
+        (tmp_path / "other.json").write_text('{"schema": "compressor.sweep-cell/1"}')
+        redraw.redraw(tmp_path / "other.json")
