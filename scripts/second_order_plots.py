@@ -113,7 +113,7 @@ def accuracy_figure(rows: Sequence[Mapping[str, Any]], labels: Sequence[str], am
         low = min([dense_pct, *(r["mean_pct"] - (r["std_pct"] or 0.0) for r in shown)])
         high = max([dense_pct, *(r["mean_pct"] + (r["std_pct"] or 0.0) for r in shown)])
         pad = max(0.5, 0.06 * (high - low))
-        ax.set_ylim(low - pad - (0.2 * (high - low + 2 * pad) if len(shown) < len(mine) else 0.0), high + pad)
+        ax.set_ylim(low - pad - (0.12 * (high - low + 2 * pad) if len(shown) < len(mine) else 0.0), high + pad)
         for label in labels:
             points = sorted(((_amount_index(amounts, r["amount"]) + offsets[label], r) for r in shown
                              if r["label"] == label), key=lambda p: p[0])
