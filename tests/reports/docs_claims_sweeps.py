@@ -1,12 +1,12 @@
-"""Claims from reports/resnet18-fashion-mnist-strategies/ and densenet201-supcon-fashion-mnist/ (OpenAImer too)."""
+"""Claims from reports/resnet18-fashion-mnist-strategies/ and reports/densenet201-supcon-fashion-mnist/."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from docs_claims_common import _mb, _one, _pct, files
-from test_committed_reports import REPORTS, Claim, Load, markdown_tables
+from docs_claims_common import WORDS, _mb, _one, _pct, files
+from test_committed_reports import REPORTS, Claim, Load
 
 
 STRATEGIES_REPORT = "resnet18-fashion-mnist-strategies"
@@ -191,42 +191,6 @@ def _dn_finetune_cost(load: Load) -> str:
             f"{100 * min(tuned):.0f}-{100 * max(tuned):.0f} %")
 
 
-def _openaimer_scores(load: Load) -> list[dict[str, str]]:
-    return _one([t for t in markdown_tables(load("README.md")) if t and "score" in t[0] and "model" in t[0]],
-                "OpenAImer table in README.md")
-
-
-def _scored(load: Load) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
-    """The top-scored model, its un-fine-tuned twin and the most accurate scored model (README.md's table)."""
-    table = _openaimer_scores(load)
-    top = table[0]
-    twin = _one([r for r in table if r["model"] == top["model"].removesuffix(" +ft0.25")
-                 and r["model"] != top["model"]], "un-fine-tuned twin of the top model")
-    accurate = max(table, key=lambda r: float(r["top-1 here %"]))
-    return top, twin, accurate
-
-
-def _channels_amount(model: str) -> str:
-    amount = float(re.search(r"^channels \(channels\.amount=([\d.]+)", model)[1])
-    return f"{100 * amount:g} %"
-
-
-def _openaimer_readme(load: Load) -> str:
-    top, _, accurate = _scored(load)
-    return (f"the {_channels_amount(top['model'])} channel-pruned model wins ({top['score']} at "
-            f"{top['top-1 here %']} %) and the most accurate scored model ({accurate['top-1 here %']} %) scores "
-            f"{accurate['score']}")
-
-
-def _openaimer_sweeps(load: Load) -> str:
-    top, twin, accurate = _scored(load)
-    label = re.match(r"(\w+) \(\w+\.amount=([\d.]+)\) \+ft", accurate["model"])
-    return (f"the OpenAImer score the winner is again the {_channels_amount(top['model'])} channel-pruned model "
-            f"({top['score']}, {top['top-1 here %']} % on the protocol's 224-px input), its un-fine-tuned twin at "
-            f"chance scores {twin['score']}, and the most accurate scored model ({label[1].upper()} "
-            f"{100 * float(label[2]):g} % fine-tuned, {accurate['top-1 here %']} %) scores {accurate['score']}")
-
-
 def _dn_setup(load: Load) -> str:
     first = _rows(load)[0]
     return (f"({_pct(_baseline(load))} % test top-1 at {first['input_size']} px, "
@@ -240,7 +204,16 @@ def _dn_recovery(load: Load) -> str:
             f"{_pct(_baseline(load))} %")
 
 
+def _dn_provenance(load: Load) -> str:
+    commits = {r["git_commit"] for r in _rows(load)}
+    machine = _one(sorted({r["machine"].split(";")[0] for r in _rows(load)}), "machine of the DenseNet201 cells")
+    cpu, cores = machine.split(", ")[0].replace("Intel(R) Xeon(R) Processor", "Xeon"), machine.split(", ")[1]
+    return (f"cells recorded at {WORDS[len(commits)]} commits on an earlier {cores.replace(' cores', '-core')} "
+            f"{cpu} machine")
+
+
 DENSENET_SWEEP: tuple[Claim, ...] = (
+    Claim("commits and machine of the cells", "results.json (rows: git_commit, machine)", _dn_provenance),
     Claim("dense baseline, size and latency", "results.json (rows: baseline_*)", _dn_setup),
     Claim("cells", "results.json (rows)",
           lambda load: f"`scripts/grids/densenet201-supcon-fashion-mnist.toml`): {len(_rows(load))} cells"),
@@ -251,6 +224,4 @@ DENSENET_SWEEP: tuple[Claim, ...] = (
     Claim("one-shot layer-sensitive and OBD", "results.json (rows)", _dn_obd),
     Claim("what the fine-tune recipe costs", "results.json (rows: int8 fine-tuned, every fine-tuned cell)",
           _dn_finetune_cost),
-    Claim("OpenAImer winner, its twin, the most accurate scored model", "README.md (OpenAImer table)",
-          _openaimer_sweeps),
 )

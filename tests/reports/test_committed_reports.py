@@ -534,17 +534,44 @@ def check_bench(report: Path) -> list[str]:
                        if path.stem not in stems]
 
 
+OPENAIMER_HEADING = "## OpenAImer Track-2 score"
+
+
+def markdown_section(text: str, heading: str) -> str | None:
+    """From `heading` to the next `## ` heading (or the end), or None when the text has no such heading."""
+    start = text.find(f"\n{heading}\n")
+    if start < 0:
+        return None
+    end = text.find("\n## ", start + len(heading) + 2)
+    return text[start + 1:] if end < 0 else text[start + 1:end + 1]
+
+
+def check_openaimer_section(report: Path, rows: list[dict[str, Any]], readme: str) -> list[str]:
+    """The OpenAImer table is rendered again from the committed score files (openaimer/*.json) and must match."""
+    from compressor.report.summary import load_scores, openaimer_section
+
+    section, scores = markdown_section(readme, OPENAIMER_HEADING), report / "openaimer"
+    if not scores.is_dir():
+        return [] if section is None else ["README.md: an OpenAImer table, but no score files under openaimer/"]
+    if section is None:
+        return ["README.md: score files under openaimer/, but no OpenAImer table"]
+    rendered = openaimer_section(rows, load_scores([scores]))
+    return text_diff(rendered.strip() + "\n", section.strip() + "\n", "README.md (OpenAImer section)")
+
+
 def check_sweep_summary(report: Path) -> list[str]:
-    """A `compressor report` summary: its run table, row by row, against results.json (written together)."""
+    """A `compressor report` summary: its run table, row by row, against results.json (written together), and its
+    OpenAImer table against the committed score files."""
     rows = read_json(report / "results.json")["rows"]
-    tables = [t for t in markdown_tables((report / "README.md").read_text()) if t and "pipeline" in t[0]
+    readme = (report / "README.md").read_text()
+    problems = check_openaimer_section(report, rows, readme)
+    tables = [t for t in markdown_tables(readme) if t and "pipeline" in t[0]
               and "deployable MB" in t[0] and "runs" not in t[0]]
     if len(tables) != 1:
-        return [f"README.md: expected one run table, found {len(tables)}"]
+        return problems + [f"README.md: expected one run table, found {len(tables)}"]
     (table,) = tables
     if table[0]["pipeline"] != "*baseline*":
-        return ["README.md: the run table does not start with the baseline row"]
-    problems = []
+        return problems + ["README.md: the run table does not start with the baseline row"]
     base = table[0]
     accuracy_column = "top-1 % ± SE" if "top-1 % ± SE" in base else "top-1 %"
     if base[accuracy_column] != f"{100 * rows[0]['baseline_accuracy']:.2f}":
@@ -703,3 +730,16 @@ def test_a_sweep_summary_table_that_disagrees_with_its_json_is_reported(tmp_path
     (report / "results.json").write_text(json.dumps({"rows": rows}))
     problems = check_sweep_summary(report)
     assert len(problems) == 1 and "run 4" in problems[0] and "deployable MB" in problems[0]
+
+
+def test_an_openaimer_table_that_disagrees_with_its_score_files_is_reported(tmp_path: Path):
+    report = _copy("resnet18-fashion-mnist", tmp_path)
+    assert check_sweep_summary(report) == []
+    score_file = sorted((report / "openaimer").glob("*.json"))[0]
+    score = json.loads(score_file.read_text())
+    score["total_score"] += 1.0
+    score_file.write_text(json.dumps(score))
+    problems = check_sweep_summary(report)
+    assert problems and all("OpenAImer section" in problem for problem in problems), problems
+    shutil.rmtree(report / "openaimer")
+    assert check_sweep_summary(report) == ["README.md: an OpenAImer table, but no score files under openaimer/"]

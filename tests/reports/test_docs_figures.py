@@ -8,9 +8,8 @@ report directory it takes figures from (`reports/NAME`), so a reader can find th
 pages quote are checked against the code constants instead (report directory None).
 
 Not checked here: README.md's demo block (tests/test_docs.py compares it with reports/demo/output.txt), the count of
-bad-input cases (tests/test_bad_input.py), figures of outside sources (papers, the OpenAImer leaderboard), which
-the pages attribute, and every passage that cites reports/resnet18-fashion-mnist/ (that report is being
-regenerated; its own README is checked by test_committed_reports.py).
+bad-input cases (tests/test_bad_input.py), and figures of outside sources (papers, the OpenAImer leaderboard),
+which the pages attribute.
 
 When a page disagrees with its report, fix the page to what the committed JSON says, or, if the JSON changed
 because a report was regenerated, update the page's prose and check that its conclusions still hold.
@@ -55,9 +54,10 @@ from docs_claims_second_order import (
 )
 from docs_claims_sweeps import (
     DENSENET_SWEEP, STRATEGIES_REPORT, _baseline, _chain, _chain_is_best, _difference, _dn_best, _dn_recovery,
-    _epochs_of, _openaimer_readme, _readme_chain, _row, _rows, _strategies_baseline, _strategies_table_claims,
+    _epochs_of, _readme_chain, _row, _rows, _strategies_baseline, _strategies_table_claims,
     _strategy_collapse, _strategy_speedups, _unstructured_cost,
 )
+from docs_claims_resnet18_sweep import RESNET18_SWEEP, SWEEP_REPORT, _openaimer_page, _openaimer_readme
 from test_committed_reports import REPO, REPORTS, Claim, check_claims
 
 
@@ -82,10 +82,9 @@ PAGES: dict[str, list[tuple[str | None, tuple[Claim, ...]]]] = {
         ("second-order-fashion-mnist", (
             Claim("FishLeg and l1 at 98 %", "results.json (aggregates)", _so_readme),)),
         ("densenet201-supcon-fashion-mnist", (
-            Claim("no pruned cell within 1 point; int8", "results.json (rows)", _dn_best),
-            Claim("OpenAImer winner and most accurate scored model", "README.md (OpenAImer table)",
-                  _openaimer_readme),
-        )),
+            Claim("no pruned cell within 1 point; int8", "results.json (rows)", _dn_best),)),
+        (SWEEP_REPORT, (
+            Claim("OpenAImer winner and most accurate scored model", "openaimer/*.json", _openaimer_readme),)),
         ("deploy-224px", (Claim("channels 0.5 round_to 16 + int8 at 224 px", RUN_224, _readme_224),)),
         ("supcon", (Claim("SupCon and cross-entropy accuracy", "results.json (rows)", _readme_supcon),)),
     ],
@@ -236,6 +235,7 @@ PAGES: dict[str, list[tuple[str | None, tuple[Claim, ...]]]] = {
         )),
     ],
     "docs/sweeps-and-reports.md": [
+        (SWEEP_REPORT, RESNET18_SWEEP),
         ("densenet201-supcon-fashion-mnist", DENSENET_SWEEP),
         ("second-order-densenet201-supcon", (
             Claim("DenseNet201's prunable layers", "dense.json (prunable_layers)",
@@ -289,7 +289,10 @@ PAGES: dict[str, list[tuple[str | None, tuple[Claim, ...]]]] = {
             Claim("int8 in make bench", BENCH_FILE, _suite_int8),
         )),
     ],
-    "docs/openaimer.md": [],  # its measured figures cite reports/resnet18-fashion-mnist/ (excluded, see above)
+    "docs/openaimer.md": [
+        (SWEEP_REPORT, (Claim("a useless model's score against the most accurate one's", "openaimer/*.json",
+                              _openaimer_page),)),
+    ],
     "docs/supcon.md": [
         ("supcon", (
             Claim("training minutes", "results.json (rows: train_seconds, linear_seconds)", _supcon_minutes),
