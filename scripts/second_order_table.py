@@ -391,7 +391,7 @@ def main() -> None:
     chance = 100 / dense["num_classes"]
     plots.plot_differences(results["differences"], labels, amounts, args.reference, chance, args.out / "difference.png")
     plots.plot_accuracy(results["aggregates"], labels, amounts, 100 * dense["accuracy"], chance,
-                      args.out / "accuracy.png")
+                        args.out / "accuracy.png")
     text = readme(results["title"], dense, specs, amounts, seeds, args.reference, results, args.out)
     write_atomic(args.out / "README.md", lambda tmp: tmp.write_text(text))
     print(f"wrote {args.out / 'README.md'}" + (f"; failed cells: {', '.join(failed)}" if failed else ""))

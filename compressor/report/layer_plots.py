@@ -140,4 +140,3 @@ def draw_run_plots(report: Mapping[str, Any], report_path: Path) -> dict[str, st
         plots["layers"] = str(plot_layers(base_layers, comp_layers, plot,
                                           f"{report.get('strategy')}: what each layer kept"))
     return plots
-
