@@ -16,12 +16,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from compressor.fileio import write_json_atomic  # noqa: E402
 from compressor.report.layer_plots import draw_run_plots  # noqa: E402
+from compressor.report.schema import REPORT_SCHEMA  # noqa: E402
 
 
 def redraw(path: Path) -> dict[str, str]:
     """Draw `path`'s figures beside it and write its `plots` entry; return that entry."""
     report = json.loads(path.read_text())
-    if report.get("schema") != "compressor.run/1":
+    if report.get("schema") != REPORT_SCHEMA:
         raise ValueError(f"{path} is not a `compressor run` report (schema {report.get('schema')!r})")
     report["plots"] = draw_run_plots(report, path)
     write_json_atomic(report, path)
