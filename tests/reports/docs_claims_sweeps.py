@@ -90,6 +90,25 @@ def _unstructured_cost(load: Load) -> str:
     return f"costs at most {_pct(one_shot)} points one-shot and {after} after one epoch"
 
 
+def _finetune_drift(load: Load) -> str:
+    """What the fine-tuning epoch does to l1 and int8, against two binomial standard errors of a difference."""
+    pairs = [(_row(load, p, 0)["accuracy"], _row(load, p, 1)["accuracy"]) for p in ("l1", "int8")]
+    se = max(((a * (1 - a) + b * (1 - b)) / _rows(load)[0]["samples"]) ** 0.5 for a, b in pairs)
+    largest = max(abs(b - a) for a, b in pairs)
+    within = "less" if largest < 2 * se else "more"
+    return (f"moves the runs that lost little by {within} than two standard errors of a difference "
+            f"({100 * 2 * se:.2f} points): l1 {_pct(pairs[0][0])} → {_pct(pairs[0][1])} %, int8 {_pct(pairs[1][0])} → "
+            f"{_pct(pairs[1][1])} %")
+
+
+def _script_minutes(load: Load) -> str:
+    """The script's wall time, from the `/usr/bin/time -v` output kept in script.log."""
+    elapsed = _one([line.split(": ")[-1] for line in load("script.log").splitlines() if "Elapsed (wall clock)" in line],
+                   "elapsed line of script.log")
+    minutes, seconds = elapsed.split(":")[-2:]
+    return f"({round(int(minutes) + float(seconds) / 60)} minutes on this 2-core machine"
+
+
 def _chain(load: Load) -> str:
     zero, one = _row(load, "blocks+l1+int8", 0), _row(load, "blocks+l1+int8", 1)
     return (f"one-shot {_mb(zero['deployable_bytes'])} MB at {_pct(zero['accuracy'])} %; after one epoch of "
