@@ -42,8 +42,8 @@ def test_runs_of_one_setting_aggregate_as_mean_sd_and_seed_count(summary):
     assert groups["l1"]["accuracy_spread"] == pytest.approx(0.01) and groups["l1"]["spread_kind"] == "sd"
     assert groups["nm"]["runs"] == 1 and groups["nm"]["spread_kind"] == "se"
     readme = (out / "README.md").read_text()
-    assert "## Over seeds" in readme and "| 3 | 0, 1, 2 | 91.00 ± 1.00 (3) |" in readme
-    assert "| 1 | 0 | 80.00 ± 0.40 |" in readme  # one run: ± its binomial SE on 10,000 images
+    assert "## Over seeds" in readme and "| 3 | 0/b0, 1/b0, 2/b0 | 91.00 ± 1.00 (3) |" in readme
+    assert "| 1 | 0/b0 | 80.00 ± 0.40 |" in readme  # one run: ± its binomial SE on 10,000 images
 
 
 def test_differences_are_paired_by_seed_with_a_verdict(summary):
