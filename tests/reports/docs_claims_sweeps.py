@@ -97,14 +97,14 @@ def _finetune_drift(load: Load) -> str:
     largest = max(abs(b - a) for a, b in pairs)
     within = "less" if largest < 2 * se else "more"
     return (f"moves the runs that lost little by {within} than two standard errors of a difference "
-            f"({100 * 2 * se:.2f} points): l1 {_pct(pairs[0][0])} → {_pct(pairs[0][1])} %, int8 {_pct(pairs[1][0])} → "
-            f"{_pct(pairs[1][1])} %")
+            f"({100 * 2 * se:.2f} points): l1 {_pct(pairs[0][0])} → {_pct(pairs[0][1])} %, "
+            f"int8 {_pct(pairs[1][0])} → {_pct(pairs[1][1])} %")
 
 
 def _script_minutes(load: Load) -> str:
     """The script's wall time, from the `/usr/bin/time -v` output kept in script.log."""
-    elapsed = _one([line.split(": ")[-1] for line in load("script.log").splitlines() if "Elapsed (wall clock)" in line],
-                   "elapsed line of script.log")
+    lines = [line for line in load("script.log").splitlines() if "Elapsed (wall clock)" in line]
+    elapsed = _one([line.split(": ")[-1] for line in lines], "elapsed line of script.log")
     minutes, seconds = elapsed.split(":")[-2:]
     return f"({round(int(minutes) + float(seconds) / 60)} minutes on this 2-core machine"
 
