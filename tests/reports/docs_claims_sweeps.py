@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -92,8 +93,11 @@ def _unstructured_cost(load: Load) -> str:
 
 def _finetune_drift(load: Load) -> str:
     """What the fine-tuning epoch does to l1 and int8, against two binomial standard errors of a difference."""
+    from compressor.report.uncertainty import binomial_se
+
     pairs = [(_row(load, p, 0)["accuracy"], _row(load, p, 1)["accuracy"]) for p in ("l1", "int8")]
-    se = max(((a * (1 - a) + b * (1 - b)) / _rows(load)[0]["samples"]) ** 0.5 for a, b in pairs)
+    samples = _rows(load)[0]["samples"]
+    se = max(math.hypot(binomial_se(a, samples), binomial_se(b, samples)) for a, b in pairs)
     largest = max(abs(b - a) for a, b in pairs)
     within = "less" if largest < 2 * se else "more"
     return (f"moves the runs that lost little by {within} than two standard errors of a difference "
