@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from docs_claims_common import _mb, _one, _pct
-from docs_claims_sweeps import _baseline, _name, _ratio, _row, _rows, _within_one_point
-from test_committed_reports import REPORTS, Claim, Load
+from docs_claims_sweeps import (
+    _baseline, _name, _openaimer, _provenance, _ratio, _row, _rows, _scored, _top_name, _within_one_point,
+)
+from test_committed_reports import Claim, Load
 
 SWEEP_REPORT = "resnet18-fashion-mnist"
 SECOND_ORDER = ("obd", "woodfisher", "fishleg")
@@ -16,11 +17,8 @@ UNSTRUCTURED = ("l1", "layer-sensitive", "nm", "obd", "woodfisher", "fishleg")
 
 def _setup(load: Load) -> str:
     rows = _rows(load)
-    commit = _one(sorted({r["git_commit"] for r in rows}), "commit of the sweep's cells")
-    machine = _one(sorted({r["machine"].split(";")[0] for r in rows}), "machine of the sweep's cells")
-    cpu, isa, cores = re.match(r"(.*?) \((.*?)\), (\d+) cores", machine).groups()
     return (f"{len(rows)} cells on the cached ResNet18 ({_pct(_baseline(load))} % test top-1 at "
-            f"{rows[0]['input_size']} px), all recorded at one commit ({commit}) on a {cores}-core {cpu} ({isa})")
+            f"{rows[0]['input_size']} px), {_provenance(load)}")
 
 
 def _label(row: dict[str, Any]) -> str:
@@ -72,40 +70,6 @@ def _difference(load: Load) -> str:
     return (f"OBD minus l1 at 90 % is {one_shot['mean']:+.2f} ± {one_shot['se']:.2f} points one-shot "
             f"({one_shot['verdict']}) and {tuned['mean']:+.2f} ± {tuned['se']:.2f} after the quarter epoch "
             f"({tuned['verdict']})")
-
-
-def _scores(load: Load) -> list[dict[str, Any]]:
-    names = sorted(p.name for p in (REPORTS / SWEEP_REPORT / "openaimer").glob("*.json"))
-    if not names:
-        raise FileNotFoundError("no score files under reports/resnet18-fashion-mnist/openaimer/")
-    return [load(f"openaimer/{name}") for name in names]
-
-
-def _scored(load: Load) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """(score, row) of the top-scored model and of its un-fine-tuned twin, and the most accurate scored model."""
-    rows = {r["checkpoint"]: r for r in _rows(load)}
-    scores = sorted(_scores(load), key=lambda s: -s["total_score"])
-    top = scores[0]
-    row = rows[top["checkpoint"]]
-    twin = _one([s for s in scores if s["checkpoint"] in rows and s is not top
-                 and rows[s["checkpoint"]]["params"] == row["params"]
-                 and rows[s["checkpoint"]]["pipeline"] == row["pipeline"]], "twin of the top-scored model")
-    return top, twin, max(scores, key=lambda s: s["accuracy"])
-
-
-def _top_name(load: Load) -> str:
-    top = _scored(load)[0]
-    row = {r["checkpoint"]: r for r in _rows(load)}[top["checkpoint"]]
-    amount = float(re.search(r"\.amount=([\d.]+)", row["params"])[1])
-    return f"{100 * amount:g} % {row['pipeline'].replace('channels', 'channel').replace('blocks', 'block')}-pruned"
-
-
-def _openaimer(load: Load) -> str:
-    top, twin, accurate = _scored(load)
-    return (f"the winner is the {_top_name(load)} model ({top['total_score']:.2f} at {top['accuracy']:.2f} % on the "
-            f"protocol's 224-px input), its twin without fine-tuning at {twin['accuracy']:.2f} % scores "
-            f"{twin['total_score']:.2f}, and the most accurate scored model ({accurate['accuracy']:.2f} %) scores "
-            f"{accurate['total_score']:.2f}")
 
 
 def _openaimer_readme(load: Load) -> str:

@@ -1,12 +1,14 @@
-"""Claims from reports/resnet18-fashion-mnist-strategies/ and reports/densenet201-supcon-fashion-mnist/."""
+"""Claims from reports/resnet18-fashion-mnist-strategies/ and reports/densenet201-supcon-fashion-mnist/, and the helpers
+shared by the sweep reports (rows, provenance, OpenAImer score files)."""
 
 from __future__ import annotations
 
 import math
 import re
+from pathlib import PurePath
 from typing import Any
 
-from docs_claims_common import WORDS, _mb, _one, _pct, files
+from docs_claims_common import _mb, _one, _pct, files
 from test_committed_reports import REPORTS, Claim, Load
 
 
@@ -180,6 +182,40 @@ def _name(row: dict[str, Any]) -> str:
     return f"{row['pipeline']} {100 * amount:g} %" + (" fine-tuned" if row["finetune_epochs"] else "")
 
 
+def _scores(load: Load) -> list[dict[str, Any]]:
+    """The OpenAImer score file of the baseline and of every run (`openaimer/NAME.json` for checkpoint NAME.pt)."""
+    rows = _rows(load)
+    checkpoints = [_baseline(load, "baseline_checkpoint")] + [r["checkpoint"] for r in rows]
+    return [load(f"openaimer/{PurePath(c).stem}.json") for c in checkpoints]
+
+
+def _scored(load: Load) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The scores of the top-scored model, of its un-fine-tuned twin, and of the most accurate scored model."""
+    rows = {r["checkpoint"]: r for r in _rows(load)}
+    scores = sorted(_scores(load), key=lambda s: -s["total_score"])
+    top = scores[0]
+    row = rows[top["checkpoint"]]
+    twin = _one([s for s in scores if s["checkpoint"] in rows and s is not top
+                 and rows[s["checkpoint"]]["params"] == row["params"]
+                 and rows[s["checkpoint"]]["pipeline"] == row["pipeline"]], "twin of the top-scored model")
+    return top, twin, max(scores, key=lambda s: s["accuracy"])
+
+
+def _top_name(load: Load) -> str:
+    top = _scored(load)[0]
+    row = {r["checkpoint"]: r for r in _rows(load)}[top["checkpoint"]]
+    amount = float(re.search(r"\.amount=([\d.]+)", row["params"])[1])
+    return f"{100 * amount:g} % {row['pipeline'].replace('channels', 'channel').replace('blocks', 'block')}-pruned"
+
+
+def _openaimer(load: Load) -> str:
+    top, twin, accurate = _scored(load)
+    return (f"the winner is the {_top_name(load)} model ({top['total_score']:.2f} at {top['accuracy']:.2f} % on the "
+            f"protocol's 224-px input), its twin without fine-tuning at {twin['accuracy']:.2f} % scores "
+            f"{twin['total_score']:.2f}, and the most accurate scored model ({accurate['accuracy']:.2f} %) scores "
+            f"{accurate['total_score']:.2f}")
+
+
 def _dn_best_pruned(load: Load) -> str:
     best = max((r for r in _rows(load) if r["pipeline"] != "int8"), key=lambda r: r["accuracy"])
     return (f"The best pruned one is {_name(best)}, {_pct(best['accuracy'])} % at {_mb(best['deployable_bytes'])} MB "
@@ -218,7 +254,7 @@ def _dn_setup(load: Load) -> str:
     first = _rows(load)[0]
     return (f"({_pct(_baseline(load))} % test top-1 at {first['input_size']} px, "
             f"{_mb(_baseline(load, 'baseline_deployable_bytes'))} MB deployable, "
-            f"{_typical(load, 'baseline_latency_ort_ms'):.2f} ms ONNX Runtime at batch 1)")
+            f"{_typical(load, 'baseline_latency_ort_ms'):.2f} ms ONNX Runtime at batch 1")
 
 
 def _dn_recovery(load: Load) -> str:
@@ -227,19 +263,33 @@ def _dn_recovery(load: Load) -> str:
             f"{_pct(_baseline(load))} %")
 
 
-def _dn_provenance(load: Load) -> str:
-    commits = {r["git_commit"] for r in _rows(load)}
-    machine = _one(sorted({r["machine"].split(";")[0] for r in _rows(load)}), "machine of the DenseNet201 cells")
-    cpu, cores = machine.split(", ")[0].replace("Intel(R) Xeon(R) Processor", "Xeon"), machine.split(", ")[1]
-    return (f"cells recorded at {WORDS[len(commits)]} commits on an earlier {cores.replace(' cores', '-core')} "
-            f"{cpu} machine")
+def _provenance(load: Load) -> str:
+    """The one commit and the machine every row of a sweep report was recorded at."""
+    rows = _rows(load)
+    commit = _one(sorted({r["git_commit"] for r in rows}), "commit of the sweep's cells")
+    machine = _one(sorted({r["machine"].split(";")[0] for r in rows}), "machine of the sweep's cells")
+    cpu, isa, cores = re.match(r"(.*?) \((.*?)\), (\d+) cores", machine).groups()
+    return f"all recorded at one commit ({commit}) on a {cores}-core {cpu} ({isa})"
+
+
+def _dn_cells(load: Load) -> str:
+    return (f"`scripts/grids/densenet201-supcon-fashion-mnist.toml`): {len(_rows(load))} cells, "
+            + _provenance(load))
+
+
+def _dn_baseline_modes(load: Load) -> str:
+    """The two modes of the dense model's in-cell ONNX Runtime timing, split at the widest gap between cells."""
+    timings = sorted(r["baseline_latency_ort_ms"] for r in _rows(load))
+    split = max(range(1, len(timings)), key=lambda i: timings[i] - timings[i - 1])
+    low, high = timings[:split], timings[split:]
+    return (f"fell into two modes, {low[0]:.1f}-{low[-1]:.1f} ms in {len(low)} cells and {high[0]:.1f}-"
+            f"{high[-1]:.1f} ms in {len(high)}")
 
 
 DENSENET_SWEEP: tuple[Claim, ...] = (
-    Claim("commits and machine of the cells", "results.json (rows: git_commit, machine)", _dn_provenance),
     Claim("dense baseline, size and latency", "results.json (rows: baseline_*)", _dn_setup),
-    Claim("cells", "results.json (rows)",
-          lambda load: f"`scripts/grids/densenet201-supcon-fashion-mnist.toml`): {len(_rows(load))} cells"),
+    Claim("cells, commit and machine", "results.json (rows: git_commit, machine)", _dn_cells),
+    Claim("the two modes of the baseline timing", "results.json (rows: baseline_latency_ort_ms)", _dn_baseline_modes),
     Claim("headline pick: int8", "results.json (rows)", _dn_headline),
     Claim("best pruned cell", "results.json (rows)", _dn_best_pruned),
     Claim("blocks 90 % fine-tuned", "results.json (rows)", _dn_blocks90),
@@ -247,4 +297,5 @@ DENSENET_SWEEP: tuple[Claim, ...] = (
     Claim("one-shot layer-sensitive and OBD", "results.json (rows)", _dn_obd),
     Claim("what the fine-tune recipe costs", "results.json (rows: int8 fine-tuned, every fine-tuned cell)",
           _dn_finetune_cost),
+    Claim("OpenAImer winner, twin, most accurate", "openaimer/*.json", _openaimer),
 )
