@@ -9,7 +9,6 @@ The JSON holds every process's median per thread count and the environment (CPU,
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys

@@ -35,3 +35,11 @@ def _one(found: Sequence[Any], what: str) -> Any:
 
 
 WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
+
+
+def _two_modes(values: Sequence[float], digits: int = 2) -> tuple[str, str]:
+    """("A-B ms in N", "C-D ms in M"): the values split at their widest gap, each side as its range and count."""
+    ordered = sorted(values)
+    split = max(range(1, len(ordered)), key=lambda i: ordered[i] - ordered[i - 1])
+    low, high = ordered[:split], ordered[split:]
+    return tuple(f"{side[0]:.{digits}f}-{side[-1]:.{digits}f} ms in {len(side)}" for side in (low, high))

@@ -8,7 +8,7 @@ import re
 from pathlib import PurePath
 from typing import Any
 
-from docs_claims_common import _mb, _one, _pct, files
+from docs_claims_common import _mb, _one, _pct, _two_modes, files
 from test_committed_reports import REPORTS, Claim, Load
 
 
@@ -279,17 +279,33 @@ def _dn_cells(load: Load) -> str:
 
 def _dn_baseline_modes(load: Load) -> str:
     """The two modes of the dense model's in-cell ONNX Runtime timing, split at the widest gap between cells."""
-    timings = sorted(r["baseline_latency_ort_ms"] for r in _rows(load))
-    split = max(range(1, len(timings)), key=lambda i: timings[i] - timings[i - 1])
-    low, high = timings[:split], timings[split:]
-    return (f"fell into two modes, {low[0]:.1f}-{low[-1]:.1f} ms in {len(low)} cells and {high[0]:.1f}-"
-            f"{high[-1]:.1f} ms in {len(high)}")
+    low, high = _two_modes([r["baseline_latency_ort_ms"] for r in _rows(load)], digits=1)
+    return f"fell into two modes, {low} cells and {high}"
 
+
+def _dn_unstructured_ratios(load: Load) -> str:
+    """Unstructured cells run the dense graph: their ratio to the baseline timed beside them, over every cell."""
+    ratios = [_ratio(r) for r in _rows(load) if r["pipeline"] in ("l1", "layer-sensitive", "nm", "obd")]
+    return f"the unstructured cells' ratios stay within x{min(ratios):.2f}-{max(ratios):.2f}"
+
+
+def _process_modes(load: Load) -> str:
+    """The per-process medians of scripts/ort_process_modes.py: two modes with 2 threads, their range with 1."""
+    report = load("ort-process-modes.json")
+    medians = report["medians_ms"]
+    fast, slow = _two_modes(medians["2"])
+    env = report["environment"]
+    return (f"on the {env['cpu_count']}-core {env['cpu']}, {len(medians['2'])} fresh processes timing one dense "
+            f"{report['arch']} ONNX file "
+            f"({report['in_channels']} channel, {report['input_size']} px, batch {report['batch_size']}) gave medians of "
+            f"{fast} processes and {slow} with 2 threads, and {min(medians['1']):.2f}-{max(medians['1']):.2f} ms "
+            f"with 1 thread")
 
 DENSENET_SWEEP: tuple[Claim, ...] = (
     Claim("dense baseline, size and latency", "results.json (rows: baseline_*)", _dn_setup),
     Claim("cells, commit and machine", "results.json (rows: git_commit, machine)", _dn_cells),
     Claim("the two modes of the baseline timing", "results.json (rows: baseline_latency_ort_ms)", _dn_baseline_modes),
+    Claim("unstructured cells against their own baseline", "results.json (rows)", _dn_unstructured_ratios),
     Claim("headline pick: int8", "results.json (rows)", _dn_headline),
     Claim("best pruned cell", "results.json (rows)", _dn_best_pruned),
     Claim("blocks 90 % fine-tuned", "results.json (rows)", _dn_blocks90),
