@@ -6,13 +6,13 @@ from typing import Any
 
 from docs_claims_common import _mb, _one, _pct
 from docs_claims_sweeps import (
-    _baseline, _name, _openaimer, _provenance, _ratio, _row, _rows, _scored, _top_name, _within_one_point,
+    UNSTRUCTURED, _baseline, _name, _openaimer, _provenance, _ratio, _row, _rows, _scored, _top_name,
+    _within_one_point,
 )
 from test_committed_reports import Claim, Load
 
 SWEEP_REPORT = "resnet18-fashion-mnist"
 SECOND_ORDER = ("obd", "woodfisher", "fishleg")
-UNSTRUCTURED = ("l1", "layer-sensitive", "nm", "obd", "woodfisher", "fishleg")
 
 
 def _setup(load: Load) -> str:
