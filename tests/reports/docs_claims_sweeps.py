@@ -297,10 +297,9 @@ def _process_modes(load: Load) -> str:
     fast, slow = _two_modes(medians["2"])
     env = report["environment"]
     return (f"on the {env['cpu_count']}-core {env['cpu']}, {len(medians['2'])} fresh processes timing one dense "
-            f"{report['arch']} ONNX file "
-            f"({report['in_channels']} channel, {report['input_size']} px, batch {report['batch_size']}) gave medians of "
-            f"{fast} processes and {slow} with 2 threads, and {min(medians['1']):.2f}-{max(medians['1']):.2f} ms "
-            f"with 1 thread")
+            f"{report['arch']} ONNX file ({report['in_channels']} channel, {report['input_size']} px, batch "
+            f"{report['batch_size']}) gave medians of {fast} processes and {slow} with 2 threads, and "
+            f"{min(medians['1']):.2f}-{max(medians['1']):.2f} ms with 1 thread")
 
 DENSENET_SWEEP: tuple[Claim, ...] = (
     Claim("dense baseline, size and latency", "results.json (rows: baseline_*)", _dn_setup),
