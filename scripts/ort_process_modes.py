@@ -1,40 +1,28 @@
 """ONNX Runtime batch-1 latency of one dense model in many fresh processes: is the per-process median stable?
 
-Each process builds nothing: it opens the same exported ONNX file with the harness's session settings
-(`compressor.measure.latency.onnxruntime_session`), warms up, times `--calls` runs and prints its median. Run alone
-on a quiet machine (`.venv/bin/python scripts/ort_process_modes.py -o FILE.json`); a job beside it changes the answer.
+Each process builds nothing: it times the same exported ONNX file as the harness does
+(`compressor.measure.latency.onnxruntime_latency`: its session settings, `--warmups` untimed runs, then `--calls`
+timed ones) and prints the median. Run alone on a quiet machine
+(`.venv/bin/python scripts/ort_process_modes.py -o FILE.json`); a job beside it changes the answer.
 The JSON holds every process's median per thread count and the environment (CPU, flags, versions, commit).
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
 
+def child(onnx_path: str, in_channels: int, input_size: int, threads: int, warmups: int, calls: int) -> float:
+    """Median milliseconds of exactly `calls` runs in this process, after `warmups` untimed ones (the harness's
+    `onnxruntime_latency`, as a cell times its models)."""
+    from compressor.measure.latency import TimingPlan, onnxruntime_latency
 
-def child(onnx_path: str, threads: int, warmups: int, calls: int) -> float:
-    """Median milliseconds of `calls` runs in this process, after `warmups` untimed ones."""
-    from compressor.measure.latency import onnxruntime_session
-
-    session = onnxruntime_session(onnx_path, threads)
-    meta = session.get_inputs()[0]
-    shape = tuple(dim if isinstance(dim, int) else 1 for dim in meta.shape)  # the dynamic batch axis: 1
-    feed = {meta.name: np.random.default_rng(0).standard_normal(shape, dtype=np.float32)}
-    for _ in range(warmups):
-        session.run(None, feed)
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        session.run(None, feed)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+    plan = TimingPlan(warmup_runs=warmups, warmup_seconds=0.0, min_runs=calls, min_seconds=0.0, max_runs=calls)
+    return onnxruntime_latency(onnx_path, in_channels, input_size, threads=threads, plan=plan)["median_ms"]
 
 
 def export(arch: str, in_channels: int, input_size: int, path: Path) -> None:
@@ -59,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
     if args.child:
-        print(child(args.child, threads[0], args.warmups, args.calls))
+        print(child(args.child, args.in_channels, args.input_size, threads[0], args.warmups, args.calls))
         return
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "model.onnx"
@@ -69,6 +57,7 @@ def main() -> None:
             medians[str(count)] = []
             for _ in range(args.processes):
                 out = subprocess.run([sys.executable, __file__, "--child", str(onnx_path), "--threads", str(count),
+                                      "--in-channels", str(args.in_channels), "--input-size", str(args.input_size),
                                       "--warmups", str(args.warmups), "--calls", str(args.calls)],
                                      check=True, capture_output=True, text=True).stdout
                 medians[str(count)].append(round(float(out.strip().splitlines()[-1]), 3))

@@ -17,7 +17,7 @@ def test_a_child_times_the_file_it_is_given_with_the_harness_session(tmp_path: P
     script = load_script("ort_process_modes")
     onnx_path = tmp_path / "model.onnx"
     script.export("resnet18", 1, 32, onnx_path)
-    median = script.child(str(onnx_path), threads=1, warmups=1, calls=3)
+    median = script.child(str(onnx_path), 1, 32, threads=1, warmups=1, calls=3)
     assert 0 < median < 10_000
 
 

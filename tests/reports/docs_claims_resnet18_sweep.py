@@ -74,13 +74,13 @@ def _difference(load: Load) -> str:
 
 def _openaimer_readme(load: Load) -> str:
     top, _, accurate = _scored(load)
-    return (f"the {_top_name(load)} model wins ({top['total_score']:.2f} at {top['accuracy']:.2f} %) and the most "
-            f"accurate scored model ({accurate['accuracy']:.2f} %) scores {accurate['total_score']:.2f}")
+    return (f"the {_top_name(load, top)} model wins ({top['total_score']:.2f} at {top['accuracy']:.2f} %) and the "
+            f"most accurate scored model ({accurate['accuracy']:.2f} %) scores {accurate['total_score']:.2f}")
 
 
 def _openaimer_page(load: Load) -> str:
-    _, twin, accurate = _scored(load)
-    return (f"a {_top_name(load)} model at {twin['accuracy']:.2f} % scores {twin['total_score']:.2f}, "
+    top, twin, accurate = _scored(load)
+    return (f"a {_top_name(load, top)} model at {twin['accuracy']:.2f} % scores {twin['total_score']:.2f}, "
             f"{twin['total_score'] / accurate['total_score']:.0f} times the most accurate scored model")
 
 

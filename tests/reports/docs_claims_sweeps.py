@@ -202,8 +202,8 @@ def _scored(load: Load) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
     return top, twin, max(scores, key=lambda s: s["accuracy"])
 
 
-def _top_name(load: Load) -> str:
-    top = _scored(load)[0]
+def _top_name(load: Load, top: dict[str, Any]) -> str:
+    """`90 % channel-pruned`: the strategy and amount of the run that `top` (a score file) scored."""
     row = {r["checkpoint"]: r for r in _rows(load)}[top["checkpoint"]]
     amount = float(re.search(r"\.amount=([\d.]+)", row["params"])[1])
     return f"{100 * amount:g} % {row['pipeline'].replace('channels', 'channel').replace('blocks', 'block')}-pruned"
@@ -211,8 +211,8 @@ def _top_name(load: Load) -> str:
 
 def _openaimer(load: Load) -> str:
     top, twin, accurate = _scored(load)
-    return (f"the winner is the {_top_name(load)} model ({top['total_score']:.2f} at {top['accuracy']:.2f} % on the "
-            f"protocol's 224-px input), its twin without fine-tuning at {twin['accuracy']:.2f} % scores "
+    return (f"the winner is the {_top_name(load, top)} model ({top['total_score']:.2f} at {top['accuracy']:.2f} % on "
+            f"the protocol's 224-px input), its twin without fine-tuning at {twin['accuracy']:.2f} % scores "
             f"{twin['total_score']:.2f}, and the most accurate scored model ({accurate['accuracy']:.2f} %) scores "
             f"{accurate['total_score']:.2f}")
 
@@ -300,6 +300,7 @@ def _process_modes(load: Load) -> str:
             f"{report['arch']} ONNX file ({report['in_channels']} channel, {report['input_size']} px, batch "
             f"{report['batch_size']}) gave medians of {fast} processes and {slow} with 2 threads, and "
             f"{min(medians['1']):.2f}-{max(medians['1']):.2f} ms with 1 thread")
+
 
 DENSENET_SWEEP: tuple[Claim, ...] = (
     Claim("dense baseline, size and latency", "results.json (rows: baseline_*)", _dn_setup),
