@@ -19,9 +19,12 @@ demo: install
 
 # `pytest -q` includes tests/test_docs.py, which builds the docs with `mkdocs build --strict` (a broken link or
 # anchor fails) and checks that every repository path the README and docs/ name exists.
+# Both suites always run (a failing test must not hide a broken benchmark); make fails when either failed.
 test: install
-	$(BIN)/python -m pytest -q
-	$(BIN)/python -m pytest -q benchmarks --bench-smoke --benchmark-disable
+	status=0; \
+	$(BIN)/python -m pytest -q || status=1; \
+	$(BIN)/python -m pytest -q benchmarks --bench-smoke --benchmark-disable || status=1; \
+	exit $$status
 
 # The documentation site (mkdocs.yml, pages in docs/): `docs` builds it strictly into site/, `docs-serve` previews it.
 docs: install

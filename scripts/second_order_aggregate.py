@@ -13,16 +13,19 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from compressor.report import uncertainty
+
 Cell = Mapping[str, Any]
 BN_MODES = ("no", "yes")
 BN_TEXT = {"no": "without BN recalibration", "yes": "with BN recalibration"}
-NOISE_FACTOR = 2.0
 NOISE_RULE = (
     "A paired difference d_s = acc(method, seed s) − acc(reference, seed s) (same amount, same BN mode) counts "
-    "as beyond noise only if |mean d| > 2 × SE, with SE = sqrt(std(d)²/n + p_m(1−p_m)/N + p_r(1−p_r)/N): the "
-    "standard error of the mean over the n seeds plus the binomial standard errors of the two mean accuracies p_m, "
-    "p_r on the N test images (the test set is the same for every seed, so that term does not shrink with n; the "
-    "two are treated as independent, which is conservative). With n = 1 the seed term is unknown and left out.")
+    "as beyond noise only if its two-sided p-value is below 0.05, with SE = sqrt(std(d)²/n + p_m(1−p_m)/N + "
+    "p_r(1−p_r)/N): the standard error of the mean over the n seeds plus the binomial standard errors of the two "
+    "mean accuracies p_m, p_r on the N test images (the test set is the same for every seed, so that term does not "
+    "shrink with n; the two are treated as independent, which is conservative), and Student's t with n − 1 degrees "
+    "of freedom, so 2-3 seeds are not treated as a known error. With n = 1 the seed term is unknown and left out "
+    "(a z test). ± is the 95 % confidence half-width of the mean difference.")
 TARGET_AMOUNT = 0.95
 TARGET_GAIN_POINTS = 5.0
 TARGET_SECONDS = 15 * 60
@@ -37,15 +40,8 @@ def cell_name(label: str, amount: float, seed: int) -> str:
 
 
 def binomial_se(p: float, n: int) -> float:
-    """Standard error of an accuracy p measured on n independent test images."""
-    return math.sqrt(max(p * (1 - p), 0.0) / n) if n > 0 else 0.0
-
-
-def verdict(mean: float, se: float, factor: float = NOISE_FACTOR) -> str:
-    """`better`/`worse` when |mean| > factor × se, else `within noise`."""
-    if abs(mean) > factor * se:
-        return "better" if mean > 0 else "worse"
-    return "within noise"
+    """Standard error of an accuracy p measured on n test images (0 when n is unknown)."""
+    return uncertainty.binomial_se(p, n) or 0.0
 
 
 def _same(a: float, b: float) -> bool:
@@ -91,19 +87,20 @@ def aggregate(cells: Sequence[Cell], labels: Sequence[str], amounts: Sequence[fl
 
 
 def paired_difference(cells: Sequence[Cell], label: str, base: str, amount: float, bn: str) -> dict[str, Any]:
-    """acc(label) − acc(base) paired by seed, in points: mean, std, SE of the noise rule, verdict."""
+    """acc(label) − acc(base) paired by seed, in points: mean, std, SE, test and p of the noise rule, verdict."""
     a, b = by_seed(cells, label, amount, bn), by_seed(cells, base, amount, bn)
     seeds = sorted(a.keys() & b.keys())
     row: dict[str, Any] = {"label": label, "base": base, "amount": amount, "bn": bn, "seeds": seeds, "n": len(seeds)}
     if not seeds:
-        return {**row, "mean_points": None, "std_points": None, "se_points": None, "verdict": "no data"}
-    diffs = [100 * (a[s] - b[s]) for s in seeds]
-    s = summary(diffs)
+        return {**row, "mean_points": None, "std_points": None, "se_points": None, "test": None, "p": None,
+                "half_width_points": None, "verdict": "no data"}
     pa, pb = statistics.fmean(a[s] for s in seeds), statistics.fmean(b[s] for s in seeds)
-    se = math.sqrt((s["std"] or 0.0) ** 2 / len(seeds) + (100 * binomial_se(pa, _samples(cells, label, amount))) ** 2
-                   + (100 * binomial_se(pb, _samples(cells, base, amount))) ** 2)
-    return {**row, "mean_points": s["mean"], "std_points": s["std"], "se_points": se,
-            "accuracy_pct": 100 * pa, "base_accuracy_pct": 100 * pb, "verdict": verdict(s["mean"], se)}
+    test_set = 100 * math.hypot(binomial_se(pa, _samples(cells, label, amount)),
+                                binomial_se(pb, _samples(cells, base, amount)))
+    tested = uncertainty.paired_test([100 * (a[s] - b[s]) for s in seeds], fixed_se=test_set)
+    return {**row, "mean_points": tested.mean, "std_points": tested.sd, "se_points": tested.se, "test": tested.test,
+            "p": tested.p, "half_width_points": tested.half_width, "accuracy_pct": 100 * pa,
+            "base_accuracy_pct": 100 * pb, "verdict": tested.verdict}
 
 
 def differences(cells: Sequence[Cell], labels: Sequence[str], reference: str,
@@ -124,8 +121,8 @@ def _diff_text(d: Mapping[str, Any]) -> str:
     if d["mean_points"] is None:
         return "no paired seeds"
     std = "-" if d["std_points"] is None else f"{d['std_points']:.2f}"
-    return (f"{d['label']} − {d['base']} = {d['mean_points']:+.2f} ± {std} points (n={d['n']}, 2·SE "
-            f"{2 * d['se_points']:.2f}): {d['verdict']}")
+    return (f"{d['label']} − {d['base']} = {d['mean_points']:+.2f} ± {std} points (n={d['n']}, {d['test']}, "
+            f"p {_p(d['p'])}): {d['verdict']}")
 
 
 def targets(cells: Sequence[Cell], specs: Mapping[str, Mapping[str, Any]],
@@ -192,6 +189,10 @@ def targets(cells: Sequence[Cell], specs: Mapping[str, Mapping[str, Any]],
     return out
 
 
+def _p(value: float | None) -> str:
+    return "-" if value is None else "<0.001" if value < 0.001 else f"{value:.3g}"
+
+
 def _pm(mean: float | None, std: float | None, n: int, expected: int, sign: bool = False) -> str:
     if mean is None:
         return "-"
@@ -220,7 +221,7 @@ def accuracy_table(rows: Sequence[Mapping[str, Any]], labels: Sequence[str], amo
 
 def difference_table(diffs: Sequence[Mapping[str, Any]], labels: Sequence[str], amounts: Sequence[float], bn: str,
                      seeds: int) -> list[str]:
-    """Markdown rows: mean ± std of the paired difference to the reference, its 2·SE and the verdict."""
+    """Markdown rows: mean ± std of the paired difference to the reference, its 95 % half-width, p and verdict."""
     index = {(d["label"], d["amount"], d["bn"]): d for d in diffs}
     lines = _amount_header(amounts)
     for label in labels:
@@ -232,9 +233,9 @@ def difference_table(diffs: Sequence[Mapping[str, Any]], labels: Sequence[str], 
             if d is None or d["mean_points"] is None:
                 cells.append("-")
                 continue
-            verdict_text = d["verdict"] if d["verdict"] == "within noise" else f"**{d['verdict']}**"
+            verdict_text = d["verdict"] if d["verdict"] == "no difference" else f"**{d['verdict']}**"
             cells.append(f"{_pm(d['mean_points'], d['std_points'], d['n'], seeds, sign=True)}; "
-                         f"2·SE {NOISE_FACTOR * d['se_points']:.2f}; {verdict_text}")
+                         f"95 % ± {d['half_width_points']:.2f}, p {_p(d['p'])}; {verdict_text}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from second_order_aggregate import BN_MODES, BN_TEXT, COLLAPSED, NOISE_FACTOR, _same
+from second_order_aggregate import BN_MODES, BN_TEXT, COLLAPSED, _same
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -38,7 +38,7 @@ def _mark_collapsed(ax: Any, x: float, value: float, colour: Any, text: str) -> 
 
 def difference_figure(diffs: Sequence[Mapping[str, Any]], labels: Sequence[str], amounts: Sequence[float],
                       reference: str, chance: float) -> Figure:
-    """Each method minus the reference, one panel per (BN mode, amount) on its own scale; bars = ±2 SE.
+    """Each method minus the reference, one panel per (BN mode, amount) on its own scale; bars = 95 % confidence intervals.
 
     A bar that crosses zero is a difference within noise (the noise rule). Own scales keep a 0.3-point difference
     at 90 % readable next to 40 points at 98 %. A method that collapsed (mean accuracy below COLLAPSED × chance)
@@ -58,7 +58,7 @@ def difference_figure(diffs: Sequence[Mapping[str, Any]], labels: Sequence[str],
             mine = {d["label"]: d for d in diffs if d["bn"] == bn and _same(d["amount"], amount)
                     and d["mean_points"] is not None and d["label"] in colours}
             shown = {label: d for label, d in mine.items() if d["accuracy_pct"] >= COLLAPSED * chance}
-            spans = [(d["mean_points"] - NOISE_FACTOR * d["se_points"], d["mean_points"] + NOISE_FACTOR * d["se_points"])
+            spans = [(d["mean_points"] - d["half_width_points"], d["mean_points"] + d["half_width_points"])
                      for d in shown.values()]
             low, high = min([0.0, *(a for a, _ in spans)]), max([0.0, *(b for _, b in spans)])
             pad = max(0.1, 0.08 * (high - low))
@@ -66,7 +66,7 @@ def difference_figure(diffs: Sequence[Mapping[str, Any]], labels: Sequence[str],
             for x, label in enumerate(others):
                 if label in shown:
                     d = shown[label]
-                    ax.errorbar([x], [d["mean_points"]], yerr=[NOISE_FACTOR * d["se_points"]], fmt="o",
+                    ax.errorbar([x], [d["mean_points"]], yerr=[d["half_width_points"]], fmt="o",
                                 color=colours[label], capsize=3)
                 elif label in mine:
                     _mark_collapsed(ax, x, mine[label]["mean_points"], colours[label], "{:+.1f}")
@@ -78,8 +78,8 @@ def difference_figure(diffs: Sequence[Mapping[str, Any]], labels: Sequence[str],
                 ax.set_ylabel(f"top-1 minus {reference} (points)", fontsize=9)
     handles = [Line2D([], [], marker="o", linestyle="none", color=colours[label], label=label) for label in others]
     fig.legend(handles=handles, loc="upper center", ncol=min(len(others), 6), fontsize=8, frameon=False)
-    fig.text(0.5, 0.005, f"bars: ±{NOISE_FACTOR:g} SE (noise rule); a bar across the dashed zero line is no "
-             f"difference; ▼ collapsed method, value written", ha="center", fontsize=8)
+    fig.text(0.5, 0.005, "bars: 95 % confidence intervals (noise rule); a bar across the dashed zero line is no "
+             "difference; ▼ collapsed method, value written", ha="center", fontsize=8)
     fig.tight_layout(rect=(0, 0.03, 1, 0.95))
     return fig
 

@@ -262,7 +262,8 @@ def readme(title: str, dense: dict[str, Any], specs: dict[str, Any], amounts: li
     for bn in agg.BN_MODES:
         lines += [f"## Difference to {reference} (points), {agg.BN_TEXT[bn]}\n",
                   f"Each method minus {reference} in the same BN mode, paired by seed: mean ± std of the per-seed "
-                  "differences; 2·SE is the noise threshold; the verdict applies the noise rule.\n",
+                  "differences; 95 % ± is the confidence half-width (t on n − 1 dof), p its two-sided p-value; the "
+                  "verdict applies the noise rule.\n",
                   *agg.difference_table(results["differences"], labels, amounts, bn, n), ""]
     lines += ["![difference to the reference](difference.png)\n", "![accuracy](accuracy.png)\n",
               "## Time and peak memory\n",

@@ -7,6 +7,7 @@ import dataclasses
 import functools
 import importlib.util
 import io
+import math
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from compressor.data import Dataset, load_dataset
+from compressor.report.uncertainty import binomial_se
 
 
 class TinyNet(nn.Module):
@@ -48,6 +50,15 @@ def tiny_net() -> TinyNet:
 @pytest.fixture(scope="session")
 def digits() -> Dataset:
     return load_dataset("digits")
+
+
+def within_noise(first: float, second: float, samples: int, z: float = 3.0) -> bool:
+    """Two accuracies on `samples` test images differ by at most z combined binomial standard errors.
+
+    For tests that compare two trained or quantized models: the bound comes from the test set's noise at the
+    measured accuracies, not from what one CPU produced (treating the two as independent overstates the noise of
+    a comparison on the same images, so the check errs towards passing a real, small difference)."""
+    return abs(first - second) <= z * math.hypot(binomial_se(first, samples), binomial_se(second, samples))
 
 
 def run_cli(program: str, args: list[str]) -> tuple[int, str, str]:

@@ -13,7 +13,7 @@ from compressor.report.uncertainty import Difference
 
 def plot_differences(diffs: Sequence[Difference], reference: str, path: Path, title: str) -> Path:
     """Points of accuracy difference (method − reference) against amount, one colour per method, one marker per
-    budget; bars are ± 2 standard errors (the "no difference" band of the report's verdicts)."""
+    budget; bars are the 95 % confidence intervals the verdicts rest on (t on pairs − 1 dof; one pair: z)."""
     from matplotlib.ticker import FuncFormatter
 
     colours = strategy_colours(d.pipeline for d in diffs)
@@ -27,7 +27,7 @@ def plot_differences(diffs: Sequence[Difference], reference: str, path: Path, ti
         chosen = [d for d in diffs if (d.pipeline, d.finetune_epochs) == (pipeline, budget) and d.amount is not None]
         shift = width * ((index + 0.5) / len(methods) - 0.5)  # side by side, never on top of each other
         ax.errorbar([d.amount + shift for d in chosen], [d.mean for d in chosen],
-                    yerr=[2 * (d.se or 0.0) for d in chosen], fmt=markers[budget], color=colours[pipeline],
+                    yerr=[d.half_width or 0.0 for d in chosen], fmt=markers[budget], color=colours[pipeline],
                     capsize=3, markersize=5, linewidth=1, label=f"{pipeline}, {budget_label(budget)}")
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_yscale("symlog", linthresh=2.0)  # linear within ±2 points, where the close calls are; collapses compressed
@@ -40,6 +40,6 @@ def plot_differences(diffs: Sequence[Difference], reference: str, path: Path, ti
     ax.set_ylabel(f"top-1 minus {reference} (points; linear within ±2, log beyond)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
-    ax.set_title(title + "\nbars: ± 2 standard errors (paired over seeds; one seed: binomial)", fontsize=9)
+    ax.set_title(title + "\nbars: 95 % confidence intervals (paired t over seeds; one seed: binomial z)", fontsize=9)
     fig.tight_layout()
     return _save_png(fig, path)

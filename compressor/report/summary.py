@@ -18,7 +18,8 @@ from compressor.report.layer_plots import plot_layer_heatmap
 from compressor.report.pareto import label, pareto_front, pick_under_budget, typical_baseline
 from compressor.report.schema import RESULTS_SCHEMA, RunReport, RunRow, read_cell_records, read_run_report
 from compressor.report.tradeoff_plot import key_names, plot_tradeoffs
-from compressor.report.uncertainty import Difference, accuracy_text, binomial_se, differences, seed_groups
+from compressor.report.uncertainty import (ALPHA, Difference, accuracy_text, binomial_se, differences,
+                                           seed_groups)
 
 Row = Mapping[str, Any]
 
@@ -132,18 +133,27 @@ def reference_differences(rows: Sequence[Row], reference: str) -> list[Differenc
 def difference_section(diffs: Sequence[Difference], reference: str) -> str:
     """Each method minus the reference at the same amount and budget, paired by seed, with a verdict."""
     lines = [f"## Difference from {reference}\n",
-             f"![top-1 minus {reference}, ± 2 standard errors](difference.png)\n",
+             f"![top-1 minus {reference}, with 95 % confidence intervals](difference.png)\n",
              f"Top-1 of each method minus {reference}'s at the same amount and fine-tuning budget, in points, paired by "
-             "seed (baseline and strategy seed). With two or more pairs: mean ± sd of the paired differences; with "
-             "one: ± the two binomial standard errors combined. A difference within 2 standard errors of zero is "
-             "reported as no difference.\n",
-             "| pipeline | parameters | fine-tune epochs | pairs | difference (points) | SE | verdict |",
-             "|---|---|---|---:|---:|---:|---|"]
+             "seed (baseline and strategy seed). With two or more pairs: mean ± sd of the paired differences, tested "
+             "with Student's t on pairs − 1 degrees of freedom (2 or 3 seeds give wide intervals, not a known "
+             "error); with one pair: a z test on the two binomial standard errors combined. A difference whose "
+             f"two-sided p-value is {ALPHA:g} or more is reported as no difference; `pairs` is the number of seeds "
+             "the verdict rests on.\n",
+             "| pipeline | parameters | fine-tune epochs | pairs | difference (points) | SE | test | p | verdict |",
+             "|---|---|---|---:|---:|---:|---|---:|---|"]
     for d in diffs:
         spread = f" ± {d.sd:.2f}" if d.sd is not None else ""
         lines.append(f"| {d.pipeline} | {d.params or '-'} | {d.finetune_epochs} | {d.pairs} | {d.mean:+.2f}{spread} | "
-                     f"{'-' if d.se is None else f'{d.se:.2f}'} | {d.verdict} |")
+                     f"{'-' if d.se is None else f'{d.se:.2f}'} | {d.test} | {_p(d.p)} | {d.verdict} |")
     return "\n".join(lines) + "\n"
+
+
+def _p(value: float | None) -> str:
+    """A p-value as a table shows it: 3 significant digits, `<0.001` below that."""
+    if value is None:
+        return "-"
+    return "<0.001" if value < 0.001 else f"{value:.3g}"
 
 
 def _count(value: int | None) -> str:

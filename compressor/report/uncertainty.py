@@ -1,5 +1,7 @@
 """How sure a report can be: runs of one setting over seeds as mean ± sd, one run with its binomial standard error,
-and differences from a reference method with the noise they carry.
+and differences from a reference method with the noise they carry, judged by tests that respect the sample size:
+Student's t with n−1 degrees of freedom for differences paired by seed, McNemar's exact test for one pair of models
+on the same test images.
 
 Rows are `RunRow.as_dict()` mappings. A *setting* is everything a run was asked to do except its seeds; runs of
 one setting differ only in the seed of the strategies (calibration, fine-tuning) and of the baseline's training.
@@ -13,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from scipy import stats
+
 Row = Mapping[str, Any]
 
 SETTING = ("pipeline", "params", "finetune_epochs", "arch", "dataset", "input_size")
@@ -25,6 +29,78 @@ def binomial_se(accuracy: float, samples: int | None) -> float | None:
     if not samples:
         return None
     return math.sqrt(accuracy * (1 - accuracy) / samples)
+
+
+ALPHA = 0.05  # a difference is called better/worse when its two-sided p-value is below this
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """A mean paired difference tested against zero: its standard error, the test used, its p-value."""
+
+    mean: float
+    sd: float | None  # sample sd of the paired differences (two or more pairs)
+    se: float | None  # standard error of `mean`
+    test: str  # "t (n−1 dof)", "z (binomial)" or "none"
+    p: float | None
+    half_width: float | None  # 95 % confidence half-width of `mean`: t(n−1) or z quantile × se
+
+    @property
+    def verdict(self) -> str:
+        """`better` / `worse` when p < ALPHA, else `no difference` (also when no test was possible)."""
+        if self.p is None or self.p >= ALPHA:
+            return "no difference"
+        return "better" if self.mean > 0 else "worse"
+
+
+def paired_test(deltas: Sequence[float], fixed_se: float = 0.0) -> PairedTest:
+    """Test the mean of paired differences (one per seed) against zero, with the seed count's own uncertainty.
+
+    With n ≥ 2 pairs: se = sqrt(sd²/n + fixed_se²) and Student's t with n−1 degrees of freedom, so 2-3 seeds are
+    not treated as a known error (fixed_se is a term that does not shrink with n, e.g. the test set's own noise;
+    0 gives the plain paired t-test). With one pair the seed term is unknown: se = fixed_se and a normal (z) test,
+    no test at all when fixed_se is 0."""
+    n = len(deltas)
+    if n == 0:
+        raise ValueError("a paired test needs at least one difference")
+    mean = statistics.fmean(deltas)
+    if n >= 2:
+        sd = statistics.stdev(deltas)
+        se = math.sqrt(sd ** 2 / n + fixed_se ** 2)
+        dof = n - 1
+        if se == 0:
+            return PairedTest(mean, sd, se, f"t ({dof} dof)", 1.0 if mean == 0 else 0.0, 0.0)
+        p = float(2 * stats.t.sf(abs(mean) / se, dof))
+        return PairedTest(mean, sd, se, f"t ({dof} dof)", p, t_half_width(se, dof))
+    if fixed_se <= 0:
+        return PairedTest(mean, None, None, "none", None, None)
+    p = float(2 * stats.norm.sf(abs(mean) / fixed_se))
+    return PairedTest(mean, None, fixed_se, "z (binomial)", p, float(stats.norm.ppf(1 - ALPHA / 2)) * fixed_se)
+
+
+def t_half_width(se: float, dof: int) -> float:
+    """Half-width of the 95 % confidence interval of a mean with standard error `se`: t(dof) quantile × se."""
+    return float(stats.t.ppf(1 - ALPHA / 2, dof)) * se
+
+
+def mcnemar_p_value(only_first_correct: int, only_second_correct: int) -> float:
+    """Two-sided exact McNemar p-value of two models scored on the same images.
+
+    The counts are the discordant images (one model right, the other wrong); under "equally accurate" each discordant
+    image is a fair coin, so the p-value is the two-sided binomial tail of the smaller count."""
+    discordant = only_first_correct + only_second_correct
+    if discordant == 0:
+        return 1.0
+    return float(stats.binomtest(only_first_correct, discordant, 0.5).pvalue)
+
+
+def discordant_counts(first_correct: Sequence[bool], second_correct: Sequence[bool]) -> tuple[int, int]:
+    """(images only the first model gets right, images only the second gets right), over the same images in order."""
+    if len(first_correct) != len(second_correct):
+        raise ValueError(f"McNemar needs the same images: {len(first_correct)} vs {len(second_correct)} predictions")
+    only_first = sum(1 for a, b in zip(first_correct, second_correct) if a and not b)
+    only_second = sum(1 for a, b in zip(first_correct, second_correct) if b and not a)
+    return only_first, only_second
 
 
 def seed_of(row: Row) -> tuple[int | None, int]:
@@ -89,7 +165,7 @@ def accuracy_text(mean: float, spread: float | None, kind: str, n: int) -> str:
 
 @dataclass(frozen=True)
 class Difference:
-    """A method's accuracy minus its reference counterpart's, in points, with the noise of that difference."""
+    """A method's accuracy minus its reference counterpart's, in points, with the test of that difference."""
 
     pipeline: str
     params: str
@@ -99,13 +175,14 @@ class Difference:
     mean: float  # points
     sd: float | None  # sd of the paired differences (pairs >= 2)
     se: float | None  # standard error of `mean`: sd / sqrt(pairs), or the binomial SEs combined for one pair
+    test: str  # the test the verdict rests on: "t (n−1 dof)" for pairs >= 2, "z (binomial)" for one pair
+    p: float | None
+    half_width: float | None  # 95 % confidence half-width of `mean`, in points
 
     @property
     def verdict(self) -> str:
-        """`better` / `worse` when the difference is more than twice its standard error, else `no difference`."""
-        if self.se is None or abs(self.mean) <= 2 * self.se:
-            return "no difference"
-        return "better" if self.mean > 0 else "worse"
+        """`better` / `worse` when the test's p-value is below ALPHA, else `no difference`."""
+        return PairedTest(self.mean, self.sd, self.se, self.test, self.p, self.half_width).verdict
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "verdict": self.verdict}
@@ -114,9 +191,9 @@ class Difference:
 def differences(rows: Sequence[Row], reference: str) -> list[Difference]:
     """Every non-reference setting against the `reference` pipeline's runs at the same amount, budget, model and data.
 
-    Runs are paired by (baseline seed, seed); with two or more pairs the mean paired difference carries the sd of
-    the differences and its standard error sd/sqrt(n). With one pair the error is the two binomial standard errors
-    combined, which overstates the noise of a paired comparison on one test set (it is conservative)."""
+    Runs are paired by (baseline seed, seed); with two or more pairs the mean paired difference is tested with
+    Student's t on n−1 degrees of freedom (`paired_test`). With one pair the error is the two binomial standard
+    errors combined, which overstates the noise of a paired comparison on one test set (it is conservative)."""
     refs: dict[tuple[Any, ...], dict[tuple[int | None, int], Row]] = {}
     for row in rows:
         if row["pipeline"] == reference:
@@ -129,14 +206,12 @@ def differences(rows: Sequence[Row], reference: str) -> list[Difference]:
         if not pairs:
             continue
         deltas = [100 * (a["accuracy"] - b["accuracy"]) for a, b in pairs]
-        if len(pairs) >= 2:
-            sd = statistics.stdev(deltas)
-            se: float | None = sd / math.sqrt(len(pairs))
-        else:
-            sd = None
-            a, b = pairs[0]
-            errors = [binomial_se(r["accuracy"], r.get("samples")) for r in (a, b)]
-            se = None if None in errors else 100 * math.hypot(*errors)  # type: ignore[arg-type]
+        fixed = 0.0
+        if len(pairs) == 1:
+            errors = [binomial_se(r["accuracy"], r.get("samples")) for r in pairs[0]]
+            fixed = 0.0 if None in errors else 100 * math.hypot(*errors)  # type: ignore[arg-type]
+        tested = paired_test(deltas, fixed)
         out.append(Difference(first["pipeline"], first["params"], first.get("amount"), first["finetune_epochs"],
-                              len(pairs), statistics.fmean(deltas), sd, se))
+                              len(pairs), tested.mean, tested.sd, tested.se, tested.test, tested.p,
+                              tested.half_width))
     return out

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from compressor.report.uncertainty import accuracy_text, binomial_se, differences, seed_groups
+from compressor.report.uncertainty import (accuracy_text, binomial_se, differences, discordant_counts,
+                                           mcnemar_p_value, paired_test, seed_groups)
 
 
 def _row(pipeline: str, accuracy: float, seed: int, amount: float | None = 0.5, ft: float = 0,
@@ -59,3 +60,34 @@ def test_differences_compare_only_the_same_amount_budget_and_seeds():
     diffs = differences(rows, "l1")
     assert [(d.amount, d.finetune_epochs, round(d.mean, 6)) for d in diffs] == [(0.7, 0, 5.0)]  # no counterpart
     # for the fine-tuned cell or for seed 5: they are left out, not compared with the wrong run
+
+
+def test_mcnemar_is_the_exact_two_sided_binomial_tail_of_the_discordant_images():
+    assert mcnemar_p_value(10, 0) == pytest.approx(2 * 0.5 ** 10)  # ten flips, all one way
+    assert mcnemar_p_value(0, 10) == mcnemar_p_value(10, 0)  # symmetric
+    assert mcnemar_p_value(5, 5) == 1.0 and mcnemar_p_value(0, 0) == 1.0  # balanced flips, or none: no evidence
+    assert mcnemar_p_value(1, 3) == pytest.approx(2 * (1 + 4) / 16)  # P(X <= 1) of Bin(4, 1/2), doubled
+    assert discordant_counts([True, True, False, False], [True, False, True, True]) == (1, 2)
+    with pytest.raises(ValueError, match="same images: 2 vs 1"):
+        discordant_counts([True, False], [True])
+
+
+def test_paired_t_uses_n_minus_one_degrees_of_freedom():
+    # deltas 1, 2, 3: mean 2, sd 1, t = 2 sqrt(3) with 2 degrees of freedom; p = 1 - t / sqrt(t^2 + 2) (t with
+    # 2 dof has the closed-form cdf 1/2 + t / (2 sqrt(t^2 + 2)))
+    t = 2 * math.sqrt(3)
+    tested = paired_test([1.0, 2.0, 3.0])
+    assert (tested.test, tested.sd, tested.se) == ("t (2 dof)", 1.0, pytest.approx(1 / math.sqrt(3)))
+    assert tested.p == pytest.approx(1 - t / math.sqrt(t * t + 2)) and tested.verdict == "no difference"
+    # 2 seeds: the 95 % half-width is 12.71 SE, not the 1.96 SE a known error would give
+    two = paired_test([1.0, 2.0])  # mean 1.5 = 3 SE: "better" under a 2-SE rule, p = 0.20 under t with 1 dof
+    assert two.mean == pytest.approx(3 * two.se) and two.p == pytest.approx(0.2048, abs=1e-4)
+    assert two.half_width == pytest.approx(12.706 * two.se, rel=1e-4) and two.verdict == "no difference"
+    assert paired_test([1.0, 1.2, 1.1, 0.9, 1.0, 1.1]).verdict == "better"
+    assert paired_test([0.5, 0.5]).p == 0.0 and paired_test([0.0, 0.0]).p == 1.0
+    # one pair: the seed term is unknown; the fixed (binomial) term gives a z test, none without it
+    one = paired_test([-1.0], fixed_se=0.4)
+    assert (one.test, one.verdict) == ("z (binomial)", "worse") and one.half_width == pytest.approx(1.96 * 0.4, 1e-3)
+    assert paired_test([-1.0]).verdict == "no difference" and paired_test([-1.0]).test == "none"
+    # a term that does not shrink with the seeds adds to the seed term
+    assert paired_test([1.0, 3.0], fixed_se=1.0).se == pytest.approx(math.sqrt(2 / 2 + 1))
