@@ -300,6 +300,24 @@ def readme(title: str, dense: dict[str, Any], specs: dict[str, Any], amounts: li
     return "\n".join(lines)
 
 
+def rederive(out: Path) -> None:
+    """Differences, targets, figures and README again from OUT/results.json's own cells (a changed noise rule needs no
+    new measurement; the recorded environment and command stay those of the run)."""
+    from compressor.fileio import write_atomic, write_json_atomic
+
+    results = json.loads((out / "results.json").read_text())
+    cells, specs, amounts, reference = results["cells"], results["methods"], results["amounts"], results["reference"]
+    labels = list(specs)
+    results.update(noise_rule=agg.NOISE_RULE, differences=agg.differences(cells, labels, reference, amounts),
+                   targets=agg.targets(cells, specs, amounts))
+    write_json_atomic(results, out / "results.json")
+    chance = 100 / results["dense"]["num_classes"]
+    plots.plot_differences(results["differences"], labels, amounts, reference, chance, out / "difference.png")
+    text = readme(results["title"], results["dense"], specs, amounts, results["seeds"], reference, results, out)
+    write_atomic(out / "README.md", lambda tmp: tmp.write_text(text))
+    print(f"wrote {out / 'README.md'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", help="a compressor checkpoint; default: the cached baseline of --arch/--data")
@@ -315,6 +333,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch.set_num_threads in every cell")
     parser.add_argument("--jobs", type=int, default=1, help="cells run at a time (give each --threads cores)")
     parser.add_argument("--no-run", action="store_true", help="run no cell: report from the cells already there")
+    parser.add_argument("--rederive", action="store_true",
+                        help="run nothing: differences, targets, figures and README again from OUT/results.json")
     parser.add_argument("--title")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--cell", nargs=3, metavar=("LABEL", "AMOUNT", "SEED"), help=argparse.SUPPRESS)
@@ -326,6 +346,9 @@ def main() -> None:
         seeds = [int(s) for s in args.seeds.split(",")]
     except ValueError as exc:
         parser.error(str(exc))
+    if args.rederive:
+        rederive(args.out)
+        return
     from compressor.errors import CompressorError
     from compressor.fileio import write_atomic, write_json_atomic
     from compressor.registry import build_strategy

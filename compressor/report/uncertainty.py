@@ -56,29 +56,36 @@ class PairedTest:
 def paired_test(deltas: Sequence[float], fixed_se: float = 0.0) -> PairedTest:
     """Test the mean of paired differences (one per seed) against zero, with the seed count's own uncertainty.
 
-    With n ≥ 2 pairs: se = sqrt(sd²/n + fixed_se²) and Student's t with n−1 degrees of freedom, so 2-3 seeds are
-    not treated as a known error (fixed_se is a term that does not shrink with n, e.g. the test set's own noise;
-    0 gives the plain paired t-test). With one pair the seed term is unknown: se = fixed_se and a normal (z) test,
-    no test at all when fixed_se is 0."""
+    With n ≥ 2 pairs: se = sqrt(sd²/n + fixed_se²) and Student's t, so 2-3 seeds are not treated as a known error.
+    fixed_se is a known term that does not shrink with n (e.g. the test set's binomial noise); 0 gives the plain
+    paired t-test on n−1 degrees of freedom, otherwise the Welch–Satterthwaite degrees of freedom of the sum (n−1
+    when the seed term dominates, towards a normal test when the known term does). With one pair the seed term is
+    unknown: se = fixed_se and a normal (z) test, no test at all when fixed_se is 0."""
     n = len(deltas)
     if n == 0:
         raise ValueError("a paired test needs at least one difference")
     mean = statistics.fmean(deltas)
     if n >= 2:
         sd = statistics.stdev(deltas)
-        se = math.sqrt(sd ** 2 / n + fixed_se ** 2)
-        dof = n - 1
+        seed_var = sd ** 2 / n
+        se = math.sqrt(seed_var + fixed_se ** 2)
         if se == 0:
-            return PairedTest(mean, sd, se, f"t ({dof} dof)", 1.0 if mean == 0 else 0.0, 0.0)
-        p = float(2 * stats.t.sf(abs(mean) / se, dof))
-        return PairedTest(mean, sd, se, f"t ({dof} dof)", p, t_half_width(se, dof))
-    if fixed_se <= 0:
-        return PairedTest(mean, None, None, "none", None, None)
-    p = float(2 * stats.norm.sf(abs(mean) / fixed_se))
-    return PairedTest(mean, None, fixed_se, "z (binomial)", p, float(stats.norm.ppf(1 - ALPHA / 2)) * fixed_se)
+            return PairedTest(mean, sd, se, f"t ({n - 1} dof)", 1.0 if mean == 0 else 0.0, 0.0)
+        if seed_var == 0:  # only the known term is left: a normal test
+            return _z_test(mean, sd, se)
+        dof = (n - 1) * (se ** 2 / seed_var) ** 2  # Welch–Satterthwaite; exactly n−1 when fixed_se is 0
+        test = f"t ({n - 1} dof)" if fixed_se == 0 else f"t ({dof:.{1 if dof < 10 else 0}f} dof, Welch–Satterthwaite)"
+        return PairedTest(mean, sd, se, test, float(2 * stats.t.sf(abs(mean) / se, dof)), t_half_width(se, dof))
+    return _z_test(mean, None, fixed_se) if fixed_se > 0 else PairedTest(mean, None, None, "none", None, None)
 
 
-def t_half_width(se: float, dof: int) -> float:
+def _z_test(mean: float, sd: float | None, se: float) -> PairedTest:
+    """A difference whose standard error is known (binomial): the normal test and its 95 % half-width."""
+    p = float(2 * stats.norm.sf(abs(mean) / se))
+    return PairedTest(mean, sd, se, "z (binomial)", p, float(stats.norm.ppf(1 - ALPHA / 2)) * se)
+
+
+def t_half_width(se: float, dof: float) -> float:
     """Half-width of the 95 % confidence interval of a mean with standard error `se`: t(dof) quantile × se."""
     return float(stats.t.ppf(1 - ALPHA / 2, dof)) * se
 

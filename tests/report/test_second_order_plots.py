@@ -72,9 +72,9 @@ def test_difference_figure_panel_per_amount_and_bn_mode_on_its_own_scale(report)
         assert sorted(round(y, 6) for _, y in _points(ax)) == sorted(round(d["mean_points"], 6) for d in working)
         assert sorted(_collapsed_texts(ax)) == sorted(f"{d['mean_points']:+.1f}" for d in rows if d not in working)
         bottom, top = ax.get_ylim()
-        low = min([0.0, *(d["mean_points"] - agg.NOISE_FACTOR * d["se_points"] for d in working)])
-        high = max([0.0, *(d["mean_points"] + agg.NOISE_FACTOR * d["se_points"] for d in working)])
-        assert bottom <= low and high <= top  # every ±2 SE bar fits
+        low = min([0.0, *(d["mean_points"] - d["half_width_points"] for d in working)])
+        high = max([0.0, *(d["mean_points"] + d["half_width_points"] for d in working)])
+        assert bottom <= low and high <= top  # every 95 % interval fits
         assert top - bottom <= 1.5 * (high - low) + 0.5  # and the panel is scaled to them, not to other panels
     assert set(labels) - {reference} == _legend_names(fig)
 

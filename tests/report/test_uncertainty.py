@@ -89,5 +89,10 @@ def test_paired_t_uses_n_minus_one_degrees_of_freedom():
     one = paired_test([-1.0], fixed_se=0.4)
     assert (one.test, one.verdict) == ("z (binomial)", "worse") and one.half_width == pytest.approx(1.96 * 0.4, 1e-3)
     assert paired_test([-1.0]).verdict == "no difference" and paired_test([-1.0]).test == "none"
-    # a term that does not shrink with the seeds adds to the seed term
-    assert paired_test([1.0, 3.0], fixed_se=1.0).se == pytest.approx(math.sqrt(2 / 2 + 1))
+    # a known term that does not shrink with the seeds adds to the seed term; Welch–Satterthwaite degrees of
+    # freedom: (se²)² / ((sd²/n)² / (n−1)) = 4 here, between n−1 = 1 and a normal test
+    both = paired_test([1.0, 3.0], fixed_se=1.0)
+    assert both.se == pytest.approx(math.sqrt(2 / 2 + 1)) and both.test == "t (4.0 dof, Welch–Satterthwaite)"
+    assert both.half_width == pytest.approx(2.776 * both.se, rel=1e-3)  # t(0.975, 4 dof)
+    known = paired_test([-1.0, -1.0, -1.0], fixed_se=0.4)  # no seed spread: only the known term, a z test
+    assert (known.test, known.verdict) == ("z (binomial)", "worse")

@@ -47,7 +47,7 @@ def _recalibration_at_90(load: Load) -> str:
     l1_no, l1_yes = _aggregate(load, "l1", 0.9, "no"), _aggregate(load, "l1", 0.9, "yes")
     others = [m for m in load("results.json")["methods"] if m != "l1"]
     diffs = [_paired(load, m, "l1", 0.9) for m in others]
-    noise = "every method is within noise of it" if all(d["verdict"] == "within noise" for d in diffs) else \
+    noise = "every method is within noise of it" if all(d["verdict"] == "no difference" for d in diffs) else \
         "not every method is within noise of it"
     second = [_aggregate(load, m, 0.9, "no")["mean_pct"] for m in ("obd", "obd-gn", "woodfisher", "fishleg")]
     return (f"`l1` keeps {l1_no['mean_pct']:.2f} % as pruned and {l1_yes['mean_pct']:.2f} % recalibrated, and with "
@@ -111,7 +111,7 @@ def _learned_factors(load: Load) -> str:
     at98, classic = _paired(load, "fishleg", "obd-gn", 0.98), _paired(load, "fishleg", "obd", 0.98)
     at95, at90 = _paired(load, "fishleg", "obd-gn", 0.95), _paired(load, "fishleg", "obd-gn", 0.9)
     beyond = "beyond noise" if at98["verdict"] == "better" else at98["verdict"]
-    within = "within noise" if at95["verdict"] == at90["verdict"] == "within noise" else "not both within noise"
+    within = "within noise" if at95["verdict"] == at90["verdict"] == "no difference" else "not both within noise"
     return (f"{_pm(at98)} points at 98 % ({beyond}; {_pm(classic)} against the classic `obd`), but {_pm(at95)} at "
             f"95 % and {_signed(at90['mean_points'])} at 90 %, {within}")
 
