@@ -35,6 +35,8 @@ from typing import Any
 import pytest
 from conftest import load_script
 
+from compressor.report.summary import difference_section, reference_differences
+
 REPO = Path(__file__).resolve().parents[2]
 REPORTS = REPO / "reports"
 SCRIPTS = REPO / "scripts"
@@ -562,9 +564,18 @@ def check_openaimer_section(report: Path, rows: list[dict[str, Any]], readme: st
 def check_sweep_summary(report: Path) -> list[str]:
     """A `compressor report` summary: its run table, row by row, against results.json (written together), and its
     OpenAImer table against the committed score files."""
-    rows = read_json(report / "results.json")["rows"]
+    results = read_json(report / "results.json")
+    rows = results["rows"]
     readme = (report / "README.md").read_text()
     problems = check_openaimer_section(report, rows, readme)
+    if "reference" in results:  # the difference section and its JSON, re-derived from the rows with today's rule
+        diffs = reference_differences(rows, results["reference"])
+        section = difference_section(diffs, results["reference"])
+        if section not in readme:
+            problems.append("README.md: the difference section differs from the one its rows give "
+                            "(scripts/rederive_differences.py)")
+        if results.get("differences") != json.loads(json.dumps([d.as_dict() for d in diffs])):
+            problems.append("results.json: differences differ from those its rows give")
     tables = [t for t in markdown_tables(readme) if t and "pipeline" in t[0]
               and "deployable MB" in t[0] and "runs" not in t[0]]
     if len(tables) != 1:
