@@ -411,6 +411,9 @@ class RunRow:
     num_classes: int | None = None
     baseline_seed: int | None = None  # of the cached baseline's training; None: a given checkpoint or not recorded
     baseline_macs: int | None = None
+    # BatchNorm recalibrated after pruning, by the recovery or inside a strategy (a step record with bn_images);
+    # None: a row written before this column existed
+    bn_recalibrated: bool | None = None
 
     @classmethod
     def columns(cls) -> tuple[str, ...]:
@@ -434,7 +437,9 @@ class RunRow:
             command=report.command, source=source, checkpoint=comp.checkpoint, baseline_checkpoint=base.checkpoint,
             machine=env.machine_text() if env else None, git_commit=env.git_commit if env else None,
             amount=_last_amount(report.steps), samples=report.dataset.samples, num_classes=report.model.num_classes,
-            baseline_seed=report.model.baseline_seed, baseline_macs=base.macs)
+            baseline_seed=report.model.baseline_seed, baseline_macs=base.macs,
+            bn_recalibrated=bool(report.recovery.bn_recalibrate
+                                 or any("bn_images" in step.record for step in report.steps)))
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

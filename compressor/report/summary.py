@@ -18,8 +18,8 @@ from compressor.report.layer_plots import plot_layer_heatmap
 from compressor.report.pareto import label, pareto_front, pick_under_budget, typical_baseline
 from compressor.report.schema import RESULTS_SCHEMA, RunReport, RunRow, read_cell_records, read_run_report
 from compressor.report.tradeoff_plot import key_names, plot_tradeoffs
-from compressor.report.uncertainty import (ALPHA, Difference, accuracy_text, binomial_se, differences,
-                                           seed_groups)
+from compressor.report.uncertainty import (ALPHA, NOT_COMPARABLE, Difference, accuracy_text, binomial_se,
+                                           differences, seed_groups)
 
 Row = Mapping[str, Any]
 
@@ -139,7 +139,9 @@ def difference_section(diffs: Sequence[Difference], reference: str) -> str:
              "with Student's t on pairs − 1 degrees of freedom (2 or 3 seeds give wide intervals, not a known "
              "error); with one pair: a z test on the two binomial standard errors combined. A difference whose "
              f"two-sided p-value is {ALPHA:g} or more is reported as no difference; `pairs` is the number of seeds "
-             "the verdict rests on.\n",
+             "the verdict rests on. A method whose runs got other help than the reference's (BatchNorm "
+             "recalibration, by the recovery or inside the strategy) is paired with them but gets no verdict: "
+             f"*{NOT_COMPARABLE}*.\n",
              "| pipeline | parameters | fine-tune epochs | pairs | difference (points) | SE | test | p | verdict |",
              "|---|---|---|---:|---:|---:|---|---:|---|"]
     for d in diffs:

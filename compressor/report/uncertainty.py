@@ -19,9 +19,12 @@ from scipy import stats
 
 Row = Mapping[str, Any]
 
-SETTING = ("pipeline", "params", "finetune_epochs", "arch", "dataset", "input_size")
-# a method's counterpart in a reference: same amount, recovery budget, model, data and resolution
+SETTING = ("pipeline", "params", "finetune_epochs", "bn_recalibrated", "arch", "dataset", "input_size")
+# a method's counterpart in a reference: same amount, recovery budget, model, data and resolution; the help the
+# runs got (BatchNorm recalibration) must match too, or the difference is not a comparison of methods
 COUNTERPART = ("amount", "finetune_epochs", "arch", "dataset", "input_size")
+HELP = ("bn_recalibrated",)
+NOT_COMPARABLE = "not comparable: recovery differs"
 
 
 def binomial_se(accuracy: float, samples: int | None) -> float | None:
@@ -185,10 +188,14 @@ class Difference:
     test: str  # the test the verdict rests on: "t (n−1 dof)" for pairs >= 2, "z (binomial)" for one pair
     p: float | None
     half_width: float | None  # 95 % confidence half-width of `mean`, in points
+    recovery_differs: bool = False  # the runs got different help (BN recalibration): no verdict
 
     @property
     def verdict(self) -> str:
-        """`better` / `worse` when the test's p-value is below ALPHA, else `no difference`."""
+        """`better` / `worse` when the test's p-value is below ALPHA, else `no difference`; no verdict between runs
+        whose recovery differs."""
+        if self.recovery_differs:
+            return NOT_COMPARABLE
         return PairedTest(self.mean, self.sd, self.se, self.test, self.p, self.half_width).verdict
 
     def as_dict(self) -> dict[str, Any]:
@@ -200,15 +207,22 @@ def differences(rows: Sequence[Row], reference: str) -> list[Difference]:
 
     Runs are paired by (baseline seed, seed); with two or more pairs the mean paired difference is tested with
     Student's t on n−1 degrees of freedom (`paired_test`). With one pair the error is the two binomial standard
-    errors combined, which overstates the noise of a paired comparison on one test set (it is conservative)."""
+    errors combined, which overstates the noise of a paired comparison on one test set (it is conservative).
+    A reference run with the same help (BatchNorm recalibration) is preferred; where only runs with other help
+    exist, the difference is shown with `recovery_differs` and no verdict."""
     refs: dict[tuple[Any, ...], dict[tuple[int | None, int], Row]] = {}
     for row in rows:
         if row["pipeline"] == reference:
-            refs.setdefault(tuple(row.get(k) for k in COUNTERPART), {})[seed_of(row)] = row
+            refs.setdefault(tuple(row.get(k) for k in (*COUNTERPART, *HELP)), {})[seed_of(row)] = row
     out = []
     for group in seed_groups([r for r in rows if r["pipeline"] != reference]):
         first = group.rows[0]
-        counterpart = refs.get(tuple(first.get(k) for k in COUNTERPART), {})
+        key = tuple(first.get(k) for k in COUNTERPART)
+        counterpart = refs.get((*key, *(first.get(k) for k in HELP)), {})
+        differs = not counterpart
+        if differs:  # the same amount and budget, but other help: one such reference setting, in a stable order
+            others = [refs[k] for k in sorted(refs, key=repr) if k[:len(COUNTERPART)] == key]
+            counterpart = others[0] if others else {}
         pairs = [(row, counterpart[seed_of(row)]) for row in group.rows if seed_of(row) in counterpart]
         if not pairs:
             continue
@@ -220,5 +234,5 @@ def differences(rows: Sequence[Row], reference: str) -> list[Difference]:
         tested = paired_test(deltas, fixed)
         out.append(Difference(first["pipeline"], first["params"], first.get("amount"), first["finetune_epochs"],
                               len(pairs), tested.mean, tested.sd, tested.se, tested.test, tested.p,
-                              tested.half_width))
+                              tested.half_width, differs))
     return out

@@ -13,11 +13,14 @@ from compressor.report.summary import write_summary
 RUNS = Path(__file__).resolve().parents[2] / "reports" / "resnet18-fashion-mnist-strategies" / "runs"
 
 
-def _seeded(tmp_path: Path, name: str, seed: int, accuracy: float) -> Path:
-    """A committed run report as if it had run with another seed and reached `accuracy`."""
+def _seeded(tmp_path: Path, name: str, seed: int, accuracy: float, bn_recalibrate: bool | None = None) -> Path:
+    """A committed run report as if it had run with another seed and reached `accuracy` (and, when given, with the
+    recovery's BatchNorm recalibration on or off)."""
     report = json.loads((RUNS / f"{name}.json").read_text())
     report["model"]["seed"] = seed
     report["compressed"]["accuracy"] = accuracy
+    if bn_recalibrate is not None:
+        report["recovery"]["bn_recalibrate"] = bn_recalibrate
     path = tmp_path / "runs" / f"{name}-s{seed}.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(report))
@@ -27,7 +30,8 @@ def _seeded(tmp_path: Path, name: str, seed: int, accuracy: float) -> Path:
 @pytest.fixture(scope="module")
 def summary(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     tmp = tmp_path_factory.mktemp("summary")
-    paths = [_seeded(tmp, "l1-ft0", seed, a) for seed, a in enumerate((0.900, 0.910, 0.920))]
+    # layer-sensitive recalibrates BatchNorm inside the strategy (its record has bn_images): l1 gets the same help
+    paths = [_seeded(tmp, "l1-ft0", seed, a, True) for seed, a in enumerate((0.900, 0.910, 0.920))]
     paths += [_seeded(tmp, "layer-sensitive-ft0", seed, a) for seed, a in enumerate((0.905, 0.915, 0.925))]
     paths += [_seeded(tmp, "nm-ft0", 0, 0.80)]
     out = tmp / "out"
@@ -62,3 +66,14 @@ def test_a_reference_that_matches_nothing_is_refused_before_writing(tmp_path: Pa
     with pytest.raises(CompressorError, match="--reference 'obd' matches no run"):
         write_summary([path], tmp_path / "out", reference="obd")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_runs_that_got_different_help_get_no_verdict(tmp_path: Path):
+    # the committed l1 run had no BatchNorm recalibration, the layer-sensitive run recalibrated inside the strategy
+    paths = [_seeded(tmp_path, "l1-ft0", 0, 0.80), _seeded(tmp_path, "layer-sensitive-ft0", 0, 0.90)]
+    rows = write_summary(paths, tmp_path / "out", reference="l1")
+    assert [r["bn_recalibrated"] for r in rows] == [False, True]
+    (diff,) = json.loads((tmp_path / "out" / "results.json").read_text())["differences"]
+    assert diff["mean"] == pytest.approx(10.0) and diff["recovery_differs"] is True
+    assert diff["verdict"] == "not comparable: recovery differs"  # 10 points, yet no "better"
+    assert "| not comparable: recovery differs |" in (tmp_path / "out" / "README.md").read_text()
