@@ -41,6 +41,16 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def git_dirty() -> bool | None:
+    """Whether the checkout this package runs from has uncommitted changes to tracked files (None: not a checkout)."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.stdout.strip()) if out.returncode == 0 else None
+
+
 ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_int8",
              "amx_bf16")
 # How compressor.measure.latency.onnxruntime_session configures every ONNX Runtime timing (threads vary per run).
@@ -60,7 +70,9 @@ def cpu_isa() -> list[str]:
 
 
 def environment() -> dict[str, object]:
-    """Library versions, Python, CPU, core and thread counts, CUDA device and git commit."""
+    """Library versions, Python, CPU, core and thread counts, CUDA device, git commit and whether the tree was dirty.
+
+    Call it when a run starts: the commit and dirty flag then name the code that ran, not the code at its end."""
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -70,6 +82,7 @@ def environment() -> dict[str, object]:
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "packages": {name: _package_version(name) for name in PACKAGES},
         "git_commit": git_commit(),
+        "git_dirty": git_dirty(),
         "isa": cpu_isa(),
         "onnxruntime_session": ONNXRUNTIME_SESSION,
     }

@@ -267,6 +267,7 @@ def _measure_deployment(models: dict[str, nn.Module], spec: ModelSpec, grid: Lat
 def run(config: RunConfig, console: Console | None = None) -> RunResult:
     """Apply the pipeline to the baseline, measure baseline and result on the test split, save both artifacts."""
     console = console or Console(stderr=True)
+    started_in = environment()  # the commit and dirty flag of the code that runs, read before anything runs
     steps = config.steps
     plan = plan_run(config)
     baseline, baseline_source = _load_baseline(plan, config, console)
@@ -339,7 +340,7 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
                         num_classes=spec.num_classes, baseline=baseline_source, seed=config.seed,
                         baseline_seed=None if plan.request is None else plan.request.seed),
         dataset=DatasetInfo(name=spec.dataset, split="test", samples=len(dataset.test)),
-        environment=Environment.from_dict(environment(), "environment."),
+        environment=Environment.from_dict(started_in, "environment."),
         baseline=Measurement.from_dict(measured["baseline"], "baseline."),
         compressed=Measurement.from_dict(measured["compressed"], "compressed."),
         deployment=deployment,

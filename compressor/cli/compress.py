@@ -189,6 +189,7 @@ def run_command(
     for name, plot in result.report["plots"].items():
         out.print(f"plot ({name}): {plot}")
     out.print(f"report: {result.report_path}\ncheckpoint: {result.checkpoint_path}")
+    _warn_if_timed_under_load(result.report)
 
 
 def bench_command(
@@ -231,6 +232,7 @@ def bench_command(
                    command=command_line(), batch_sizes=grid["batch_sizes"], thread_counts=grid["thread_counts"])
     for table in bench_renderables(result["measurements"], layers):
         out.print(table)
+    _warn_if_timed_under_load(result["measurements"])
     if output is not None:
         write_json_atomic(result, output)
         out.print(f"report: {output}")
@@ -353,3 +355,13 @@ def list_command(
     out.print(table)
     for line in tail:
         out.print(line, soft_wrap=True)
+
+
+def _warn_if_timed_under_load(report: Any) -> None:
+    """One warning line when another process was busy during a timing: those latencies are not measurements."""
+    from compressor.report.schema import timed_under_load
+
+    if timed_under_load(report):
+        err.print("warning: timed under load: another process used more than 0.1 core during a timing (see each "
+                  "latency's `load` in the report); rerun alone before quoting latencies", style="yellow",
+                  markup=False, highlight=False)

@@ -186,6 +186,7 @@ class Environment(Record):
     cuda: str | None = None
     packages: dict[str, str | None] = field(default_factory=dict)
     git_commit: str | None = None
+    git_dirty: bool | None = optional()  # uncommitted changes to tracked files when the run started
     isa: list[str] | None = optional()
     onnxruntime_session: dict[str, Any] | None = optional()
     extra: dict[str, Any] = extra_keys()
@@ -371,6 +372,26 @@ def _last_amount(steps: list[StepReport]) -> float | None:
     return float(amounts[-1]) if amounts else None
 
 
+def timed_under_load(report: Any) -> bool | None:
+    """Whether any timing in a report dict (baseline, compressed, deployment size) ran under load; None when no
+    timing recorded its load (reports written before the check)."""
+    flags: list[bool] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            load = node.get("load")
+            if isinstance(load, dict) and load.get("checked"):
+                flags.append(bool(load.get("under_load")))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(report)
+    return any(flags) if flags else None
+
+
 @dataclass(kw_only=True)
 class RunRow:
     """One run as a flat row: the columns of results.json, results.csv and a sweep's results.jsonl, in order."""
@@ -414,6 +435,8 @@ class RunRow:
     # BatchNorm recalibrated after pruning, by the recovery or inside a strategy (a step record with bn_images);
     # None: a row written before this column existed
     bn_recalibrated: bool | None = None
+    # another process used more than a tenth of a core during one of the run's timings (None: not checked)
+    timed_under_load: bool | None = None
 
     @classmethod
     def columns(cls) -> tuple[str, ...]:
@@ -435,11 +458,14 @@ class RunRow:
             strategy_seconds=round(sum(step.seconds for step in report.steps), 1), arch=report.model.arch,
             dataset=report.dataset.name, input_size=report.model.input_size, seed=report.model.seed,
             command=report.command, source=source, checkpoint=comp.checkpoint, baseline_checkpoint=base.checkpoint,
-            machine=env.machine_text() if env else None, git_commit=env.git_commit if env else None,
+            machine=env.machine_text() if env else None,
+            git_commit=None if env is None or env.git_commit is None
+            else env.git_commit + (" (uncommitted changes)" if env.git_dirty else ""),
             amount=_last_amount(report.steps), samples=report.dataset.samples, num_classes=report.model.num_classes,
             baseline_seed=report.model.baseline_seed, baseline_macs=base.macs,
             bn_recalibrated=bool(report.recovery.bn_recalibrate
-                                 or any("bn_images" in step.record for step in report.steps)))
+                                 or any("bn_images" in step.record for step in report.steps)),
+            timed_under_load=timed_under_load(report.to_dict()))
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -18,6 +18,7 @@ from compressor.report.layer_plots import plot_layer_heatmap
 from compressor.report.pareto import label, pareto_front, pick_under_budget, typical_baseline
 from compressor.report.schema import RESULTS_SCHEMA, RunReport, RunRow, read_cell_records, read_run_report
 from compressor.report.tradeoff_plot import key_names, plot_tradeoffs
+from compressor.measure.load import UNDER_LOAD_CORES
 from compressor.report.uncertainty import (ALPHA, NOT_COMPARABLE, Difference, accuracy_text, binomial_se,
                                            differences, seed_groups)
 
@@ -151,6 +152,15 @@ def difference_section(diffs: Sequence[Difference], reference: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def load_note(rows: Sequence[Row]) -> str:
+    """The runs whose timing shared the machine with another busy process: their latencies are not measurements."""
+    loaded = [label(r) for r in rows if r.get("timed_under_load")]
+    return (f"**Timed under load:** {len(loaded)} of {len(rows)} runs shared the CPU with another busy process "
+            f"during a timing (more than {UNDER_LOAD_CORES:g} core on average; each latency's `load` record in its "
+            "report names the busiest processes); their latencies are not measurements: "
+            + ", ".join(loaded) + ".\n")
+
+
 def _p(value: float | None) -> str:
     """A p-value as a table shows it: 3 significant digits, `<0.001` below that."""
     if value is None:
@@ -270,6 +280,7 @@ def _readme(rows: Sequence[Row], title: str, command: str | None, note: str | No
            f"count in brackets); a setting with one run shows ± its binomial standard error.\n\n{seeds_table(rows)}"]
           if any(group.n > 1 for group in seed_groups(rows)) else []),
         markdown_table(rows),
+        *([load_note(rows)] if any(r.get("timed_under_load") for r in rows) else []),
         tradeoff_section(rows, budget),
         *([difference_section(diffs, reference)] if reference else []),
         *(["## Layers\n\n![% of each layer's weights non-zero, every run](layers.png)\n\nWhat each run kept of "
