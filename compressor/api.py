@@ -30,7 +30,8 @@ from compressor.measure import MeasureConfig, measure_model
 from compressor.measure.harness import Int8Plan
 from compressor.steps import Step, check_order, export_not_last, parse_steps
 from compressor.progress import ProgressCallback, RichProgress, silent_progress
-from compressor.registry import StrategyContext, build_strategy, removes_structure, strategy_check
+from compressor.registry import (StrategyContext, build_strategy, recommends_bn_recalibration, removes_structure,
+                                 strategy_check)
 from compressor.recovery_recipes import get_recovery_recipe
 from compressor.train import PRECISIONS, TrainConfig, recalibrate_batchnorm, train, zero_masks
 
@@ -45,7 +46,7 @@ class RecoveryConfig:
 
     finetune_epochs: float = 0
     finetune_lr: float = DEFAULT_FINETUNE_LR
-    bn_recalibrate: bool | None = None  # None: after strategies that remove structure (channels, blocks)
+    bn_recalibrate: bool | None = None  # None: when a step recommends it (structure removed, second order, ...)
     seed: int = 0
     distill: bool = False
     distill_alpha: float = 0.5
@@ -80,11 +81,11 @@ class RecoveryConfig:
             raise CompressorError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
 
     def for_steps(self, steps: Sequence[Step]) -> RecoveryConfig:
-        """These settings with the automatic BatchNorm recalibration decided: on when a step removes structure."""
+        """These settings with the automatic BatchNorm recalibration decided: on when a step recommends it."""
         if self.bn_recalibrate is not None:
             return self
-        structural = any(removes_structure(build_strategy(step.strategy, step.params)) for step in steps)
-        return dataclasses.replace(self, bn_recalibrate=structural)
+        wanted = any(recommends_bn_recalibration(build_strategy(step.strategy, step.params)) for step in steps)
+        return dataclasses.replace(self, bn_recalibrate=wanted)
 
 
 @dataclass
@@ -308,7 +309,7 @@ def compress(model: nn.Module, strategy: str | Sequence[str], *, amount: float |
     `train` and `calib` are iterables of (inputs, labels) batches, e.g. torch DataLoaders; `calib` defaults to
     `train`. `params` maps `key` or `strategy.key` to a value, as `--param` does. With `distill`, fine-tuning
     distils the uncompressed model (α·T²·KL + (1−α)·CE). BatchNorm statistics are re-estimated after strategies
-    that remove structure unless `bn_recalibrate` says otherwise. `recovery_recipe` ("standard" or
+    that recommend it (compressor.registry.recommends_bn_recalibration) unless `bn_recalibrate` says otherwise. `recovery_recipe` ("standard" or
     "frozen-encoder", see compressor.recovery_recipes) gives `distill`, `distill_alpha`, `freeze_batchnorm` and
     `refit_head` the values they take when left None. With `prune_steps` N > 1 the targets are reached in N
     rounds on Zhu & Gupta's cubic schedule, with `finetune_epochs / N` of fine-tuning after each. The result's model

@@ -98,6 +98,20 @@ def removes_structure(strategy: Any) -> bool:
     return bool(getattr(strategy, "removes_structure", False))
 
 
+def recovery_setting_error(strategy: str) -> CompressorError:
+    """The error for `bn_recalibrate` given as a strategy parameter (it was one until recovery owned it)."""
+    return CompressorError(f"{strategy}.bn_recalibrate: BatchNorm recalibration is a recovery setting, the same for "
+                           "every strategy of a run; use --bn-recalibrate / --no-bn-recalibrate "
+                           "(RecoveryConfig.bn_recalibrate)")
+
+
+def recommends_bn_recalibration(strategy: Any) -> bool:
+    """Whether the strategy asks for BatchNorm recalibration after it (its optional flag, or removing structure).
+
+    A recommendation only: the run's recovery settings decide, the same way for every strategy of a run or sweep."""
+    return bool(getattr(strategy, "recommends_bn_recalibration", False)) or removes_structure(strategy)
+
+
 @dataclass(frozen=True)
 class ParamInfo:
     """One parameter of a strategy, read from its dataclass field."""
@@ -241,6 +255,8 @@ def parse_value(info: ParamInfo, strategy: str, raw: Any) -> Any:
 def build_strategy(name: str, params: dict[str, Any] | None = None) -> Any:
     """Instantiate strategy `name` with `params` (strings are converted to each parameter's type)."""
     info = get_strategy(name)
+    if "bn_recalibrate" in (params or {}) and not any(p.name == "bn_recalibrate" for p in info.params):
+        raise recovery_setting_error(name)
     values = {key: parse_value(info.param(key), name, raw) for key, raw in (params or {}).items()}
     return info.cls(**values)
 

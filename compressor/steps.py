@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compressor.errors import CompressorError
-from compressor.registry import acts_on_export, build_strategy, get_strategy
+from compressor.registry import acts_on_export, build_strategy, get_strategy, recovery_setting_error
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ def parse_steps(strategies: list[str], amount: float | str | None = None,
         if not sep or not key:
             raise CompressorError(f"--param expects key=value or strategy.key=value; got {item!r}")
         target, dot, pname = key.rpartition(".")
+        if pname == "bn_recalibrate":
+            raise recovery_setting_error(target or "+".join(names))
         chosen = [(s, i) for s, i in zip(steps, infos) if not dot or s.strategy == target]
         if dot and not chosen:
             raise CompressorError(f"--param {item!r} names strategy {target!r}, which is not in the pipeline "

@@ -27,6 +27,7 @@ from compressor import parse_steps
 from compressor.errors import CompressorError
 from compressor.fileio import write_atomic, write_json_atomic
 from compressor.report.schema import CELL_SCHEMA  # noqa: F401  (the schema of DIR/cells/KEY.json)
+from compressor.registry import build_strategy, recommends_bn_recalibration
 from compressor.report.schema import CellRecord, RunRow, read_cell_records, read_run_report
 from compressor.train import whole_if_integral
 
@@ -163,8 +164,22 @@ def validate(spec: SweepSpec) -> None:
         parse_steps([cell.strategy], cell.amount, list(cell.params))
 
 
-def cell_command(cell: Cell, spec: SweepSpec, report: Path) -> list[str]:
-    """The `compressor run` command line of one cell."""
+BN_FLAGS = ("--bn-recalibrate", "--no-bn-recalibrate")
+
+
+def sweep_bn_flag(spec: SweepSpec) -> str:
+    """One BatchNorm recalibration setting for every cell, so that cells differ only in their strategies: the grid's
+    own (run_args), else on when any cell's steps recommend it (compressor.registry.recommends_bn_recalibration)."""
+    given = [arg for arg in spec.run_args if arg in BN_FLAGS]
+    if given:
+        return given[-1]
+    wanted = any(recommends_bn_recalibration(build_strategy(step.strategy, step.params))
+                 for cell in spec.cells() for step in parse_steps([cell.strategy], cell.amount, list(cell.params)))
+    return BN_FLAGS[0] if wanted else BN_FLAGS[1]
+
+
+def cell_command(cell: Cell, spec: SweepSpec, report: Path, bn_flag: str | None = None) -> list[str]:
+    """The `compressor run` command line of one cell (`bn_flag`: `sweep_bn_flag(spec)`, computed once per sweep)."""
     args = ["run", "--strategy", cell.strategy, "--seed", str(cell.seed), "--finetune-epochs",
             str(cell.finetune_epochs), "--output", str(report), "--quiet"]
     if cell.amount is not None:
@@ -177,7 +192,8 @@ def cell_command(cell: Cell, spec: SweepSpec, report: Path) -> list[str]:
         args += ["--data", cell.dataset]
     if cell.baseline_seed is not None:
         args += ["--baseline-seed", str(cell.baseline_seed)]
-    return [sys.executable, "-m", "compressor", *args, *spec.run_args]
+    extra = [] if any(arg in BN_FLAGS for arg in spec.run_args) else [bn_flag or sweep_bn_flag(spec)]
+    return [sys.executable, "-m", "compressor", *args, *spec.run_args, *extra]
 
 
 def override_run_args(run_args: list[str], options: list[str]) -> list[str]:
@@ -216,6 +232,7 @@ def run_sweep(spec: SweepSpec, out_dir: Path, *, shard: tuple[int, int] = (0, 1)
     """Run this shard's unfinished cells one after another; return counts of done, failed and skipped cells."""
     console = console or Console(stderr=True)
     validate(spec)
+    bn_flag = sweep_bn_flag(spec)  # from the whole grid, so every shard gives its cells the same help
     cells = [c for i, c in enumerate(spec.cells()) if i % shard[1] == shard[0]]
     recorded = read_cell_records(out_dir)
     todo = [c for c in cells if c.key not in recorded or (retry_failed and recorded[c.key].status != "done")]
@@ -228,7 +245,7 @@ def run_sweep(spec: SweepSpec, out_dir: Path, *, shard: tuple[int, int] = (0, 1)
         current = progress.add_task("cell", total=None)
         for cell in todo:
             progress.update(current, description=cell.key, completed=0)
-            record = _run_cell(cell, spec, out_dir)
+            record = _run_cell(cell, spec, out_dir, bn_flag)
             counts[record.status] += 1
             write_json_atomic(record.to_dict(), out_dir / "cells" / f"{cell.key}.json")
             write_results(out_dir)
@@ -239,9 +256,9 @@ def run_sweep(spec: SweepSpec, out_dir: Path, *, shard: tuple[int, int] = (0, 1)
     return counts
 
 
-def _run_cell(cell: Cell, spec: SweepSpec, out_dir: Path) -> CellRecord:
+def _run_cell(cell: Cell, spec: SweepSpec, out_dir: Path, bn_flag: str) -> CellRecord:
     report_path = out_dir / "runs" / f"{cell.key}.json"
-    command = cell_command(cell, spec, report_path)
+    command = cell_command(cell, spec, report_path, bn_flag)
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     record = CellRecord(key=cell.key, command=command[2:], cell=cell.settings(),

@@ -47,7 +47,7 @@ def main() -> None:
     size = checkpoint.spec.input_size
     context = StrategyContext.for_dataset(dataset, input_size=size, seed=args.seed)
     fishleg_params = dict(item.split("=", 1) for item in args.param)
-    shared = {"amount": args.amount, "recomputations": 1, "bn_recalibrate": False}
+    shared = {"amount": args.amount, "recomputations": 1}
     defaults = build_strategy("fishleg", {**shared, **fishleg_params})
     obd_params = {**shared, "fisher": defaults.fisher, "relative_damping": defaults.relative_damping,
                   "damping": defaults.damping, "gradients": defaults.gradients, "grad_batch": defaults.grad_batch}

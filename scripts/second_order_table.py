@@ -74,13 +74,8 @@ def parse_methods(text: str) -> dict[str, dict[str, Any]]:
 
 
 def strategy_params(spec: dict[str, Any], amount: float) -> dict[str, Any]:
-    """The spec's params plus the amount, and bn_recalibrate=False when the strategy has that field."""
-    from compressor.registry import get_strategy
-
-    params: dict[str, Any] = {**spec["params"], "amount": amount}
-    if any(p.name == "bn_recalibrate" for p in get_strategy(spec["strategy"]).params):
-        params["bn_recalibrate"] = False
-    return params
+    """The spec's params plus the amount (strategies never recalibrate BatchNorm: each cell measures both modes)."""
+    return {**spec["params"], "amount": amount}
 
 
 def model_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -248,7 +243,7 @@ def readme(title: str, dense: dict[str, Any], specs: dict[str, Any], amounts: li
              f"top-1 {100 * dense['accuracy']:.2f} ± {100 * dense['accuracy_se']:.2f} % (binomial SE on "
              f"{dense['test_samples']} test images). Prunable by default: {len(dense['prunable_layers'])} conv/linear "
              f"layers, {dense['eligible_params']:,} weights (not {excluded}). Global one-shot pruning, no fine-tuning; "
-             f"methods: {methods}. Strategies that recalibrate BatchNorm themselves run with bn_recalibrate=false; "
+             f"methods: {methods}. No strategy recalibrates BatchNorm itself; "
              "every cell is measured first as pruned (\"without BN recalibration\"), then after the same BatchNorm "
              f"recalibration ({bn_images} training images in shuffled batches of 128, cumulative average). "
              f"Calibration seeds {', '.join(map(str, seeds))}: each is the strategy's seed (StrategyContext.seed: "

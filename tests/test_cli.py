@@ -377,8 +377,10 @@ def test_report_summarizes_runs_as_markdown_csv_and_json(first_run: tuple[Path, 
     assert (tmp_path / "summary" / "tradeoffs.png").read_bytes()[:4] == b"\x89PNG"
     environment = readme.split("## Environment")[1]
     assert environment.count(" (1 run)") == 2 and "torch threads 7," in environment
-    measured_at = source["environment"]["git_commit"] or "not recorded"  # None outside a git checkout
-    assert f"at git {', '.join(sorted([measured_at, '0000000']))};" in environment
+    dirty = " (uncommitted changes)" if source["environment"].get("git_dirty") else ""  # as the run started
+    measured_at = (source["environment"]["git_commit"] + dirty) if source["environment"]["git_commit"] \
+        else "not recorded"  # None outside a git checkout
+    assert f"at git {', '.join(sorted([measured_at, '0000000' + dirty]))};" in environment
 
 
 def test_report_merges_sweep_shards_counting_each_cell_once(first_run: tuple[Path, subprocess.CompletedProcess],

@@ -56,13 +56,23 @@ def test_fine_tuning_peaks_at_a_fifth_of_the_baselines_lr() -> None:
     assert baseline_finetune_lr(Checkpoint(spec, nn.Linear(1, 1), [{"step": "import"}]), 0.01) == 0.01
 
 
-def test_bn_recalibration_defaults_on_after_structural_steps_only() -> None:
+def test_bn_recalibration_defaults_on_when_a_step_recommends_it() -> None:
     def bn(names: str, **kw: object) -> bool | None:
         return RecoveryConfig(**kw).for_steps(parse_steps([names], 0.5, [])).bn_recalibrate
 
     assert bn("channels") is True and bn("blocks") is True and bn("blocks+l1+int8") is True
-    assert bn("l1") is False and bn("obd") is False
-    assert bn("channels", bn_recalibrate=False) is False and bn("l1", bn_recalibrate=True) is True
+    assert bn("obd") is True and bn("layer-sensitive") is True and bn("nm+fishleg") is True  # they recommend it
+    assert bn("l1") is False
+    # the run's setting decides, whatever the strategy recommends
+    assert bn("channels", bn_recalibrate=False) is False and bn("obd", bn_recalibrate=False) is False
+    assert bn("l1", bn_recalibrate=True) is True
+
+
+@pytest.mark.parametrize("strategy", ["obd", "woodfisher", "fishleg", "layer-sensitive", "l1"])
+def test_recalibration_is_not_a_strategy_parameter(strategy: str) -> None:
+    with pytest.raises(CompressorError, match=f"{strategy}.bn_recalibrate: BatchNorm recalibration is a recovery "
+                                              "setting.*--no-bn-recalibrate"):
+        parse_steps([strategy], 0.5, ["bn_recalibrate=false"])
 
 
 def test_the_small_input_stem_keeps_4x_the_resolution() -> None:

@@ -172,7 +172,8 @@ def test_run_args_reach_every_cell_after_the_grids(tmp_path: Path, monkeypatch: 
                                              "--run-arg=--distill", "--run-arg", "--prune-steps=2"])
     assert code == 0, stderr
     (command,) = seen["commands"]
-    assert command[-4:] == ["--backends", "torch", "--distill", "--prune-steps=2"]
+    # channels recommends BatchNorm recalibration and the grid says nothing: the sweep decides it for every cell
+    assert command[-5:] == ["--backends", "torch", "--distill", "--prune-steps=2", "--bn-recalibrate"]
 
 
 def test_baseline_seeds_cross_the_strategy_seeds_and_reach_each_cell(tmp_path: Path):
@@ -239,3 +240,20 @@ def test_the_baseline_seed_picks_the_baseline_and_the_seed_stays_the_runs(tmp_pa
     config = RunConfig(steps=parse_steps(["l1"], 0.5, []), seed=0, baseline_seed=3, output=tmp_path / "r.json")
     assert plan_run(config).request.seed == 3
     assert plan_run(RunConfig(steps=config.steps, seed=2, output=tmp_path / "r.json")).request.seed == 2
+
+
+@pytest.mark.parametrize(("strategies", "run_args", "expected"), [
+    (["l1", "obd"], [], "--bn-recalibrate"),  # obd recommends it: l1's cells get the same help
+    (["l1", "nm"], [], "--no-bn-recalibrate"),  # nobody asks: nobody gets it
+    (["l1", "channels"], ["--no-bn-recalibrate"], "--no-bn-recalibrate"),  # the grid's own setting wins
+])
+def test_every_cell_of_a_sweep_gets_the_same_batchnorm_recalibration(tmp_path, strategies, run_args, expected):
+    from compressor.sweep import sweep_bn_flag
+
+    path = tmp_path / "grid.toml"
+    path.write_text(f"strategies = {strategies!r}\namounts = [0.5]\nrun_args = {run_args!r}\n".replace("'", '"'))
+    spec = load_grid(path)
+    assert sweep_bn_flag(spec) == expected
+    for cell in spec.cells():
+        command = compressor_sweep_command(cell, spec, tmp_path / "r.json")
+        assert [arg for arg in command if arg in ("--bn-recalibrate", "--no-bn-recalibrate")] == [expected]

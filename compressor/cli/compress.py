@@ -89,8 +89,8 @@ def run_command(
                                                       "(default: 0.2 x the baseline's, or 0.01)")] = None,
     bn_recalibrate: Annotated[bool | None, typer.Option(
         "--bn-recalibrate/--no-bn-recalibrate",
-        help="re-estimate BatchNorm statistics on training images after the pipeline (default: after "
-             "channels/blocks)")] = None,
+        help="re-estimate BatchNorm statistics on training images after the pipeline (default: when a step "
+             "recommends it: channels, blocks, layer-sensitive, obd, woodfisher, fishleg)")] = None,
     distill: Annotated[bool | None, typer.Option(
         "--distill/--no-distill", help="fine-tune by distilling the uncompressed model (needs --finetune-epochs "
                                        "> 0; default: the recovery recipe's)")] = None,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -31,7 +31,6 @@ from compressor.registry import (StrategyContext, StrategyOutput, check_fraction
 from compressor.strategies.candidates import (Batches, Masks, calib_scores, judge, lamp_masks, magnitude_masks,
                                               mask_ratios, ratio_masks)
 from compressor.strategies.selection import apply_masks, global_masks, prunable_layers, sparsity_record
-from compressor.train import recalibrate_batchnorm
 
 __all__ = ["LayerSensitive", "allocate", "calib_scores", "scan"]
 
@@ -138,9 +137,10 @@ class LayerSensitive:
     ratios: str = param("0.5,0.7,0.9,0.95,0.99", "comma-separated ratios each layer is scanned at")
     calib_samples: int = param(512, "calibration images the scan evaluates (from the calib split)")
     judge_samples: int = param(2000, "calibration images each candidate allocation is judged on")
-    bn_recalibrate: bool = param(True, "re-estimate BatchNorm statistics on training images after pruning")
     include_first_conv: bool = param(False, "also prune the first (stem) convolution")
     include_classifier: bool = param(False, "also prune the final linear classifier")
+    # judged after recalibration, so it asks for it; the run's recovery decides (compressor.registry)
+    recommends_bn_recalibration: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         check_fraction("layer-sensitive.amount", self.amount)
@@ -195,7 +195,7 @@ class LayerSensitive:
         return {name: masks for name, masks in found.items() if name in wanted}
 
     def apply(self, model: nn.Module, context: StrategyContext) -> StrategyOutput:
-        """Build the candidate allocations, judge each after BN recalibration, prune by the best, recalibrate BN."""
+        """Build the candidate allocations, judge each after BN recalibration, prune by the best (the run recalibrates)."""
         layers = prunable_layers(model, include_first_conv=self.include_first_conv,
                                  include_classifier=self.include_classifier)
         model.eval()
@@ -227,6 +227,4 @@ class LayerSensitive:
                 "blend": "needs the scan"}}
         if scanned is not None:
             record["sensitivity"] = scanned
-        if self.bn_recalibrate:
-            record["bn_images"] = recalibrate_batchnorm(model, context.train, context.input_size, seed=context.seed)
         return StrategyOutput(model, record)

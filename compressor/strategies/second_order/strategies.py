@@ -13,7 +13,7 @@ import re
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -33,7 +33,6 @@ from compressor.strategies.second_order.inverse import BlockWoodburyInverse, Dia
 from compressor.strategies.second_order.obs import PruneStep, prune_nm, prune_unstructured
 from compressor.strategies.selection import prunable_layers, sparsity_record
 from compressor.strategies.sensitivity import calib_scores
-from compressor.train import recalibrate_batchnorm
 
 # Kronecker factors FishLeg learned on a model, kept while the model lives, so that gradual pruning refines them
 # between rounds (FishLeg Surgeon) instead of starting from the identity each round.
@@ -78,12 +77,12 @@ class SecondOrderBase:
     grad_batch: int = param(16, "training images per gradient minibatch")
     recomputations: int = param(4, "pruning steps (geometric in density); F⁻¹ is rebuilt before each")
     pattern: str = param("", "N:M semi-structured pattern, e.g. 2:4 (one group-OBS step); empty: unstructured")
-    bn_recalibrate: bool = param(True, "re-estimate BatchNorm statistics on training images after pruning")
     calib_samples: int = param(1000, "calibration images on which the real loss change is measured")
     include_first_conv: bool = param(False, "also prune the first (stem) convolution")
     include_classifier: bool = param(False, "also prune the final linear classifier")
 
     name = "second-order"
+    recommends_bn_recalibration: ClassVar[bool] = True  # the run's recovery decides (compressor.registry)
 
     def __post_init__(self) -> None:
         check_fraction(f"{self.name}.amount", self.amount)
@@ -147,18 +146,13 @@ class SecondOrderBase:
             keep, steps = prune_unstructured(layers, self.amount, build, self.recomputations, loss=loss)
         pruned_accuracy, pruned_loss = calib_scores(model, context, calib)
         record: dict[str, Any] = sparsity_record(keep)
-        if self.bn_recalibrate:
-            record["bn_images"] = recalibrate_batchnorm(model, context.train, context.input_size,
-                                                        seed=context.seed)
-        final_accuracy, final_loss = calib_scores(model, context, calib)
         record.update({
             "steps": [_step_dict(s) for s in steps],
             "predicted_loss_increase": sum(s.predicted_loss_increase for s in steps),
             "measured_loss_increase": pruned_loss - start_loss,
             "calibration": {"samples": sum(len(y) for _, y in calib), "accuracy_before": start_accuracy,
                             "loss_before": start_loss, "accuracy_pruned": pruned_accuracy,
-                            "loss_pruned": pruned_loss, "accuracy_after_bn": final_accuracy,
-                            "loss_after_bn": final_loss},
+                            "loss_pruned": pruned_loss},
             "skipped_layers": skipped,
             **self.extra_record(),
         })
