@@ -1,7 +1,8 @@
 """How sure a report can be: runs of one setting over seeds as mean ± sd, one run with its binomial standard error,
 and differences from a reference method with the noise they carry, judged by tests that respect the sample size:
-Student's t with n−1 degrees of freedom for differences paired by seed, McNemar's exact test for one pair of models
-on the same test images.
+Student's t with n−1 degrees of freedom for differences paired by seed (`paired_test`), and for one pair of models
+whose per-image predictions are at hand, McNemar's exact test (`mcnemar_p_value`; run reports do not record
+per-image predictions yet, so one pair of runs in a report gets a z test on the two binomial errors instead).
 
 Rows are `RunRow.as_dict()` mappings. A *setting* is everything a run was asked to do except its seeds; runs of
 one setting differ only in the seed of the strategies (calibration, fine-tuning) and of the baseline's training.
