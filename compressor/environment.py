@@ -31,24 +31,26 @@ def _package_version(name: str) -> str | None:
         return None
 
 
-def git_commit() -> str | None:
-    """The commit of the source tree this package runs from, when it is a git checkout."""
+def _git(*args: str) -> str | None:
+    """stdout of a git command run in this package's source tree; None when git fails or it is not a checkout."""
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
-                             capture_output=True, text=True, timeout=5, check=False)
+        out = subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10,
+                             check=False)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    return out.stdout if out.returncode == 0 else None
+
+
+def git_commit() -> str | None:
+    """The commit of the source tree this package runs from, when it is a git checkout."""
+    out = _git("rev-parse", "--short", "HEAD")
+    return out.strip() or None if out is not None else None
 
 
 def git_dirty() -> bool | None:
     """Whether the checkout this package runs from has uncommitted changes to tracked files (None: not a checkout)."""
-    try:
-        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=Path(__file__).parent,
-                             capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return bool(out.stdout.strip()) if out.returncode == 0 else None
+    out = _git("status", "--porcelain", "--untracked-files=no")
+    return None if out is None else bool(out.strip())
 
 
 ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_int8",
