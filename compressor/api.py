@@ -28,10 +28,9 @@ from compressor.head import LinearConfig, refit_classifier
 from compressor.loaders import Batch, LoaderSplit, Split, split_key
 from compressor.measure import MeasureConfig, measure_model
 from compressor.measure.harness import Int8Plan
-from compressor.steps import Step, check_order, export_not_last, parse_steps
+from compressor.steps import Step, check_order, export_not_last, parse_steps, recalibration_recommended
 from compressor.progress import ProgressCallback, RichProgress, silent_progress
-from compressor.registry import (StrategyContext, build_strategy, recommends_bn_recalibration, removes_structure,
-                                 strategy_check)
+from compressor.registry import StrategyContext, build_strategy, removes_structure, strategy_check
 from compressor.recovery_recipes import get_recovery_recipe
 from compressor.train import PRECISIONS, TrainConfig, recalibrate_batchnorm, train, zero_masks
 
@@ -84,8 +83,7 @@ class RecoveryConfig:
         """These settings with the automatic BatchNorm recalibration decided: on when a step recommends it."""
         if self.bn_recalibrate is not None:
             return self
-        wanted = any(recommends_bn_recalibration(build_strategy(step.strategy, step.params)) for step in steps)
-        return dataclasses.replace(self, bn_recalibrate=wanted)
+        return dataclasses.replace(self, bn_recalibrate=recalibration_recommended(list(steps)))
 
 
 @dataclass
@@ -309,8 +307,8 @@ def compress(model: nn.Module, strategy: str | Sequence[str], *, amount: float |
     `train` and `calib` are iterables of (inputs, labels) batches, e.g. torch DataLoaders; `calib` defaults to
     `train`. `params` maps `key` or `strategy.key` to a value, as `--param` does. With `distill`, fine-tuning
     distils the uncompressed model (α·T²·KL + (1−α)·CE). BatchNorm statistics are re-estimated after strategies
-    that recommend it (compressor.registry.recommends_bn_recalibration) unless `bn_recalibrate` says otherwise. `recovery_recipe` ("standard" or
-    "frozen-encoder", see compressor.recovery_recipes) gives `distill`, `distill_alpha`, `freeze_batchnorm` and
+    that recommend it (registry.recommends_bn_recalibration) unless `bn_recalibrate` says otherwise.
+    `recovery_recipe` ("standard" or "frozen-encoder", see compressor.recovery_recipes) gives `distill`, `distill_alpha`, `freeze_batchnorm` and
     `refit_head` the values they take when left None. With `prune_steps` N > 1 the targets are reached in N
     rounds on Zhu & Gupta's cubic schedule, with `finetune_epochs / N` of fine-tuning after each. The result's model
     lives on `device`; `record` holds each step's record and the recovery; `int8` carries the export-time plan.

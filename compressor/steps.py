@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compressor.errors import CompressorError
-from compressor.registry import acts_on_export, build_strategy, get_strategy, recovery_setting_error
+from compressor.registry import (acts_on_export, build_strategy, get_strategy, recommends_bn_recalibration,
+                                 recovery_setting_error)
 
 
 @dataclass(frozen=True)
@@ -66,3 +67,8 @@ def check_order(steps: list[Step]) -> None:
     for index, step in enumerate(steps):
         if acts_on_export(build_strategy(step.strategy, step.params)) and index < len(steps) - 1:
             raise export_not_last(step.strategy, steps[index + 1].strategy)
+
+
+def recalibration_recommended(steps: list[Step]) -> bool:
+    """Whether any step recommends BatchNorm recalibration after it (registry.recommends_bn_recalibration)."""
+    return any(recommends_bn_recalibration(build_strategy(step.strategy, step.params)) for step in steps)

@@ -24,10 +24,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from compressor import parse_steps
+from compressor.steps import recalibration_recommended
 from compressor.errors import CompressorError
 from compressor.fileio import write_atomic, write_json_atomic
 from compressor.report.schema import CELL_SCHEMA  # noqa: F401  (the schema of DIR/cells/KEY.json)
-from compressor.registry import build_strategy, recommends_bn_recalibration
 from compressor.report.schema import CellRecord, RunRow, read_cell_records, read_run_report
 from compressor.train import whole_if_integral
 
@@ -173,8 +173,8 @@ def sweep_bn_flag(spec: SweepSpec) -> str:
     given = [arg for arg in spec.run_args if arg in BN_FLAGS]
     if given:
         return given[-1]
-    wanted = any(recommends_bn_recalibration(build_strategy(step.strategy, step.params))
-                 for cell in spec.cells() for step in parse_steps([cell.strategy], cell.amount, list(cell.params)))
+    wanted = any(recalibration_recommended(parse_steps([cell.strategy], cell.amount, list(cell.params)))
+                 for cell in spec.cells())
     return BN_FLAGS[0] if wanted else BN_FLAGS[1]
 
 

@@ -195,7 +195,8 @@ class LayerSensitive:
         return {name: masks for name, masks in found.items() if name in wanted}
 
     def apply(self, model: nn.Module, context: StrategyContext) -> StrategyOutput:
-        """Build the candidate allocations, judge each after BN recalibration, prune by the best (the run recalibrates)."""
+        """Build the candidate allocations, judge each after BN recalibration, prune by the best (the run
+        recalibrates)."""
         layers = prunable_layers(model, include_first_conv=self.include_first_conv,
                                  include_classifier=self.include_classifier)
         model.eval()
