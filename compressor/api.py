@@ -309,7 +309,8 @@ def compress(model: nn.Module, strategy: str | Sequence[str], *, amount: float |
     distils the uncompressed model (α·T²·KL + (1−α)·CE). BatchNorm statistics are re-estimated after strategies
     that recommend it (registry.recommends_bn_recalibration) unless `bn_recalibrate` says otherwise.
     `recovery_recipe` ("standard" or "frozen-encoder", see compressor.recovery_recipes) gives `distill`,
-    `distill_alpha`, `freeze_batchnorm` and `refit_head` the values they take when left None. With `prune_steps` N > 1 the targets are reached in N
+    `distill_alpha`, `freeze_batchnorm` and `refit_head` the values they take when left None. With `prune_steps`
+    N > 1 the targets are reached in N
     rounds on Zhu & Gupta's cubic schedule, with `finetune_epochs / N` of fine-tuning after each. The result's model
     lives on `device`; `record` holds each step's record and the recovery; `int8` carries the export-time plan.
     """
