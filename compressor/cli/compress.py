@@ -26,6 +26,7 @@ from compressor.cli.options import (
     EpochsOpt,
     PrecisionOpt,
     PretrainedOpt,
+    ProcessesOpt,
     QuietOpt,
     RecipeOpt,
     SeedOpt,
@@ -45,9 +46,9 @@ from compressor.preflight import ensure_writable_file
 
 
 def _measure_config(backends: str, batch_size: int, threads: int | None, compress: str,
-                    input_size: int | None = None, repeats: int = 1) -> MeasureConfig:
+                    input_size: int | None = None, repeats: int = 1, processes: int = 1) -> MeasureConfig:
     return MeasureConfig(backends=names(backends), batch_size=batch_size, input_size=input_size, threads=threads,
-                         repeats=repeats, compressions=names(compress))
+                         repeats=repeats, processes=processes, compressions=names(compress))
 
 
 def _grid_options(deploy_size: int | None, batch_sizes: str | None, thread_counts: str | None) -> dict[str, Any]:
@@ -119,6 +120,7 @@ def run_command(
     backends: BackendsOpt = "torch,onnxruntime",
     batch_size: BatchOpt = 1,
     threads: ThreadsOpt = None,
+    processes: ProcessesOpt = 1,
     deploy_size: DeploySizeOpt = None,
     batch_sizes: BatchSizesOpt = None,
     thread_counts: ThreadCountsOpt = None,
@@ -138,7 +140,7 @@ def run_command(
     from compressor.train import whole_if_integral
 
     check_device(device)
-    measure = _measure_config(backends, batch_size, threads, compress)
+    measure = _measure_config(backends, batch_size, threads, compress, processes=processes)
     grid = _grid_options(deploy_size, batch_sizes, thread_counts)
     if not (math.isfinite(finetune_epochs) and finetune_epochs >= 0):
         raise CompressorError(f"--finetune-epochs must be a finite number ≥ 0; got {finetune_epochs:g}")
@@ -207,7 +209,8 @@ def bench_command(
     batch_sizes: BatchSizesOpt = None,
     thread_counts: ThreadCountsOpt = None,
     repeats: Annotated[int, typer.Option("--repeats", help="back-to-back latency measurements, to show their "
-                                                           "spread")] = 2,
+                                                           "spread (ONNX Runtime: see --processes)")] = 2,
+    processes: ProcessesOpt = 1,
     data: DataOpt = None,
     data_dir: DataDirOpt = None,
     cache_dir: CacheOpt = None,
@@ -225,7 +228,7 @@ def bench_command(
         ensure_writable_file(output, "the report")
     if (model is None) == (arch is None):
         raise CompressorError("bench needs exactly one of --model CKPT or --arch NAME")
-    config = _measure_config(backends, batch_size, threads, compress, input_size, repeats)
+    config = _measure_config(backends, batch_size, threads, compress, input_size, repeats, processes)
     grid = _grid_options(None, batch_sizes, thread_counts)
     result = bench(model=model, arch=arch, num_classes=num_classes, in_channels=in_channels, dataset=data,
                    data_dir=data_dir, cache_dir=cache_dir, config=config, artifacts_dir=artifacts,

@@ -55,6 +55,10 @@ ThreadCountsOpt = Annotated[str | None, typer.Option(
     "--thread-counts", help="thread counts of those timings, comma-separated, `all` = every core (default: 1,all)")]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="CPU threads for torch and ONNX Runtime "
                                                                   "(default: torch's)")]
+ProcessesOpt = Annotated[int, typer.Option(
+    "--processes", help="time ONNX Runtime in this many fresh processes, every model interleaved in each: medians "
+                        "of per-process medians, speed-ups as the median of per-process ratios (1: in this "
+                        "process)")]
 CompressOpt = Annotated[str, typer.Option("--compress", help="also size each artifact compressed: zip, xz "
                                                              "(comma-separated) or none")]
 ArtifactsOpt = Annotated[Path | None, typer.Option("--artifacts", help="keep the measured files (checkpoint "

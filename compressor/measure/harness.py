@@ -19,12 +19,17 @@ from compressor.measure.accuracy import classification_metrics, onnx_forward, pr
 from compressor.measure.complexity import complexity
 from compressor.measure.latency import (BACKENDS, TimingPlan, cuda_runner, onnxruntime_runner, onnxruntime_session,
                                         repeat_spread, skip_reason, time_runners, torch_runner)
+from compressor.measure.processes import time_in_processes
 from compressor.measure.size import COMPRESSIONS, artifact_sizes, write_artifacts
+
+
+ORT_BACKENDS = ("onnxruntime", "onnxruntime-int8")
 
 
 @dataclass(frozen=True)
 class MeasureConfig:
-    """What to measure and how: latency backends, batch and input size, threads, timing plan, repeats."""
+    """What to measure and how: latency backends, batch and input size, threads, timing plan, repeats, and the
+    fresh processes ONNX Runtime is timed in (`processes` > 1: compressor.measure.processes)."""
 
     backends: tuple[str, ...] = ("torch", "onnxruntime")
     batch_size: int = 1
@@ -33,6 +38,7 @@ class MeasureConfig:
     plan: TimingPlan = TimingPlan()
     repeats: int = 1
     rounds: int = 4
+    processes: int = 1
     compressions: tuple[str, ...] = COMPRESSIONS
 
     def __post_init__(self) -> None:
@@ -44,7 +50,8 @@ class MeasureConfig:
         if unknown or not self.backends:
             raise CompressorError(f"unknown backend {unknown[0] if unknown else '(none)'!r}; choose from: "
                                   f"{', '.join(BACKENDS)}")
-        for name, value in (("--batch-size", self.batch_size), ("--repeats", self.repeats), ("rounds", self.rounds)):
+        for name, value in (("--batch-size", self.batch_size), ("--repeats", self.repeats), ("rounds", self.rounds),
+                            ("--processes", self.processes)):
             if value < 1:
                 raise CompressorError(f"{name} must be at least 1; got {value}")
         if self.input_size is not None and self.input_size < 1:
@@ -67,13 +74,17 @@ def latency_block(models: dict[str, tuple[nn.Module, Path, Path | None]], in_cha
     """Latency per model and backend; several models are timed in alternating rounds so drift hits all alike.
 
     With `config.repeats` > 1 the whole measurement is repeated back to back and the spread of the medians is
-    recorded (the first repeat's statistics are reported).
+    recorded (the first repeat's statistics are reported). With `config.processes` > 1, the ONNX Runtime backends
+    are instead timed in that many fresh processes, every model and backend interleaved in each
+    (`time_in_processes`): medians of per-process medians, speed-ups comparable process by process.
     """
     threads = config.threads or torch.get_num_threads()
     results: dict[str, dict[str, Any]] = {name: {} for name in models}
     backends = list(config.backends)
     if any(int8 is not None for _, _, int8 in models.values()) and "onnxruntime" in backends:
         backends.append("onnxruntime-int8")
+    fresh = config.processes > 1
+    ort_files: dict[tuple[str, str], Path] = {}
     for backend in backends:
         reasons = {name: skip_reason(backend, int8_path) for name, (_, _, int8_path) in models.items()}
         skipped = {name: reason for name, reason in reasons.items() if reason is not None}
@@ -82,6 +93,11 @@ def latency_block(models: dict[str, tuple[nn.Module, Path, Path | None]], in_cha
                                       "skipped": reason}
         timed = [name for name in models if name not in skipped]
         if not timed:
+            continue
+        if fresh and backend in ORT_BACKENDS:
+            for name in timed:
+                _, onnx_path, int8_path = models[name]
+                ort_files[(name, backend)] = onnx_path if backend == "onnxruntime" else int8_path
             continue
         repeats = []
         for _ in range(config.repeats):
@@ -104,6 +120,14 @@ def latency_block(models: dict[str, tuple[nn.Module, Path, Path | None]], in_cha
                 stats["repeat_medians_ms"] = [r[name]["median_ms"] for r in repeats]
                 stats["repeat_spread"] = repeat_spread(stats["repeat_medians_ms"])
             results[name][backend] = stats
+    if ort_files:
+        timed_apart = time_in_processes(ort_files, in_channels=in_channels, input_size=input_size,
+                                        batch_size=config.batch_size, threads=threads, plan=config.plan,
+                                        rounds=config.rounds, processes=config.processes)
+        for (name, backend), stats in timed_apart.items():
+            results[name][backend] = stats
+        for name in results:  # keep the backends in the order they were asked for
+            results[name] = {b: results[name][b] for b in backends if b in results[name]}
     return results
 
 

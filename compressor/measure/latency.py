@@ -77,9 +77,11 @@ def torch_threads(threads: int) -> Iterator[None]:
 
 
 def onnxruntime_session(onnx_path: str | Path, threads: int, *, allow_spinning: bool = True,
-                        optimized_model_path: str | Path | None = None) -> Any:
+                        optimized_model_path: str | Path | None = None,
+                        thread_affinities: list[int] | None = None) -> Any:
     """An ONNX Runtime CPU session: `threads` intra-op threads, sequential execution, all graph optimizations
-    (the graph it runs is written to `optimized_model_path` when given)."""
+    (the graph it runs is written to `optimized_model_path` when given; `thread_affinities` pins the threads ORT
+    creates, `threads` - 1 of them, to these 1-based logical processors)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -87,6 +89,9 @@ def onnxruntime_session(onnx_path: str | Path, threads: int, *, allow_spinning: 
         options.optimized_model_filepath = str(optimized_model_path)
         options.log_severity_level = 3  # the dump warns that NCHWc layouts are machine specific: it is read here
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
+    if thread_affinities:
+        options.add_session_config_entry("session.intra_op_thread_affinities",
+                                         ";".join(str(p) for p in thread_affinities))
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

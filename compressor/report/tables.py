@@ -93,7 +93,8 @@ def size_table(size: dict[str, Any]) -> Table:
 
 
 def latency_table(latency: dict[str, Any]) -> Table:
-    """Latency statistics per backend, with the spread of back-to-back repeats when measured more than once."""
+    """Latency statistics per backend, with the spread of back-to-back repeats (or of fresh processes) when
+    measured more than once."""
     first = next(iter(latency.values()))
     table = Table(title=f"latency, ms per call (batch {first['batch_size']}, {first['input_size']} px)")
     for column in ("backend", "threads", "median", "p90", "p99", "min", "IQR", "runs", "repeats"):
@@ -106,6 +107,8 @@ def latency_table(latency: dict[str, Any]) -> Table:
             continue
         spread = (f"{len(stats['repeat_medians_ms'])}x, spread {100 * stats['repeat_spread']:.2f} %"
                   if "repeat_spread" in stats else "1")
+        if "process_spread" in stats:
+            spread = f"{stats['processes']} processes, spread {100 * stats['process_spread']:.2f} %"
         table.add_row(backend, str(stats["threads"] or "-"),
                       *(f"{stats[k]:.3f}" for k in ("median_ms", "p90_ms", "p99_ms", "min_ms", "iqr_ms")),
                       str(stats["runs"]), spread)

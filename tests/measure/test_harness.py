@@ -49,6 +49,7 @@ def test_without_data_accuracy_is_skipped_with_a_reason(tiny_net: nn.Module) -> 
     ({"batch_size": 0}, "--batch-size must be at least 1"),
     ({"repeats": 0}, "--repeats must be at least 1"),
     ({"threads": 0}, "--threads must be at least 1"),
+    ({"processes": 0}, "--processes must be at least 1"),
 ])
 def test_bad_measure_config_is_refused(kwargs: dict, message: str) -> None:
     with pytest.raises(CompressorError, match=message):
