@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import statistics
 from collections.abc import Callable
 from typing import Any
 
@@ -266,3 +267,45 @@ def _supcon_loss(load: Load) -> str:
             f"`reports/benchmarks/supcon-loss.json`) measured medians of {medians['supcon', 1024]:.1f} ms vs "
             f"pytorch-metric-learning's {medians['pytorch-metric-learning', 1024]:.1f} ms at 1,024\nrows and "
             f"{medians['supcon', 2048]:.1f} vs {medians['pytorch-metric-learning', 2048]:.1f} ms at 2,048 rows")
+
+
+CONFIG_WORDS = {"2": "2 threads", "2-nospin": "no spinning", "2-pinned": "pinned", "1": "1 thread"}
+
+
+def _session_configs(load: Load) -> str:
+    """reports/latency-processes/session-configs.json: how far fresh-process medians spread, per session config."""
+    report = load("session-configs.json")
+    env = report["environment"]
+    spreads = ", ".join(f"{100 * (max(m) - min(m)) / statistics.median(m):.0f} % ({CONFIG_WORDS[c]})"
+                        for c, m in report["medians_ms"].items())
+    counts = _one(sorted({len(m) for m in report["medians_ms"].values()}), "processes per config")
+    return (f"on the {env['cpu_count']}-core {env['cpu']}, {counts} fresh processes per session configuration timing "
+            f"one dense {report['arch']} ONNX file ({report['in_channels']} channels, {report['input_size']} px, batch "
+            f"{report['batch_size']}) spread (max − min ÷ median) {spreads}")
+
+
+def _reference_correlation(load: Load) -> str:
+    """The correlation of each process's median with its machine reference, lowest and highest over configs."""
+    report = load("session-configs.json")
+    import numpy as np
+
+    corr = [float(np.corrcoef([p["median_ms"] for p in ps], [p["reference_ms"] for p in ps])[0, 1])
+            for ps in report["processes"].values()]
+    refs = [p["reference_ms"] for ps in report["processes"].values() for p in ps]
+    return (f"a fixed single-thread matrix product timed in the same processes ranged {min(refs):.3f}-"
+            f"{max(refs):.3f} ms and correlates with the model's median (r = {min(corr):.2f}-{max(corr):.2f})")
+
+
+def _pair_speedups(load: Load) -> str:
+    """reports/latency-processes/pairs.json: per-process speed-ups of channels 0.5, and the harness measured twice."""
+    report = load("pairs.json")
+    two = report["processes"]["2"]
+    dense = [p["median_ms"] for p in two]
+    speed = [p["speedup"] for p in two]
+    first, second = report["harness_check"]
+    k = len(first["dense_process_medians_ms"])
+    return (f"dense medians of {min(dense):.1f}-{max(dense):.1f} ms in {len(two)} processes (2 threads), while the "
+            f"speed-up of channels {report['pair_channels']:g} timed beside it stayed at ×{min(speed):.2f}-"
+            f"{max(speed):.2f}, median ×{statistics.median(speed):.2f}. Measured twice with `--processes {k}`, "
+            f"the harness gave dense medians of {first['dense_median_ms']:.2f} and {second['dense_median_ms']:.2f} ms "
+            f"and speed-ups of ×{first['speedup']:.2f} and ×{second['speedup']:.2f}")

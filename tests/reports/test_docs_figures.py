@@ -30,8 +30,8 @@ import pytest
 from docs_claims_common import WORDS, _one, _pct, files
 from docs_claims_measurement import (
     BENCH_FILE, RUN_224, _bench_deployable, _bench_row, _bench_setup, _bench_spread, _deploy_dense_row,
-    _deploy_minutes, _deploy_row, _deploy_setup, _eight_times, _int8_graph, _int8_pays, _medians, _readme_224,
-    _round_to, _suite_int8, _suite_rounds, _suite_row, _suite_setup, _supcon_loss, _tiny_int8, _tracks_macs,
+    _deploy_minutes, _deploy_row, _deploy_setup, _eight_times, _int8_graph, _int8_pays, _medians, _pair_speedups,
+    _readme_224, _reference_correlation, _round_to, _session_configs, _suite_int8, _suite_rounds, _suite_row, _suite_setup, _supcon_loss, _tiny_int8, _tracks_macs,
 )
 from docs_claims_other import (
     _anchor_lr, _anchor_recipe, _channels_global, _competition, _competition_ft, _demo, _demo_machine, _demo_onnx,
@@ -262,6 +262,12 @@ PAGES: dict[str, list[tuple[str | None, tuple[Claim, ...]]]] = {
         ("densenet201-supcon-fashion-mnist", (
             Claim("fresh processes, one dense file", "ort-process-modes.json (medians_ms)", _process_modes),
             Claim("unstructured cells against their own baseline", "results.json (rows)", _dn_unstructured_ratios),
+        )),
+        ("latency-processes", (
+            Claim("session configurations", "session-configs.json (medians_ms, environment)", _session_configs),
+            Claim("the machine reference", "session-configs.json (processes)", _reference_correlation),
+            Claim("interleaved speed-ups and the harness twice", "pairs.json (processes, harness_check)",
+                  _pair_speedups),
         )),
         ("deploy-224px", (
             Claim("deploy script's run time", "process-samples.log", _deploy_minutes),
