@@ -95,21 +95,23 @@ def render(rows: list[dict[str, Any]], summary: list[dict[str, Any]], command: s
     lines = [f"# Standard ResNet18 on Fashion-MNIST, trained and timed at the same size\n",
              f"Regenerate: `{command}`.\n",
              f"torchvision `resnet18` (7×7 stride-2 stem, 1 input channel) trained on Fashion-MNIST upsampled to the "
-             f"size it is timed at ({first['input_size']} px, timed at {first['deploy_input_size']} px); one dense baseline, compressed by each pipeline "
-             f"with {max(r['finetune_epochs'] for r in rows):g} epoch(s) of recovery fine-tuning per seed (int8 alone: "
-             f"{int8_finetune} epochs; BN "
-             f"recalibration {'on' if first['bn_recalibrate'] else 'off'} for every run). Accuracy on the "
+             f"size it is timed at ({first['input_size']} px, timed at {first['deploy_input_size']} px); one dense "
+             f"baseline, compressed by each pipeline with {max(r['finetune_epochs'] for r in rows):g} epoch(s) of "
+             f"recovery fine-tuning per seed (int8 alone: {int8_finetune}; BN recalibration "
+             f"{'on' if first['bn_recalibrate'] else 'off'} for every run). Accuracy on the "
              f"{first['samples']:,} test images at that size (int8 pipelines: the int8 ONNX model); latency batch 1, "
              f"ONNX Runtime, each run timing its dense baseline and its result together in {first['processes']} fresh "
              f"processes (`--processes`): medians of per-process medians, speed-ups the median of per-process ratios. "
              f"Runs at commit{'s' if len(commits) > 1 else ''} {', '.join(commits)}"
              f"{' (tree dirty)' if dirty else ''}; "
-             f"{'some timings ran under load' if any(r['under_load'] for r in rows) else 'no timing ran under load'}.\n",
-             f"Δ top-1: mean change against dense over the seeds, 95 % interval, test ({ALPHA:g} level). "
+             f"{'some timings ran under load' if any(r['under_load'] for r in rows) else 'no timing ran under load'}"
+             ".\n",
+             f"Δ top-1: mean change against dense over the seeds with its 95 % interval and test (t over the seeds "
+             f"plus both models' binomial test-set error; verdict at p < {ALPHA:g}). "
              "int8 alone: the dense model quantized (the `int8` row), so ×(pruned+int8) ÷ ×(int8 alone) is what "
              "pruning adds.\n",
-             "| pipeline | seeds | top-1 | Δ top-1 vs dense | verdict | MACs (G) | MACs ÷ | ORT fp32 ms | ×dense fp32 "
-             "| int8 ms | ×dense int8 | int8 alone × |",
+             "| pipeline | seeds | top-1 | Δ top-1 vs dense | verdict | MACs (G) | MACs ÷ | ORT fp32 ms "
+             "| ×dense fp32 | int8 ms | ×dense int8 | int8 alone × |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     lines.append(f"| dense | - | {100 * first['dense_accuracy']:.2f} % | - | - | {first['dense_macs'] / 1e9:.3f} | ×1 "
                  f"| {statistics.median(r['dense_ort_ms'] for r in rows):.2f} | ×1 | - | - | - |")
@@ -130,10 +132,9 @@ def render(rows: list[dict[str, Any]], summary: list[dict[str, Any]], command: s
               "|---|---|---|---|---|---|"]
     for r in rows:
         spreads = ", ".join(f"{100 * v:.1f} %" if v is not None else "-" for v in r["process_spread"].values())
+        fp32, int8 = (r["speedup"].get(b) for b in ("onnxruntime", "onnxruntime-int8"))
         lines.append(f"| {r['pipeline']} | {r['seed']} | {100 * r['accuracy']:.2f} % | "
-                     f"{f'×{r['speedup']['onnxruntime']:.2f}' if 'onnxruntime' in r['speedup'] else '-'} | "
-                     f"{f'×{r['speedup']['onnxruntime-int8']:.2f}' if 'onnxruntime-int8' in r['speedup'] else '-'} | "
-                     f"{spreads} |")
+                     f"{f'×{fp32:.2f}' if fp32 else '-'} | {f'×{int8:.2f}' if int8 else '-'} | {spreads} |")
     lines += ["", "Commands: every run's exact `compressor run` command is in `results.json` (`rows[].command`)."]
     return "\n".join(lines) + "\n"
 
