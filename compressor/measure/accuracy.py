@@ -64,3 +64,17 @@ def evaluate(forward: Forward, split: Split, input_size: int, batch_size: int = 
     """Metrics of `forward` on `split`, plus the number of samples they were computed on."""
     logits, labels = predict(forward, split, input_size, batch_size)
     return {**classification_metrics(logits, labels), "samples": int(len(labels))}
+
+
+def pack_correct(logits: np.ndarray, labels: np.ndarray) -> str:
+    """Which test images the model got right, one bit each, base64: what McNemar's test pairs two models on."""
+    import base64
+
+    return base64.b64encode(np.packbits(logits.argmax(axis=1) == labels).tobytes()).decode("ascii")
+
+
+def unpack_correct(packed: str, samples: int) -> np.ndarray:
+    """The boolean vector `pack_correct` stored, `samples` long."""
+    import base64
+
+    return np.unpackbits(np.frombuffer(base64.b64decode(packed), dtype=np.uint8))[:samples].astype(bool)

@@ -15,7 +15,7 @@ from torch import nn
 from compressor.data import Split
 from compressor.errors import CompressorError
 from compressor.export import export_onnx, quantize_onnx_int8
-from compressor.measure.accuracy import classification_metrics, onnx_forward, predict, torch_forward
+from compressor.measure.accuracy import classification_metrics, onnx_forward, pack_correct, predict, torch_forward
 from compressor.measure.complexity import complexity
 from compressor.measure.latency import (BACKENDS, TimingPlan, cuda_runner, onnxruntime_runner, onnxruntime_session,
                                         repeat_spread, skip_reason, time_runners, torch_runner)
@@ -135,9 +135,11 @@ def _accuracy(model: nn.Module, onnx_files: dict[str, Path], split: Split, input
               threads: int) -> dict[str, Any]:
     """Metrics of the torch model and of each ONNX artifact (`onnxruntime`, `onnxruntime-int8`) on `split`."""
     torch_logits, labels = predict(torch_forward(model), split, input_size)
-    result: dict[str, Any] = {"samples": int(len(labels)), "torch": classification_metrics(torch_logits, labels)}
+    result: dict[str, Any] = {"samples": int(len(labels)), "torch": classification_metrics(torch_logits, labels),
+                              "correct": {"torch": pack_correct(torch_logits, labels)}}
     for backend, path in onnx_files.items():
         logits, _ = predict(onnx_forward(onnxruntime_session(path, threads)), split, input_size)
+        result["correct"][backend] = pack_correct(logits, labels)
         result[backend] = {**classification_metrics(logits, labels),
                            "max_abs_logit_diff_vs_torch": float(np.abs(logits - torch_logits).max()),
                            "top1_agreement_with_torch": float((logits.argmax(1) == torch_logits.argmax(1)).mean())}
@@ -193,7 +195,8 @@ def measure_model(model: nn.Module, *, in_channels: int, input_size: int, split:
     deployed = "onnxruntime-int8" if int8 is not None else "torch"
     if deployed in evaluation:
         summary.update({k: v for k, v in evaluation[deployed].items() if not k.endswith("_vs_torch")})
-        summary.update({"split": split_name, "samples": evaluation["samples"]})
+        summary.update({"split": split_name, "samples": evaluation["samples"],
+                        "correct": evaluation["correct"][deployed]})
         if int8 is not None:
             summary["accuracy_fp32"] = evaluation["torch"]["accuracy"]
     summary["metrics_from"] = "int8 ONNX model (ONNX Runtime)" if int8 is not None else "fp32 torch model"

@@ -212,6 +212,7 @@ class Measurement(Record):
     f1_macro: float
     split: str | None = optional()
     samples: int | None = optional()
+    correct: str | None = optional()  # per test image, right or not (measure.accuracy.pack_correct)
     accuracy_fp32: float | None = optional()
     metrics_from: str | None = optional()
     sparsity: float
@@ -437,6 +438,7 @@ class RunRow:
     bn_recalibrated: bool | None = None
     # another process used more than a tenth of a core during one of the run's timings (None: not checked)
     timed_under_load: bool | None = None
+    correct: str | None = None  # which test images the deployed model got right (McNemar pairs); not in the CSV
 
     @classmethod
     def columns(cls) -> tuple[str, ...]:
@@ -465,7 +467,7 @@ class RunRow:
             baseline_seed=report.model.baseline_seed, baseline_macs=base.macs,
             bn_recalibrated=bool(report.recovery.bn_recalibrate
                                  or any("bn_images" in step.record for step in report.steps)),
-            timed_under_load=timed_under_load(report.to_dict()))
+            timed_under_load=timed_under_load(report.to_dict()), correct=comp.correct)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -1,8 +1,8 @@
 """How sure a report can be: runs of one setting over seeds as mean ± sd, one run with its binomial standard error,
 and differences from a reference method with the noise they carry, judged by tests that respect the sample size:
-Student's t with n−1 degrees of freedom for differences paired by seed (`paired_test`), and for one pair of models
-whose per-image predictions are at hand, McNemar's exact test (`mcnemar_p_value`; run reports do not record
-per-image predictions yet, so one pair of runs in a report gets a z test on the two binomial errors instead).
+Student's t with n−1 degrees of freedom for differences paired by seed (`paired_test`), and for one pair of runs
+McNemar's exact test on the test images they disagree on (`mcnemar_test`, from the per-image correctness run
+reports record as `correct`; rows written before that field existed get a z test on the two binomial errors).
 
 Rows are `RunRow.as_dict()` mappings. A *setting* is everything a run was asked to do except its seeds; runs of
 one setting differ only in the seed of the strategies (calibration, fine-tuning) and of the baseline's training.
@@ -114,6 +114,27 @@ def discordant_counts(first_correct: Sequence[bool], second_correct: Sequence[bo
     return only_first, only_second
 
 
+def mcnemar_test(only_first_correct: int, only_second_correct: int, samples: int) -> PairedTest:
+    """First model's accuracy minus the second's (points) on the same `samples` images: McNemar's exact p-value and
+    the 95 % interval of a difference of paired proportions, se = √(b + c − (b − c)²/n) / n."""
+    b, c, n = only_first_correct, only_second_correct, samples
+    mean = 100 * (b - c) / n
+    se = 100 * math.sqrt(max(0.0, b + c - (b - c) ** 2 / n)) / n
+    return PairedTest(mean, None, se, "McNemar (exact)", mcnemar_p_value(b, c),
+                      float(stats.norm.ppf(1 - ALPHA / 2)) * se)
+
+
+def _mcnemar_pair(first: Row, second: Row) -> PairedTest | None:
+    """McNemar's test of one pair of runs when both recorded which of the same test images they got right."""
+    from compressor.measure.accuracy import unpack_correct
+
+    n = first.get("samples")
+    if not (first.get("correct") and second.get("correct") and n and n == second.get("samples")):
+        return None
+    b, c = discordant_counts(unpack_correct(first["correct"], n), unpack_correct(second["correct"], n))
+    return mcnemar_test(b, c, n)
+
+
 def seed_of(row: Row) -> tuple[int | None, int]:
     """(baseline seed, strategy seed) of a run: what pairs it with a run of another method."""
     return row.get("baseline_seed"), row["seed"]
@@ -207,8 +228,8 @@ def differences(rows: Sequence[Row], reference: str) -> list[Difference]:
     """Every non-reference setting against the `reference` pipeline's runs at the same amount, budget, model and data.
 
     Runs are paired by (baseline seed, seed); with two or more pairs the mean paired difference is tested with
-    Student's t on n−1 degrees of freedom (`paired_test`). With one pair the error is the two binomial standard
-    errors combined, which overstates the noise of a paired comparison on one test set (it is conservative).
+    Student's t on n−1 degrees of freedom (`paired_test`). One pair gets McNemar's exact test when both runs
+    recorded their per-image correctness, else the two binomial standard errors combined (conservative).
     A reference run with the same help (BatchNorm recalibration) is preferred; where only runs with other help
     exist, the difference is shown with `recovery_differs` and no verdict."""
     refs: dict[tuple[Any, ...], dict[tuple[int | None, int], Row]] = {}
@@ -232,7 +253,7 @@ def differences(rows: Sequence[Row], reference: str) -> list[Difference]:
         if len(pairs) == 1:
             errors = [binomial_se(r["accuracy"], r.get("samples")) for r in pairs[0]]
             fixed = 0.0 if None in errors else 100 * math.hypot(*errors)  # type: ignore[arg-type]
-        tested = paired_test(deltas, fixed)
+        tested = (_mcnemar_pair(*pairs[0]) if len(pairs) == 1 else None) or paired_test(deltas, fixed)
         out.append(Difference(first["pipeline"], first["params"], first.get("amount"), first["finetune_epochs"],
                               len(pairs), tested.mean, tested.sd, tested.se, tested.test, tested.p,
                               tested.half_width, differs))

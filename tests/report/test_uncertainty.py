@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
+from compressor.measure.accuracy import pack_correct
 from compressor.report.uncertainty import (accuracy_text, binomial_se, differences, discordant_counts,
-                                           mcnemar_p_value, paired_test, seed_groups)
+                                           mcnemar_p_value, mcnemar_test, paired_test, seed_groups)
 
 
 def _row(pipeline: str, accuracy: float, seed: int, amount: float | None = 0.5, ft: float = 0,
@@ -96,3 +98,35 @@ def test_paired_t_uses_n_minus_one_degrees_of_freedom():
     assert both.half_width == pytest.approx(2.776 * both.se, rel=1e-3)  # t(0.975, 4 dof)
     known = paired_test([-1.0, -1.0, -1.0], fixed_se=0.4)  # no seed spread: only the known term, a z test
     assert (known.test, known.verdict) == ("z (binomial)", "worse")
+
+
+def _with_correct(row: dict, correct: np.ndarray) -> dict:
+    return {**row, "accuracy": float(correct.mean()), "samples": len(correct),
+            "correct": pack_correct(np.eye(2)[correct.astype(int)], np.ones(len(correct), dtype=int))}
+
+
+def test_one_pair_with_per_image_correctness_gets_mcnemar():
+    # the same 0.3-point gap: spread over many disagreements it is noise, made of few one-way flips it is not
+    base = np.arange(10_000) % 5 != 0  # 80 % right
+    noisy = base.copy()
+    noisy[np.flatnonzero(~base)[:215]] = True  # 215 images only the new run gets right ...
+    noisy[np.flatnonzero(base)[:185]] = False  # ... 185 only the reference does: +0.3 points
+    gap = 100 * (noisy.mean() - base.mean())
+    (diff,) = differences([_with_correct(_row("l1", 0, 0), base), _with_correct(_row("obd", 0, 0), noisy)], "l1")
+    assert discordant_counts(noisy, base) == (215, 185)
+    assert diff.test == "McNemar (exact)" and diff.mean == pytest.approx(gap) == pytest.approx(0.3)
+    assert diff.p == pytest.approx(mcnemar_p_value(215, 185)) and diff.verdict == "no difference"
+    one_way = base.copy()
+    one_way[np.flatnonzero(~base)[:30]] = True  # 30 images fixed, none broken: +0.3 points
+    (sure,) = differences([_with_correct(_row("l1", 0, 0), base), _with_correct(_row("obd", 0, 0), one_way)], "l1")
+    assert sure.mean == pytest.approx(0.3) and sure.verdict == "better" and sure.p == pytest.approx(2 * 0.5 ** 30)
+    z = differences([_row("l1", 0.8, 0), _row("obd", 0.803, 0)], "l1")[0]
+    assert z.test == "z (binomial)" and z.verdict == "no difference"  # the same gap without per-image records
+
+
+def test_mcnemar_interval_is_that_of_paired_proportions():
+    tested = mcnemar_test(30, 10, 1000)
+    assert tested.mean == pytest.approx(2.0)
+    assert tested.se == pytest.approx(100 * math.sqrt(40 - 20 ** 2 / 1000) / 1000)
+    assert tested.half_width == pytest.approx(1.959964 * tested.se, rel=1e-5)
+    assert mcnemar_test(5, 5, 100).p == 1.0 and mcnemar_test(5, 5, 100).verdict == "no difference"
