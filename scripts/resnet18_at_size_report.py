@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -50,6 +51,8 @@ def row(run: dict[str, Any]) -> dict[str, Any]:
             "process_spread": {b: s.get("process_spread") for b, s in {"dense": base_ort, **timed}.items()},
             "processes": base_ort.get("processes", 1),
             "under_load": any(s.get("load", {}).get("under_load") for s in [base_ort, *timed.values()]),
+            "machine": f"{run['environment'].get('cpu')}, {run['environment'].get('cpu_count')} cores, "
+                       f"flags {' '.join(run['environment'].get('isa') or [])}",
             "git_commit": run["environment"]["git_commit"], "git_dirty": run["environment"].get("git_dirty"),
             "finetune_epochs": run["recovery"].get("finetune_epochs", 0),
             "bn_recalibrate": run["recovery"].get("bn_recalibrate")}
@@ -90,6 +93,9 @@ def render(rows: list[dict[str, Any]], summary: list[dict[str, Any]], command: s
     int8_only = next((s for s in summary if s["pipeline"] == "int8"), None)
     alone = int8_only["speedup"].get("onnxruntime-int8") if int8_only else None
     int8_finetune = ", ".join(sorted({f"{r['finetune_epochs']:g}" for r in rows if r["pipeline"] == "int8"})) or "-"
+    bn = {r["pipeline"]: bool(r["bn_recalibrate"]) for r in rows}
+    bn_text = ("on for every run" if all(bn.values()) else "off for every run" if not any(bn.values())
+               else ", ".join(f"{k} {'on' if v else 'off'}" for k, v in bn.items()))
     commits = sorted({r["git_commit"] for r in rows})
     dirty = any(r["git_dirty"] for r in rows)
     lines = [f"# Standard ResNet18 on Fashion-MNIST, trained and timed at the same size\n",
@@ -97,11 +103,12 @@ def render(rows: list[dict[str, Any]], summary: list[dict[str, Any]], command: s
              f"torchvision `resnet18` (7×7 stride-2 stem, 1 input channel) trained on Fashion-MNIST upsampled to the "
              f"size it is timed at ({first['input_size']} px, timed at {first['deploy_input_size']} px); one dense "
              f"baseline, compressed by each pipeline with {max(r['finetune_epochs'] for r in rows):g} epoch(s) of "
-             f"recovery fine-tuning per seed (int8 alone: {int8_finetune}; BN recalibration "
-             f"{'on' if first['bn_recalibrate'] else 'off'} for every run). Accuracy on the "
+             f"recovery fine-tuning per seed (int8 alone: {int8_finetune}; BN recalibration: "
+             f"{bn_text}). Accuracy on the "
              f"{first['samples']:,} test images at that size (int8 pipelines: the int8 ONNX model); latency batch 1, "
              f"ONNX Runtime, each run timing its dense baseline and its result together in {first['processes']} fresh "
              f"processes (`--processes`): medians of per-process medians, speed-ups the median of per-process ratios. "
+             f"Machine: {'; '.join(sorted({r['machine'] for r in rows}))}. "
              f"Runs at commit{'s' if len(commits) > 1 else ''} {', '.join(commits)}"
              f"{' (tree dirty)' if dirty else ''}; "
              f"{'some timings ran under load' if any(r['under_load'] for r in rows) else 'no timing ran under load'}"
@@ -120,9 +127,10 @@ def render(rows: list[dict[str, Any]], summary: list[dict[str, Any]], command: s
         int8_ms = s["ms"].get("onnxruntime-int8")
         spread = f" ± {100 * s['accuracy_sd']:.2f}" if s["accuracy_sd"] is not None else ""
         interval = f" ± {s['half_width']:.2f}" if s["half_width"] is not None else ""
-        p = f", p = {s['p']:.3f}" if s["p"] is not None else ""
+        p = "" if s["p"] is None else ", p < 0.001" if s["p"] < 0.001 else f", p = {s['p']:.3f}"
+        test = re.sub(r"t \(\d{4,} dof, Welch–Satterthwaite\)", "z (binomial term dominates)", s["test"])
         lines.append(f"| {s['pipeline']} | {len(s['seeds'])} | {100 * s['accuracy']:.2f}{spread} % | "
-                     f"{s['delta_points']:+.2f}{interval} ({s['test']}{p}) | {s['verdict']} | {s['macs'] / 1e9:.3f} | "
+                     f"{s['delta_points']:+.2f}{interval} ({test}{p}) | {s['verdict']} | {s['macs'] / 1e9:.3f} | "
                      f"×{s['mac_reduction']:.2f} | {s['ms'].get('onnxruntime', float('nan')):.2f} | "
                      f"{f'×{fp32:.2f}' if fp32 else '-'} | "
                      f"{f'{int8_ms:.2f}' if int8_ms else '-'} | "
@@ -152,7 +160,8 @@ def main() -> None:
     write_json_atomic({"rows": rows, "summary": summary,
                        "environment": json.loads(next(args.runs.glob("*.json")).read_text())["environment"]},
                       args.out / "results.json")
-    write_atomic(args.out / "README.md", render(rows, summary, args.command))
+    text = render(rows, summary, args.command)
+    write_atomic(args.out / "README.md", lambda tmp: tmp.write_text(text))
     print(f"wrote {args.out / 'README.md'}")
 
 

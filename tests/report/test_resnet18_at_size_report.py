@@ -22,7 +22,7 @@ def _run(strategy: str, seed: int, accuracy: float, dense: list[float], fp32: li
     return {"strategy": strategy, "command": f"compressor run -s {strategy} --seed {seed}",
             "model": {"seed": seed, "input_size": 112},
             "recovery": {"finetune_epochs": 0 if strategy == "int8" else 0.5, "bn_recalibrate": False},
-            "environment": {"git_commit": "abc1234", "git_dirty": False},
+            "environment": {"git_commit": "abc1234", "git_dirty": False, "cpu": "x86", "cpu_count": 2},
             "baseline": {"accuracy": 0.90, "samples": 10_000, "macs": 400, "latency": {"onnxruntime": _latency(dense)}},
             "compressed": {"accuracy": accuracy, "samples": 10_000, "macs": macs, "deploy_input_size": 112,
                            "metrics_from": "int8 ONNX model (ONNX Runtime)", "latency": compressed_latency}}
