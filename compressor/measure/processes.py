@@ -3,7 +3,7 @@
 On shared cloud CPUs the machine's own speed moves between processes: scripts/ort_process_modes.py measured
 per-process medians of one ResNet18 varying several-fold while a fixed matrix product timed in the same processes
 moved with them (reports/latency-processes/). No session setting removes that. What repeats is the comparison
-made inside one process, models interleaved: so each child process times every model of one backend in
+made inside one process, models interleaved: so each child process times every model and backend in
 alternating rounds (`time_runners`), and a model's figure is the median of its per-process medians, a speed-up
 the median of per-process ratios (`speedup`). Each child also times a fixed single-thread matrix product before
 and after, the machine's speed while it ran (`machine_reference_ms`).
