@@ -469,5 +469,14 @@ class RunRow:
                                  or any("bn_images" in step.record for step in report.steps)),
             timed_under_load=timed_under_load(report.to_dict()), correct=comp.correct)
 
+    @classmethod
+    def csv_columns(cls) -> tuple[str, ...]:
+        """The columns of results.csv: all but the per-image record."""
+        return tuple(c for c in cls.columns() if c != "correct")
+
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The row as a mapping; `correct` only when the run recorded it (rows of older reports stay as they were)."""
+        row = dataclasses.asdict(self)
+        if row["correct"] is None:
+            del row["correct"]
+        return row

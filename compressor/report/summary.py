@@ -252,7 +252,7 @@ def openaimer_section(rows: Sequence[Row], scores: Sequence[Mapping[str, Any]]) 
 
 def _csv_text(rows: Sequence[Row]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=[c for c in RunRow.columns() if c != "correct"], lineterminator="\n",
+    writer = csv.DictWriter(buffer, fieldnames=RunRow.csv_columns(), lineterminator="\n",
                             extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
