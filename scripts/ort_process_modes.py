@@ -121,13 +121,6 @@ def export(arch: str, in_channels: int, input_size: int, path: Path, channels: f
     export_onnx(model, path, in_channels, input_size)
 
 
-def spread(values: list[float]) -> float:
-    """(max - min) / median of per-process medians."""
-    ordered = sorted(values)
-    middle = ordered[len(ordered) // 2] if len(ordered) % 2 else sum(ordered[len(ordered) // 2 - 1:][:2]) / 2
-    return (ordered[-1] - ordered[0]) / middle
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", default="densenet201")
@@ -159,6 +152,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.child, args.in_channels, args.input_size, configs[0], args.warmups, args.calls)))
         return
+    from compressor.measure.processes import spread
+
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "model.onnx"
         export(args.arch, args.in_channels, args.input_size, onnx_path)

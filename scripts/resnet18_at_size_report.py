@@ -71,20 +71,13 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "accuracy": statistics.fmean(r["accuracy"] for r in group),
                     "accuracy_sd": statistics.stdev(r["accuracy"] for r in group) if len(group) > 1 else None,
                     "delta_points": test.mean, "half_width": test.half_width, "p": test.p, "test": test.test,
-                    "verdict": verdict(test.mean, test.p),
+                    "verdict": test.verdict,
                     "macs": group[0]["macs"], "mac_reduction": group[0]["dense_macs"] / group[0]["macs"],
                     "ms": {b: statistics.median(r["ms"][b] for r in group if b in r["ms"]) for b in backends},
                     "speedup": {b: statistics.median(r["speedup"][b] for r in group if b in r["speedup"])
                                 for b in backends},
                     "speedups_per_seed": {b: [r["speedup"].get(b) for r in group] for b in backends}})
     return out
-
-
-def verdict(mean: float, p: float | None) -> str:
-    """"lower"/"higher" when the paired test rejects no change at ALPHA, else "no difference"."""
-    if p is None or p >= ALPHA:
-        return "no difference"
-    return "lower" if mean < 0 else "higher"
 
 
 def render(rows: list[dict[str, Any]], summary: list[dict[str, Any]], command: str) -> str:

@@ -43,7 +43,7 @@ def test_report_pairs_seeds_and_states_int8_alone(tmp_path: Path) -> None:
     summary = {s["pipeline"]: s for s in script.summarize(rows)}
     assert summary["int8"]["speedup"]["onnxruntime-int8"] == 4.0
     assert summary["channels+int8"]["speedup"] == {"onnxruntime": 2.5, "onnxruntime-int8": 8.0}
-    assert summary["channels+int8"]["verdict"] == "lower" and summary["int8"]["verdict"] == "no difference"
+    assert summary["channels+int8"]["verdict"] == "worse" and summary["int8"]["verdict"] == "no difference"
     assert summary["channels+int8"]["mac_reduction"] == 4.0 and summary["int8"]["seeds"] == [0, 1]
     text = script.render(rows, list(summary.values()), "scripts/resnet18-at-size.sh")
     line = next(l for l in text.splitlines() if l.startswith("| channels+int8 | 2 |"))
