@@ -19,9 +19,11 @@ demo: install
 
 # `pytest -q` includes tests/test_docs.py, which builds the docs with `mkdocs build --strict` (a broken link or
 # anchor fails) and checks that every repository path the README and docs/ name exists.
-# Both suites always run (a failing test must not hide a broken benchmark); make fails when either failed.
+# `ruff check` (configured in pyproject.toml) lints first. All three always run (a lint error or a failing test must
+# not hide a broken benchmark); make fails when any failed.
 test: install
 	status=0; \
+	$(BIN)/ruff check . || status=1; \
 	$(BIN)/python -m pytest -q || status=1; \
 	$(BIN)/python -m pytest -q benchmarks --bench-smoke --benchmark-disable || status=1; \
 	exit $$status

@@ -31,7 +31,8 @@ from compressor.strategies.sensitivity import calib_scores
 
 __all__ = [
     "Checkpoint", "Compressed", "CompressorError", "DatasetRequest", "list_datasets", "load_dataset",
-    "register_dataset", "ModelMeasurement", "compress", "measure", "LoaderSplit", "ModelSpec", "ProgressCallback", "RichProgress", "RunConfig",
+    "register_dataset", "ModelMeasurement", "compress", "measure", "LoaderSplit", "ModelSpec", "ProgressCallback",
+    "RichProgress", "RunConfig",
     "RunResult", "RuntimeFailure", "Split", "Step", "Strategy", "StrategyContext", "StrategyOutput", "apply_masks",
     "build_model", "build_strategy", "calib_scores", "check_fraction", "check_int", "get_strategy",
     "global_masks", "layer_masks", "list_archs", "list_strategies", "load_checkpoint", "param", "parse_steps",

@@ -28,12 +28,11 @@ from compressor.head import LinearConfig, refit_classifier
 from compressor.loaders import Batch, LoaderSplit, Split, split_key
 from compressor.measure import MeasureConfig, measure_model
 from compressor.measure.harness import Int8Plan
-from compressor.steps import Step, check_order, export_not_last, parse_steps, recalibration_recommended
 from compressor.progress import ProgressCallback, RichProgress, silent_progress
-from compressor.registry import StrategyContext, build_strategy, removes_structure, strategy_check
 from compressor.recovery_recipes import get_recovery_recipe
+from compressor.registry import StrategyContext, build_strategy, removes_structure, strategy_check
+from compressor.steps import Step, check_order, export_not_last, parse_steps, recalibration_recommended
 from compressor.train import PRECISIONS, TrainConfig, recalibrate_batchnorm, train, zero_masks
-
 
 DEFAULT_FINETUNE_LR = 0.01  # fine-tuning's peak LR when nothing says otherwise (the CLI scales the baseline's)
 

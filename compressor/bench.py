@@ -52,5 +52,5 @@ def bench(*, model: Path | None = None, arch: str | None = None, num_classes: in
         with tempfile.TemporaryDirectory(prefix="compressor-bench-grid-") as scratch:
             measurements["latency_grid"] = measure_grid({"model": the_model}, channels, grid, config,
                                                         Path(scratch))["model"]
-    return {"schema": BENCH_SCHEMA, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    return {"schema": BENCH_SCHEMA, "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "command": command, "model": described, "environment": environment(), "measurements": measurements}

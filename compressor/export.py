@@ -125,8 +125,13 @@ def quantize_onnx_int8(onnx_path: str | Path, target: str | Path, calibration: l
     uint8 activations with int8 weights (U8S8) is the pairing ONNX Runtime's x86 kernels (AVX2/AVX-512 VNNI/AMX)
     run fastest; int8 activations fall back to slower kernels (×0.8 of fp32 measured on a Xeon, issue 19).
     """
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if method not in CALIBRATION_METHODS:

@@ -15,20 +15,47 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from compressor.api import (DEFAULT_FINETUNE_LR, RecoveryConfig, apply_steps, check_fit, int8_plan, prune_gradually,
-                            recover, resolve_int8_plan)
-from compressor.baseline import (DEFAULT_RECIPE, BaselineRequest, baseline_finetune_lr, get_baseline, model_spec,
-                                 training_config)
-from compressor.checkpoint import (Checkpoint, ModelSpec, dataset_for_arch, load_dataset_for, load_state_dict_into,
-                                   read_model_file, save_checkpoint)
+from compressor.api import (
+    DEFAULT_FINETUNE_LR,
+    RecoveryConfig,
+    apply_steps,
+    check_fit,
+    int8_plan,
+    prune_gradually,
+    recover,
+    resolve_int8_plan,
+)
+from compressor.baseline import (
+    DEFAULT_RECIPE,
+    BaselineRequest,
+    baseline_finetune_lr,
+    get_baseline,
+    model_spec,
+    training_config,
+)
+from compressor.checkpoint import (
+    Checkpoint,
+    ModelSpec,
+    dataset_for_arch,
+    load_dataset_for,
+    load_state_dict_into,
+    read_model_file,
+    save_checkpoint,
+)
 from compressor.data import Dataset, dataset_slug, default_cache_dir, load_dataset
 from compressor.device import resolve_device
 from compressor.environment import environment
 from compressor.errors import CompressorError
 from compressor.measure import MeasureConfig, measure_model
 from compressor.measure.accuracy import evaluate, torch_forward
-from compressor.measure.grid import (LatencyGrid, check_input_size, grid_speedups, measure_grid, requested_grid,
-                                     speedup_summary)
+from compressor.measure.grid import (
+    LatencyGrid,
+    check_input_size,
+    grid_speedups,
+    measure_grid,
+    requested_grid,
+    speedup_summary,
+)
 from compressor.measure.harness import Int8Plan, latency_block, with_latency
 from compressor.models import arch_slug, build_model, input_size_for
 from compressor.preflight import ensure_writable_dir, ensure_writable_file, measurement_bytes
@@ -36,8 +63,17 @@ from compressor.progress import RichProgress, silent_progress
 from compressor.recovery_recipes import AUTO, get_recovery_recipe
 from compressor.registry import StrategyContext
 from compressor.report.layer_plots import draw_run_plots
-from compressor.report.schema import (DatasetInfo, Environment, Measurement, ModelInfo, Recovery, RunReport,
-                                      StepReport, step_params, write_run_report)
+from compressor.report.schema import (
+    DatasetInfo,
+    Environment,
+    Measurement,
+    ModelInfo,
+    Recovery,
+    RunReport,
+    StepReport,
+    step_params,
+    write_run_report,
+)
 from compressor.steps import Step
 
 
@@ -330,7 +366,7 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
 
     steps_done = [StepReport.from_dict(entry, f"steps[{index}].") for index, entry in enumerate(step_reports)]
     run_report = RunReport(
-        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         command=config.command,
         strategy="+".join(s.strategy for s in steps),
         params=step_params(steps_done),

@@ -6,8 +6,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compressor.errors import CompressorError
-from compressor.registry import (acts_on_export, build_strategy, get_strategy, recommends_bn_recalibration,
-                                 recovery_setting_error)
+from compressor.registry import (
+    acts_on_export,
+    build_strategy,
+    get_strategy,
+    recommends_bn_recalibration,
+    recovery_setting_error,
+)
 
 
 @dataclass(frozen=True)

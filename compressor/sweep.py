@@ -24,11 +24,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from compressor import parse_steps
-from compressor.steps import recalibration_recommended
 from compressor.errors import CompressorError
 from compressor.fileio import write_atomic, write_json_atomic
-from compressor.report.schema import CELL_SCHEMA  # noqa: F401  (the schema of DIR/cells/KEY.json)
-from compressor.report.schema import CellRecord, RunRow, read_cell_records, read_run_report
+from compressor.report.schema import (
+    CELL_SCHEMA,  # noqa: F401  (the schema of DIR/cells/KEY.json)
+    CellRecord,
+    RunRow,
+    read_cell_records,
+    read_run_report,
+)
+from compressor.steps import recalibration_recommended
 from compressor.train import whole_if_integral
 
 

@@ -208,8 +208,8 @@ def train(model: nn.Module, split: Split, input_size: int, config: TrainConfig, 
             norm.eval()
     start = time.perf_counter()
     step, seen, correct, running = 0, 0, 0, 0.0
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-               TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn())
     # progress goes to stderr (stdout carries only results, so it can be piped); off a terminal the per-step log
     # lines below stand for the bar, whose last frame would only repeat them
     console = Console(stderr=True)

@@ -189,7 +189,8 @@ def readme(results: dict[str, Any]) -> str:
              f"timed in the same interleaved rounds ({results['rounds']} rounds; at least {results['plan']['min_runs']}"
              f" runs and {results['plan']['min_seconds']} s per cell) with {results['threads']} threads, "
              f"ONNX Runtime with all graph optimizations, sequential execution; int8 = static QDQ, uint8 activations, "
-             "per-channel int8 weights (int8 columns: models whose pipeline ends in int8, and the dense model quantized). "
+             "per-channel int8 weights (int8 columns: models whose pipeline ends in int8, and the dense model "
+             "quantized). "
              "Medians in ms; ×dense = dense fp32 ONNX Runtime median ÷ this model's median. Distilled runs whose "
              "plain twin is timed have the same architecture and are listed for accuracy only (\"as plain\").\n",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -210,7 +211,8 @@ def readme(results: dict[str, Any]) -> str:
     lines += _run_reports(results, size)
     lines += ["", "![speed-up against MAC reduction](speedup-vs-macs.png)\n",
               f"## `channels` with `round_to` at {size} px (one-shot on the baseline, latency only)\n",
-              "| model | channels removed | MACs (G) | ORT b1 ms | ORT ×dense b1 | torch b1 ms |", "|---|---|---|---|---|---|"]
+              "| model | channels removed | MACs (G) | ORT b1 ms | ORT ×dense b1 | torch b1 ms |",
+              "|---|---|---|---|---|---|"]
     for name, row in results["models"].items():
         if name.startswith("round/"):
             sp = _speedup(row, "onnxruntime", 1)
@@ -222,7 +224,8 @@ def readme(results: dict[str, Any]) -> str:
               f"ONNX Runtime's optimized graph of the dense int8 model: integer kernels {kernels['int8_compute_ops']}, "
               f"float compute kernels {kernels['float_compute_ops'] or 'none'}; profiled share of time in integer "
               f"kernels {100 * kernels['profile_int8_share']:.1f} %; session options {kernels['session_options']}. "
-              f"Dense int8 test top-1 at {results['trained_size']} px: {100 * results['models']['dense']['int8']['accuracy']:.2f} % "
+              f"Dense int8 test top-1 at {results['trained_size']} px: "
+              f"{100 * results['models']['dense']['int8']['accuracy']:.2f} % "
               f"(calibration {results['models']['dense']['int8']['calibration']}). Per-op profile in results.json "
               "(`models.dense.grid.int8_kernels`).\n",
               "## Targets\n", *targets(results), "",
@@ -254,7 +257,8 @@ def _run_reports(results: dict[str, Any], size: int) -> list[str]:
     return ["", f"## `compressor run --deploy-size {size}` reports in runs/\n",
             "Each times its own baseline and result interleaved (its command is in the JSON); accuracy at the "
             f"training size (int8 model's where the pipeline ends in int8), latency at {size} px, all cores.\n",
-            "| report | top-1 | cell | baseline ms | compressed ms | speed-up | MACs ÷ |", "|---|---|---|---|---|---|---|",
+            "| report | top-1 | cell | baseline ms | compressed ms | speed-up | MACs ÷ |",
+            "|---|---|---|---|---|---|---|",
             *rows]
 
 

@@ -51,7 +51,8 @@ def main() -> None:
     defaults = build_strategy("fishleg", {**shared, **fishleg_params})
     obd_params = {**shared, "fisher": defaults.fisher, "relative_damping": defaults.relative_damping,
                   "damping": defaults.damping, "gradients": defaults.gradients, "grad_batch": defaults.grad_batch}
-    result: dict = {"command": " ".join([".venv/bin/python", *sys.argv]), "amount": args.amount, "seed": args.seed, "fishleg_params": fishleg_params}
+    result: dict = {"command": " ".join([".venv/bin/python", *sys.argv]), "amount": args.amount, "seed": args.seed,
+                    "fishleg_params": fishleg_params}
     masks, records = {}, {}
     for name, params in (("obd", obd_params), ("fishleg", {**shared, **fishleg_params})):
         model = copy.deepcopy(checkpoint.model).eval()

@@ -40,8 +40,7 @@ def child(onnx_path: str, in_channels: int, input_size: int, config: str, warmup
     session (the harness's `onnxruntime_latency` when the config is a bare thread count), plus the reference."""
     import numpy as np
 
-    from compressor.measure.latency import (TimingPlan, onnxruntime_latency, onnxruntime_session,
-                                            sample_latencies)
+    from compressor.measure.latency import TimingPlan, onnxruntime_latency, onnxruntime_session, sample_latencies
     from compressor.measure.processes import machine_reference_ms
 
     threads, spinning, pinned = parse_config(config)

@@ -91,7 +91,7 @@ def render(rows: list[dict[str, Any]], summary: list[dict[str, Any]], command: s
                else ", ".join(f"{k} {'on' if v else 'off'}" for k, v in bn.items()))
     commits = sorted({r["git_commit"] for r in rows})
     dirty = any(r["git_dirty"] for r in rows)
-    lines = [f"# Standard ResNet18 on Fashion-MNIST, trained and timed at the same size\n",
+    lines = ["# Standard ResNet18 on Fashion-MNIST, trained and timed at the same size\n",
              f"Regenerate: `{command}`.\n",
              f"torchvision `resnet18` (7×7 stride-2 stem, 1 input channel) trained on Fashion-MNIST upsampled to the "
              f"size it is timed at ({first['input_size']} px, timed at {first['deploy_input_size']} px); one dense "

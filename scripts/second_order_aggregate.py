@@ -174,7 +174,8 @@ def targets(cells: Sequence[Cell], specs: Mapping[str, Mapping[str, Any]],
             "and CUDA allocated)")
     else:
         add(name, "no data", "no fishleg cell")
-    name = f"(5) fishleg's fitted Q beats its diagonal start on held-out probes in ≥ {100 * TARGET_LEARNED:g} % of layers"
+    name = (f"(5) fishleg's fitted Q beats its diagonal start on held-out probes in ≥ {100 * TARGET_LEARNED:g} % "
+            "of layers")
     fits = [fit for c in mine for fit in (c.get("fishleg") or {}).get("fits", [])]
     if fits:
         first = [(c["fishleg"]["fits"][0]["layers_accepted"], c["fishleg"]["fits"][0]["layers"]) for c in mine
@@ -270,7 +271,8 @@ def fishleg_probe_table(probes: Mapping[str, Mapping[str, Any]]) -> list[str]:
         lines.append(f"| `{name}` | {settings} | {fit['layers_accepted']} / {fit['layers']} | "
                      f"{fit['aux_loss_first']:.3g} → {fit['aux_loss_last']:.3g} | {decisions['different']:,} of "
                      f"{decisions['pruned']:,} ({100 * decisions['different_fraction']:.2f} %) | "
-                     f"{100 * p['obd']['test_accuracy_after_bn']:.2f} / {100 * p['fishleg']['test_accuracy_after_bn']:.2f}"
+                     f"{100 * p['obd']['test_accuracy_after_bn']:.2f} / "
+                     f"{100 * p['fishleg']['test_accuracy_after_bn']:.2f}"
                      f" | {p['fishleg']['seconds']:.0f} |")
     return lines
 

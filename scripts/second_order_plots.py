@@ -38,7 +38,7 @@ def _mark_collapsed(ax: Any, x: float, value: float, colour: Any, text: str) -> 
 
 def difference_figure(diffs: Sequence[Mapping[str, Any]], labels: Sequence[str], amounts: Sequence[float],
                       reference: str, chance: float) -> Figure:
-    """Each method minus the reference, one panel per (BN mode, amount) on its own scale; bars = 95 % confidence intervals.
+    """Each method minus the reference, one panel per (BN mode, amount) on its own scale; bars = 95 % intervals.
 
     A bar that crosses zero is a difference within noise (the noise rule). Own scales keep a 0.3-point difference
     at 90 % readable next to 40 points at 98 %. A method that collapsed (mean accuracy below COLLAPSED × chance)

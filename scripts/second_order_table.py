@@ -360,7 +360,7 @@ def main() -> None:
     if args.reference not in specs:
         parser.error(f"--reference {args.reference} is not one of the methods ({', '.join(specs)})")
     try:
-        for (label, spec), amount in itertools.product(specs.items(), amounts):
+        for (label, spec), amount in itertools.product(specs.items(), amounts):  # noqa: B007 - named in the error
             build_strategy(spec["strategy"], strategy_params(spec, amount))
     except CompressorError as exc:
         parser.error(f"{label} at {amount}: {exc}")

@@ -12,8 +12,8 @@ from sklearn.metrics import classification_report, confusion_matrix, f1_score
 from torch import nn
 
 from compressor.data import Split
-from compressor.report.plots import plot_tsne
 from compressor.measure.accuracy import classification_metrics, predict, torch_forward
+from compressor.report.plots import plot_tsne
 
 
 def evaluate_classifier(model: nn.Module, split: Split, input_size: int, classes: tuple[str, ...]) -> dict[str, Any]:

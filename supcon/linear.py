@@ -68,7 +68,8 @@ def cached_features(encoder: nn.Module, dataset: Dataset, split_name: str, input
 
 
 def linear_evaluation(pretrained: Path, dataset: Dataset, config: LinearConfig, *, cache_dir: Path | None = None,
-                      show_progress: bool = True, device: str | torch.device = "cpu") -> tuple[Checkpoint, dict[str, Any]]:
+                      show_progress: bool = True, device: str | torch.device = "cpu"
+                      ) -> tuple[Checkpoint, dict[str, Any]]:
     """Freeze the pre-trained encoder, fit a linear head on its train features, and return the classifier.
 
     Features are extracted on `device`; the classifier comes back on the CPU. Calibration-split metrics are

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch.nn.utils import prune
 from torch import nn
+from torch.nn.utils import prune
 from torch.utils.data import DataLoader, TensorDataset
 
 import compressor
@@ -202,7 +202,8 @@ def test_distilled_recovery_is_recorded_and_bad_settings_are_one_line(loader: Da
 @pytest.mark.parametrize("args, message", [
     (["--distill"], "--distill distils during fine-tuning: give --finetune-epochs > 0"),
     (["--distill", "--finetune-epochs", "1", "--distill-alpha", "2"], "--distill-alpha must be a number in [0, 1]"),
-    (["--distill", "--finetune-epochs", "1", "--distill-temperature", "-1"], "--distill-temperature must be a number > 0"),
+    (["--distill", "--finetune-epochs", "1", "--distill-temperature", "-1"],
+     "--distill-temperature must be a number > 0"),
     (["--finetune-epochs", "1", "--label-smoothing", "1"], "--label-smoothing must be a number in [0, 1)"),
     (["--prune-steps", "0"], "--prune-steps must be an integer of at least 1"),
     (["--prune-steps", "3"], "--prune-steps fine-tunes between its rounds: give --finetune-epochs > 0"),

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-
-from conftest import run_cli
 
 from compressor.checkpoint import Checkpoint, ModelSpec, save_checkpoint
 from compressor.models import build_model
@@ -38,7 +37,8 @@ COMPRESSOR_BAD = [
     ("fine-tune epochs infinite", ["run", "-s", "l1", "--finetune-epochs", "inf"],
      "--finetune-epochs must be a finite number ≥ 0; got inf"),
     ("fine-tune LR zero", ["run", "-s", "l1", "--finetune-lr", "0"], "--finetune-lr must be a finite number > 0"),
-    ("unknown recipe", ["run", "-s", "l1", "--recipe", "fast"], "unknown recipe 'fast'; choose one of standard, anchor"),
+    ("unknown recipe", ["run", "-s", "l1", "--recipe", "fast"],
+     "unknown recipe 'fast'; choose one of standard, anchor"),
     ("unknown precision", ["train", "-o", "{tmp}/t.pt", "--precision", "fp16"],
      "--precision must be one of fp32, bf16, auto; got 'fp16'"),
     ("unknown recovery recipe", ["run", "-s", "l1", "--recovery-recipe", "supcon"],

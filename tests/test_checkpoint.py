@@ -9,8 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from compressor.checkpoint import (Checkpoint, ModelSpec, apply_edits, load_checkpoint, save_checkpoint,
-                                   structure_edits)
+from compressor.checkpoint import Checkpoint, ModelSpec, apply_edits, load_checkpoint, save_checkpoint, structure_edits
 from compressor.errors import CompressorError
 from compressor.models import build_model
 

@@ -37,10 +37,10 @@ PREFIXES = ("reports", "scripts", "compressor", "supcon", "benchmarks", "example
 
 FENCED = re.compile(r"^(`{3,}|~{3,})[^\n]*\n(.*?)^\1[ \t]*$", re.M | re.S)
 INLINE = re.compile(r"`([^`]+)`")
-REPO_PATH = re.compile(r"(?<![\w./~:$-])((?:%s)/[^\s`'\"|,;()\[\]]*)" % "|".join(PREFIXES))
+REPO_PATH = re.compile(r"(?<![\w./~:$-])((?:%s)/[^\s`'\"|,;()\[\]]*)" % "|".join(PREFIXES))  # noqa: UP031 - a regex full of braces
 PLACEHOLDER_WORDS = ("NAME", "DIR", "KEY", "FILE", "PATH", "CKPT", "STRATEGY", "ARCH", "DATASET", "AMOUNT", "SEED",
                      "NNNN")
-PLACEHOLDER = re.compile(r"<[^<>/]*>|…|(?<![A-Za-z])(?:%s)(?![A-Za-z])" % "|".join(PLACEHOLDER_WORDS))
+PLACEHOLDER = re.compile(r"<[^<>/]*>|…|(?<![A-Za-z])(?:%s)(?![A-Za-z])" % "|".join(PLACEHOLDER_WORDS))  # noqa: UP031
 GLOB_CHARS = re.compile(r"[*?]")
 MARKDOWN_LINK = re.compile(r"\]\(([^)\s]+)\)")
 

@@ -1,4 +1,4 @@
-"""Model zoo: adapted to channels, classes and minimum input size; clear errors for unknown archs and offline weights."""
+"""Model zoo: adapted to channels, classes and input size; clear errors for unknown archs and offline weights."""
 
 from __future__ import annotations
 
@@ -6,8 +6,15 @@ import pytest
 import torch
 
 from compressor.errors import CompressorError
-from compressor.models import (arch_plugin_errors, build_model, get_arch, input_size_for, list_archs,
-                               model_channels, register_arch)
+from compressor.models import (
+    arch_plugin_errors,
+    build_model,
+    get_arch,
+    input_size_for,
+    list_archs,
+    model_channels,
+    register_arch,
+)
 
 
 @pytest.mark.parametrize("arch", ["resnet18", "resnet50", "densenet169", "densenet201"])

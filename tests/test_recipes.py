@@ -9,8 +9,14 @@ import torch
 from torch import nn
 
 from compressor.api import RecoveryConfig
-from compressor.baseline import (RECIPES, BaselineRequest, baseline_finetune_lr, baseline_path, get_recipe,
-                                 training_config)
+from compressor.baseline import (
+    RECIPES,
+    BaselineRequest,
+    baseline_finetune_lr,
+    baseline_path,
+    get_recipe,
+    training_config,
+)
 from compressor.checkpoint import Checkpoint, ModelSpec
 from compressor.data import Dataset
 from compressor.errors import CompressorError

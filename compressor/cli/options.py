@@ -25,7 +25,8 @@ err = Console(stderr=True)
 
 DataOpt = Annotated[str | None, typer.Option("--data", "-d", help="digits | fashion-mnist | cifar10 | cifar100 | "
                                                                "imagefolder:PATH (default digits)")]
-ArchOpt = Annotated[str | None, typer.Option("--arch", "-a", help="architecture (default resnet18); see `compressor list`")]
+ArchOpt = Annotated[str | None, typer.Option("--arch", "-a",
+                                             help="architecture (default resnet18); see `compressor list`")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="where to look for dataset files first "
                                                                     "(also $COMPRESSOR_DATA)")]
 CacheOpt = Annotated[Path | None, typer.Option("--cache-dir", help="baseline/download cache (default "

@@ -141,7 +141,8 @@ def _load_cifar(request: DatasetRequest) -> Dataset:
         try:
             splits = (cls(str(roots[-1]), train=True, download=True), cls(str(roots[-1]), train=False, download=True))
         except Exception as exc:  # noqa: BLE001 - network errors come in many types
-            raise CompressorError(f"{name} not found in {', '.join(map(str, roots))} and download failed: {exc}")
+            raise CompressorError(
+                f"{name} not found in {', '.join(map(str, roots))} and download failed: {exc}") from exc
     if splits is None:
         raise CompressorError(f"{name} not found in {', '.join(map(str, roots))}; go online to download it")
     train, test = splits

@@ -17,11 +17,19 @@ from compressor.errors import CompressorError
 from compressor.export import export_onnx, quantize_onnx_int8
 from compressor.measure.accuracy import classification_metrics, onnx_forward, pack_correct, predict, torch_forward
 from compressor.measure.complexity import complexity
-from compressor.measure.latency import (BACKENDS, TimingPlan, cuda_runner, onnxruntime_runner, onnxruntime_session,
-                                        repeat_spread, skip_reason, time_runners, torch_runner)
+from compressor.measure.latency import (
+    BACKENDS,
+    TimingPlan,
+    cuda_runner,
+    onnxruntime_runner,
+    onnxruntime_session,
+    repeat_spread,
+    skip_reason,
+    time_runners,
+    torch_runner,
+)
 from compressor.measure.processes import time_in_processes
 from compressor.measure.size import COMPRESSIONS, artifact_sizes, write_artifacts
-
 
 ORT_BACKENDS = ("onnxruntime", "onnxruntime-int8")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,9 @@ from compressor.measure.latency import onnxruntime_session
 def _judge_set(split: Split, input_size: int, samples: int) -> tuple[list[Any], np.ndarray]:
     """The first `samples` images of `split` (in order) as batches, and their labels."""
     images, labels, seen = [], [], 0
-    for x, y in itertools.takewhile(lambda _: seen < samples, split.batches(input_size, 250)):
+    for x, y in split.batches(input_size, 250):
+        if seen >= samples:
+            break
         take = min(len(y), samples - seen)
         images.append(x[:take])
         labels.append(y[:take].numpy())

@@ -10,8 +10,17 @@ Importing this package does not import matplotlib.
 """
 
 from compressor.report.schema import REPORT_SCHEMA, RunReport, read_run_report, write_run_report
-from compressor.report.tables import (accuracy_table, bench_renderables, complexity_table, deployment_table,
-                                      grid_table, latency_table, run_table, sensitivity_table, size_table)
+from compressor.report.tables import (
+                                      accuracy_table,
+                                      bench_renderables,
+                                      complexity_table,
+                                      deployment_table,
+                                      grid_table,
+                                      latency_table,
+                                      run_table,
+                                      sensitivity_table,
+                                      size_table,
+)
 
 __all__ = ["REPORT_SCHEMA", "RunReport", "accuracy_table", "bench_renderables", "complexity_table",
            "deployment_table", "grid_table", "latency_table", "read_run_report", "run_table", "sensitivity_table",

@@ -13,14 +13,21 @@ from typing import Any
 from compressor.environment import environment
 from compressor.errors import CompressorError
 from compressor.fileio import write_atomic, write_json_atomic
+from compressor.measure.load import UNDER_LOAD_CORES
 from compressor.report.difference_plot import plot_differences
 from compressor.report.layer_plots import plot_layer_heatmap
 from compressor.report.pareto import label, pareto_front, pick_under_budget, typical_baseline
 from compressor.report.schema import RESULTS_SCHEMA, RunReport, RunRow, read_cell_records, read_run_report
 from compressor.report.tradeoff_plot import key_names, plot_tradeoffs
-from compressor.measure.load import UNDER_LOAD_CORES
-from compressor.report.uncertainty import (ALPHA, NOT_COMPARABLE, Difference, accuracy_text, binomial_se,
-                                           differences, seed_groups)
+from compressor.report.uncertainty import (
+    ALPHA,
+    NOT_COMPARABLE,
+    Difference,
+    accuracy_text,
+    binomial_se,
+    differences,
+    seed_groups,
+)
 
 Row = Mapping[str, Any]
 
@@ -76,8 +83,8 @@ def _ms(value: float | None, base: float | None) -> str:
 
 def markdown_table(rows: Sequence[Row]) -> str:
     """A Markdown table of runs: accuracy one-shot or after fine-tuning, sparsity, MACs, size, latency vs baseline."""
-    header = ("| pipeline | parameters | fine-tune epochs | seed | top-1 % before fine-tuning | top-1 % ± SE | macro F1 | "
-              "sparsity % | non-zero params | MACs (M) | fp32 MB | deployable MB | torch ms (vs base) | "
+    header = ("| pipeline | parameters | fine-tune epochs | seed | top-1 % before fine-tuning | top-1 % ± SE | "
+              "macro F1 | sparsity % | non-zero params | MACs (M) | fp32 MB | deployable MB | torch ms (vs base) | "
               "ORT ms (vs base) | strategy s |")
     lines = [header, "|" + "---|" * header.count(" | ") + "---|"]
     first = rows[0]
@@ -135,13 +142,14 @@ def difference_section(diffs: Sequence[Difference], reference: str) -> str:
     """Each method minus the reference at the same amount and budget, paired by seed, with a verdict."""
     lines = [f"## Difference from {reference}\n",
              f"![top-1 minus {reference}, with 95 % confidence intervals](difference.png)\n",
-             f"Top-1 of each method minus {reference}'s at the same amount and fine-tuning budget, in points, paired by "
-             "seed (baseline and strategy seed). With two or more pairs: mean ± sd of the paired differences, tested "
-             "with Student's t on pairs − 1 degrees of freedom (2 or 3 seeds give wide intervals, not a known "
-             "error); with one pair: a z test on the two binomial standard errors combined. A difference whose "
-             f"two-sided p-value is {ALPHA:g} or more is reported as no difference; `pairs` is the number of seeds "
-             "the verdict rests on. A method whose runs got other help than the reference's (BatchNorm "
-             "recalibration, by the recovery or inside the strategy) is paired with them but gets no verdict: "
+             f"Top-1 of each method minus {reference}'s at the same amount and fine-tuning budget, in points, "
+             "paired by seed (baseline and strategy seed). With two or more pairs: mean ± sd of the paired "
+             "differences, tested with Student's t on pairs − 1 degrees of freedom (2 or 3 seeds give wide "
+             "intervals, not a known error); with one pair: a z test on the two binomial standard errors "
+             f"combined. A difference whose two-sided p-value is {ALPHA:g} or more is reported as no difference; "
+             "`pairs` is the number of seeds the verdict rests on. A method whose runs got other help than the "
+             "reference's (BatchNorm recalibration, by the recovery or inside the strategy) is paired with them but "
+             "gets no verdict: "
              f"*{NOT_COMPARABLE}*.\n",
              "| pipeline | parameters | fine-tune epochs | pairs | difference (points) | SE | test | p | verdict |",
              "|---|---|---|---:|---:|---:|---|---:|---|"]
@@ -341,7 +349,8 @@ def write_summary(report_paths: list[Path], out_dir: Path, *, title: str | None 
     if reference:
         plot_differences(diffs, reference, out_dir / "difference.png", title)
     layered = [(f"{name} s{_seed_text(row)}", report.baseline.complexity["layers"],
-                report.compressed.complexity["layers"]) for row, name, (_, report) in zip(rows, key_names(rows), collected)
+                report.compressed.complexity["layers"])
+               for row, name, (_, report) in zip(rows, key_names(rows), collected)
                if report.baseline.complexity and report.compressed.complexity]
     if layered:
         plot_layer_heatmap(layered, out_dir / "layers.png", title)

@@ -143,7 +143,8 @@ def complexity_table(cx: dict[str, Any], top: int = 10) -> Table:
     layers = sorted(cx["layers"], key=lambda r: r["macs"], reverse=True)
     for row in layers[:top]:
         table.add_row(row["layer"], row["type"], "×".join(map(str, row["shape"])), f"{row['params']:,}",
-                      f"{100 * row['sparsity']:.1f} %", f"{row['macs'] / 1e6:.2f} M", f"{row['macs_sparse'] / 1e6:.2f} M")
+                      f"{100 * row['sparsity']:.1f} %", f"{row['macs'] / 1e6:.2f} M",
+                      f"{row['macs_sparse'] / 1e6:.2f} M")
     if len(layers) > top:
         table.caption = f"{len(layers) - top} smaller layers not shown (all are in the JSON)"
     return table
@@ -153,9 +154,9 @@ def sensitivity_table(record: dict[str, Any]) -> Table:
     """The layer-sensitive scan: accuracy drop per layer and scanned ratio, the ratio each layer got, and why."""
     sensitivity = record["sensitivity"]
     source = "cached scan" if sensitivity["cached"] else "fresh scan"
-    table = Table(title=(f"layer sensitivity ({source}; calibration accuracy {100 * sensitivity['baseline_accuracy']:.2f} %"
-                         f"; accuracy drop in points / loss increase when the layer alone is pruned, BatchNorm on batch "
-                         f"statistics)"))
+    table = Table(title=(f"layer sensitivity ({source}; calibration accuracy "
+                         f"{100 * sensitivity['baseline_accuracy']:.2f} %; accuracy drop in points / loss increase "
+                         "when the layer alone is pruned, BatchNorm on batch statistics)"))
     table.add_column("layer")
     table.add_column("params", justify="right")
     for ratio in sensitivity["ratios"]:
@@ -163,7 +164,8 @@ def sensitivity_table(record: dict[str, Any]) -> Table:
     table.add_column("chosen ratio", justify="right")
     for name, info in record["layers"].items():
         table.add_row(name, f"{info['params']:,}",
-                      *(f"{100 * d:.1f} / {loss:.3f}" for d, loss in zip(info["scan_drops"], info["scan_loss_increase"])),
+                      *(f"{100 * d:.1f} / {loss:.3f}"
+                        for d, loss in zip(info["scan_drops"], info["scan_loss_increase"])),
                       f"{info['chosen_ratio']:.3f}")
     allocation = record.get("allocation")
     if allocation:
@@ -212,7 +214,8 @@ def deployment_table(deployment: dict[str, Any]) -> Table:
     for row in deployment["speedups"]:
         reduction = row["mac_reduction"]
         table.add_row(str(row["input_size"]), str(row["batch_size"]), str(row["threads"]),
-                      row["backend"].replace("onnxruntime", "ORT"), f"{row['baseline_ms']:.3f}", f"{row['compressed_ms']:.3f}", f"×{row['speedup']:.2f}",
+                      row["backend"].replace("onnxruntime", "ORT"), f"{row['baseline_ms']:.3f}",
+                      f"{row['compressed_ms']:.3f}", f"×{row['speedup']:.2f}",
                       f"×{reduction:.2f}" if reduction else "-")
     return table
 

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from compressor.report.pareto import label, pareto_front, typical_baseline
 from compressor.report.plots import _figure, _plain_log_axis, _save_png, group_close
-from compressor.report.style import (budget_label, budget_markers, is_int8, marker_style, place_labels,
-                                     strategy_colours)
+from compressor.report.style import budget_label, budget_markers, is_int8, marker_style, place_labels, strategy_colours
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

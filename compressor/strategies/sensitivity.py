@@ -26,10 +26,17 @@ from torch import nn
 
 from compressor.errors import CompressorError
 from compressor.fileio import model_fingerprint, read_cached_json, write_json_atomic
-from compressor.registry import (StrategyContext, StrategyOutput, check_fraction, check_int, param,
-                                 register_strategy)
-from compressor.strategies.candidates import (Batches, Masks, calib_scores, judge, lamp_masks, magnitude_masks,
-                                              mask_ratios, ratio_masks)
+from compressor.registry import StrategyContext, StrategyOutput, check_fraction, check_int, param, register_strategy
+from compressor.strategies.candidates import (
+    Batches,
+    Masks,
+    calib_scores,
+    judge,
+    lamp_masks,
+    magnitude_masks,
+    mask_ratios,
+    ratio_masks,
+)
 from compressor.strategies.selection import apply_masks, global_masks, prunable_layers, sparsity_record
 
 __all__ = ["LayerSensitive", "allocate", "calib_scores", "scan"]

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import run_cli
 
 import compressor
@@ -59,7 +58,8 @@ def test_list_piped_keeps_every_name_and_description_on_one_line(tmp_path: Path)
     description = get_strategy("layer-sensitive").description
     assert ["layer-sensitive", "", "", "", description] in rows
     assert ["l1", "amount", "float", "0.5", get_strategy("l1").param("amount").help] in rows
-    assert f"architectures: {', '.join(list_archs())}; also torchvision:NAME, timm:NAME, package.module:factory" in lines
+    also = "also torchvision:NAME, timm:NAME, package.module:factory"
+    assert f"architectures: {', '.join(list_archs())}; {also}" in lines
     assert f"datasets: {', '.join(list_datasets())}" in lines
 
 

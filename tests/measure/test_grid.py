@@ -12,8 +12,16 @@ from torch import nn
 from compressor.errors import CompressorError
 from compressor.measure import MeasureConfig, TimingPlan
 from compressor.measure.complexity import dense_macs
-from compressor.measure.grid import (LatencyGrid, all_cores, check_input_size, grid_speedups, measure_grid,
-                                     parse_int_list, requested_grid, speedup_summary)
+from compressor.measure.grid import (
+    LatencyGrid,
+    all_cores,
+    check_input_size,
+    grid_speedups,
+    measure_grid,
+    parse_int_list,
+    requested_grid,
+    speedup_summary,
+)
 from compressor.measure.harness import Int8Plan
 from tests.conftest import TinyNet
 

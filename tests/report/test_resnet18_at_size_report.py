@@ -46,6 +46,6 @@ def test_report_pairs_seeds_and_states_int8_alone(tmp_path: Path) -> None:
     assert summary["channels+int8"]["verdict"] == "worse" and summary["int8"]["verdict"] == "no difference"
     assert summary["channels+int8"]["mac_reduction"] == 4.0 and summary["int8"]["seeds"] == [0, 1]
     text = script.render(rows, list(summary.values()), "scripts/resnet18-at-size.sh")
-    line = next(l for l in text.splitlines() if l.startswith("| channels+int8 | 2 |"))
+    line = next(row for row in text.splitlines() if row.startswith("| channels+int8 | 2 |"))
     assert line.rstrip().endswith("| ×8.00 | ×4.00 |"), line
     assert "abc1234" in text and "no timing ran under load" in text

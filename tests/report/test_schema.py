@@ -9,9 +9,23 @@ from pathlib import Path
 import pytest
 
 from compressor.errors import CompressorError
-from compressor.report.schema import (CELL_SCHEMA, REPORT_SCHEMA, CellRecord, DatasetInfo, Environment, Measurement,
-                                      ModelInfo, Recovery, RunReport, RunRow, StepReport, read_cell_records,
-                                      read_run_report, step_params, write_run_report)
+from compressor.report.schema import (
+    CELL_SCHEMA,
+    REPORT_SCHEMA,
+    CellRecord,
+    DatasetInfo,
+    Environment,
+    Measurement,
+    ModelInfo,
+    Recovery,
+    RunReport,
+    RunRow,
+    StepReport,
+    read_cell_records,
+    read_run_report,
+    step_params,
+    write_run_report,
+)
 from compressor.report.summary import collect_rows
 
 ROOT = Path(__file__).parents[2]

@@ -8,8 +8,16 @@ import numpy as np
 import pytest
 
 from compressor.measure.accuracy import pack_correct
-from compressor.report.uncertainty import (accuracy_text, binomial_se, differences, discordant_counts,
-                                           mcnemar_p_value, mcnemar_test, paired_test, seed_groups)
+from compressor.report.uncertainty import (
+    accuracy_text,
+    binomial_se,
+    differences,
+    discordant_counts,
+    mcnemar_p_value,
+    mcnemar_test,
+    paired_test,
+    seed_groups,
+)
 
 
 def _row(pipeline: str, accuracy: float, seed: int, amount: float | None = 0.5, ft: float = 0,

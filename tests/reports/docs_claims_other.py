@@ -14,7 +14,6 @@ from docs_claims_recovery import _cells
 from docs_claims_sweeps import _rows
 from test_committed_reports import Load
 
-
 # ---------------------------------------------------------------------------------------------------------------
 # reports/supcon/, reports/digits-examples/, reports/demo/, reports/make-test/
 

@@ -6,7 +6,16 @@ from typing import Any
 
 from docs_claims_common import _mb, _one, _pct
 from docs_claims_sweeps import (
-    UNSTRUCTURED, _baseline, _name, _openaimer, _provenance, _ratio, _row, _rows, _scored, _top_name,
+    UNSTRUCTURED,
+    _baseline,
+    _name,
+    _openaimer,
+    _provenance,
+    _ratio,
+    _row,
+    _rows,
+    _scored,
+    _top_name,
     _within_one_point,
 )
 from test_committed_reports import Claim, Load

@@ -75,7 +75,8 @@ def _fits(load: Load) -> str:
     total = sum(f["layers"] for f in fits)
     refit = _one(sorted(set(steps[1:])), "refit length")
     return (f"Each of its {len(cells)} cells fits Q {WORDS.get(per_cell, per_cell)} times (one {steps[0]}-step fit, "
-            f"then {WORDS.get(len(steps) - 1, len(steps) - 1)} {refit}-step refits, one per recomputation): {len(fits)} fits of {layers} layers, {total} layer fits. The fitted Q beat its "
+            f"then {WORDS.get(len(steps) - 1, len(steps) - 1)} {refit}-step refits, one per recomputation): "
+            f"{len(fits)} fits of {layers} layers, {total} layer fits. The fitted Q beat its "
             f"diagonal start on the held-out probes, and was kept, in {kept} of them ({100 * kept / total:.0f} %); the "
             f"other {total - kept} were undone")
 

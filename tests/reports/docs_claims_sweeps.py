@@ -11,7 +11,6 @@ from typing import Any
 from docs_claims_common import _mb, _one, _pct, _two_modes, files
 from test_committed_reports import REPORTS, Claim, Load
 
-
 STRATEGIES_REPORT = "resnet18-fashion-mnist-strategies"
 UNSTRUCTURED = ("l1", "layer-sensitive", "nm", "obd", "woodfisher", "fishleg")  # strategies that keep the dense graph
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TinyNet
 from torch import nn
 
 from compressor.data import Dataset
@@ -15,7 +16,6 @@ from compressor.registry import StrategyContext, build_strategy, recommends_bn_r
 from compressor.strategies.selection import lamp_scores, prunable_layers
 from compressor.strategies.sensitivity import LayerSensitive, allocate, calib_batches, calib_scores
 from compressor.train import recalibrate_batchnorm
-from conftest import TinyNet
 
 
 class TwoPaths(nn.Module):

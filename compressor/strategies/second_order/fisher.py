@@ -72,7 +72,7 @@ def sample_gradients(model: nn.Module, layers: dict[str, nn.Module], batches: It
         loss = loss_fn(model(x.to(device)), y.to(device))
         grads = torch.autograd.grad(loss, list(params.values()))
         out = {}
-        for (name, weight), grad in zip(params.items(), grads):
+        for name, grad in zip(params, grads):
             matrix = weight_matrix(grad.detach())
             if masks is not None and name in masks:
                 matrix = matrix * masks[name]
