@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -36,17 +36,22 @@ from compressor.cli.options import (
     check_precision,
     command_line,
     err,
+    in_panels,
     names,
     out,
     plain_lines,
 )
 from compressor.errors import CompressorError
-from compressor.measure import MeasureConfig
 from compressor.preflight import ensure_writable_file
+
+if TYPE_CHECKING:
+    from compressor.measure import MeasureConfig
 
 
 def _measure_config(backends: str, batch_size: int, threads: int | None, compress: str,
                     input_size: int | None = None, repeats: int = 1, processes: int = 1) -> MeasureConfig:
+    from compressor.measure import MeasureConfig
+
     return MeasureConfig(backends=names(backends), batch_size=batch_size, input_size=input_size, threads=threads,
                          repeats=repeats, processes=processes, compressions=names(compress))
 
@@ -62,6 +67,17 @@ def _grid_options(deploy_size: int | None, batch_sizes: str | None, thread_count
             "thread_counts": parse_int_list(thread_counts, "--thread-counts") if thread_counts else ()}
 
 
+@in_panels({
+    "Model and data": ("arch", "data", "model", "data_dir", "cache_dir", "input_size", "epochs", "seed",
+                       "baseline_seed", "pretrained", "recipe", "precision", "device"),
+    "Strategy": ("strategy", "amount", "param"),
+    "Recovery": ("finetune_epochs", "finetune_lr", "bn_recalibrate", "distill", "distill_alpha",
+                 "distill_temperature", "label_smoothing", "freeze_bn", "refit_head", "recovery_recipe",
+                 "prune_steps"),
+    "Measurement": ("backends", "batch_size", "threads", "processes", "deploy_size", "batch_sizes", "thread_counts",
+                    "compress"),
+    "Output": ("output", "artifacts", "quiet", "dry_run"),
+})
 def run_command(
     strategy: Annotated[list[str], typer.Option("--strategy", "-s", help="strategy name; repeat or join with + "
                                                                           "for a pipeline")],
@@ -73,8 +89,6 @@ def run_command(
     data: DataOpt = None,
     model: Annotated[Path | None, typer.Option("--model", "-m", help="baseline checkpoint (default: train or "
                                                                      "reuse a cached one)")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="JSON report path (default runs/NAME.json; "
-                                                                       "the checkpoint goes beside it as .pt)")] = None,
     data_dir: DataDirOpt = None,
     cache_dir: CacheOpt = None,
     input_size: SizeOpt = None,
@@ -125,6 +139,8 @@ def run_command(
     batch_sizes: BatchSizesOpt = None,
     thread_counts: ThreadCountsOpt = None,
     compress: CompressOpt = "zip,xz",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="JSON report path (default runs/NAME.json; "
+                                                                       "the checkpoint goes beside it as .pt)")] = None,
     artifacts: ArtifactsOpt = None,
     quiet: QuietOpt = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="check options, data, checkpoint, strategy fit and "

@@ -7,16 +7,21 @@ Exit codes: 0 success, 1 runtime failure (`RuntimeFailure`: diverged training, a
 
 from __future__ import annotations
 
+import copy
 import shlex
 import sys
+import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from typer.models import OptionInfo
 
-from compressor.device import resolve_device
 from compressor.errors import CompressorError, RuntimeFailure
+
+Command = TypeVar("Command", bound=Callable[..., object])
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -126,6 +131,8 @@ def check_precision(precision: str | None) -> str | None:
 
 def check_device(device: str) -> str:
     """`device` unchanged once it names a device this machine has; else a one-line CompressorError."""
+    from compressor.device import resolve_device
+
     resolve_device(device)
     return device
 
@@ -143,6 +150,25 @@ def new_app(help_text: str) -> typer.Typer:
     app = typer.Typer(help=help_text, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
     app.callback()(_root)
     return app
+
+
+def in_panels(panels: dict[str, tuple[str, ...]]) -> Callable[[Command], Command]:
+    """Group a command's options into named help panels ({panel: parameter names}); every option gets one."""
+
+    def decorate(command: Command) -> Command:
+        where = {name: panel for panel, names in panels.items() for name in names}
+        hints = typing.get_type_hints(command, include_extras=True)
+        for name, hint in hints.items():
+            if name == "return":
+                continue
+            base, *extras = typing.get_args(hint)
+            # shared aliases (ArchOpt, ...) are used by several commands: give this command its own copy
+            option = copy.copy(next(extra for extra in extras if isinstance(extra, OptionInfo)))
+            option.rich_help_panel = where[name]
+            command.__annotations__[name] = Annotated[base, option]
+        return command
+
+    return decorate
 
 
 def version_text(prog: str) -> str:

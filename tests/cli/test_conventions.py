@@ -44,6 +44,34 @@ def test_a_bare_command_prints_the_help_without_an_error_line(tmp_path: Path) ->
     assert code == 0 and "Usage: supcon" in stdout and stderr == ""
 
 
+def test_help_imports_neither_torch_nor_the_strategies() -> None:
+    """`compressor --help` and `run --help` answer without importing torch (its import alone takes seconds)."""
+    code = ("import sys; from compressor.cli import main\n"
+            "for args in (['--help'], ['run', '--help']):\n"
+            "    try: main(args)\n"
+            "    except SystemExit: pass\n"
+            "heavy = sorted(m for m in ('torch', 'torch_pruning', 'onnxruntime', 'compressor.strategies')"
+            " if m in sys.modules)\n"
+            "assert not heavy, heavy")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_run_help_groups_its_options_in_panels() -> None:
+    code, stdout, _ = run_cli("compressor", ["run", "--help"])
+    panels = [line.split("─ ")[1].split(" ─")[0] for line in stdout.splitlines() if line.startswith("╭─ ")]
+    assert code == 0 and panels == ["Options", "Strategy", "Model and data", "Recovery", "Measurement", "Output"]
+
+
+def test_the_package_root_loads_names_on_first_use() -> None:
+    import compressor.measure.harness  # noqa: F401 - the subpackage named like the API function
+
+    assert compressor.measure is compressor.api.measure and compressor.compress is compressor.api.compress
+    assert set(compressor.__all__) <= set(dir(compressor))
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        compressor.nonsense  # noqa: B018
+
+
 def test_list_piped_keeps_every_name_and_description_on_one_line(tmp_path: Path) -> None:
     from compressor.data import list_datasets
     from compressor.models import list_archs
