@@ -119,6 +119,27 @@ def test_bench_measures_a_checkpoint_and_writes_json(first_run: tuple[Path, subp
     assert measured["sparsity"] == pytest.approx(0.5, abs=0.01)
 
 
+def test_json_prints_the_document_a_command_writes(first_run: tuple[Path, subprocess.CompletedProcess],
+                                                   tmp_path: Path) -> None:
+    """--json: stdout is the result document and nothing else (run's report, bench's result, report's rows)."""
+    work, _ = first_run
+    checkpoint = json.loads((work / "report.json").read_text())["compressed"]["checkpoint"]
+    code, stdout, stderr = _in_process(["run", "-s", "l1", "--model", checkpoint, "--backends", "torch", "--quiet",
+                                        "--compress", "none", "--output", str(tmp_path / "r.json"), "--json"])
+    assert code == 0, stderr
+    assert json.loads(stdout) == json.loads((tmp_path / "r.json").read_text())
+    code, stdout, stderr = _in_process(["bench", "--model", checkpoint, "--backends", "torch", "--compress", "none",
+                                        "--output", str(tmp_path / "b.json"), "--json"])
+    assert code == 0, stderr
+    assert json.loads(stdout) == json.loads((tmp_path / "b.json").read_text())
+    code, stdout, stderr = _in_process(["report", str(tmp_path / "r.json"), "-o", str(tmp_path / "summary"),
+                                        "--min-accuracy", "0.1", "--json"])
+    assert code == 0, stderr
+    printed = json.loads(stdout)
+    assert printed["runs"] == json.loads((tmp_path / "summary" / "results.json").read_text())["rows"]
+    assert printed["budget_pick"]["why"] and printed["report"] == str(tmp_path / "summary" / "README.md")
+
+
 def test_bench_of_a_fresh_architecture_skips_accuracy(tmp_path: Path) -> None:
     code, stdout, stderr = _in_process(["bench", "--arch", "resnet18", "--input-size", "32", "--backends", "torch",
                                         "--repeats", "1", "--compress", "none", "--output", str(tmp_path / "b.json")])

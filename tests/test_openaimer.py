@@ -98,6 +98,11 @@ def test_score_follows_the_protocol(block_removed, digits: Dataset, tmp_path: Pa
               str(tmp_path / "score.json")])
     assert exit_info.value.code == 0
     assert json.loads((tmp_path / "score.json").read_text())["accuracy"] == pytest.approx(result["accuracy"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["score", str(tmp_path / "sub"), "--data", "imagefolder:" + str(folder), "-q", "--json"])
+    printed = json.loads(capsys.readouterr().out)  # nothing but the document on stdout
+    assert exit_info.value.code == 0 and printed["images"] == 30 and printed["command"].startswith("compressor score")
 
 
 class _Clock:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from compressor.cli.options import QuietOpt, command_line, err, out
+from compressor.cli.options import JsonOpt, QuietOpt, command_line, err, out, print_json
 from compressor.errors import CompressorError
 from compressor.preflight import ensure_writable_dir, ensure_writable_file
 
@@ -43,6 +43,7 @@ def score_command(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="JSON file to write")] = None,
     half: Annotated[bool, typer.Option("--half", help="when scoring a checkpoint, export fp16 weights")] = False,
     quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Compute a submission's size, latency, accuracy and score exactly as the competition's evaluator does."""
     from compressor.fileio import write_json_atomic
@@ -62,11 +63,14 @@ def score_command(
     else:
         result = score_submission(submission, data_dir, reference, show_progress=not quiet)
     result["command"] = command_line()
-    out.print(f"size {result['model_size']:.3f} MB, latency {result['latency']:.2f} ms (mean of "
-              f"{result['latency_runs']}; median {result['latency_median_ms']:.2f}), "
-              f"accuracy {result['accuracy']:.2f} % "
-              f"on {result['images']} images -> score {result['total_score']:.3f} (size {result['size_score']:.2f}, "
-              f"latency {result['latency_score']:.2f}, accuracy {result['accuracy_score']:.2f})")
+    if as_json:
+        print_json(result)
+    else:
+        out.print(f"size {result['model_size']:.3f} MB, latency {result['latency']:.2f} ms (mean of "
+                  f"{result['latency_runs']}; median {result['latency_median_ms']:.2f}), "
+                  f"accuracy {result['accuracy']:.2f} % on {result['images']} images -> score "
+                  f"{result['total_score']:.3f} (size {result['size_score']:.2f}, latency "
+                  f"{result['latency_score']:.2f}, accuracy {result['accuracy_score']:.2f})")
     if result["class_mismatch"]:
         err.print("[yellow]warning: the folder's class names differ from the model's; labels are matched by sorted "
                   "folder order, as the evaluator does[/yellow]")

@@ -23,6 +23,7 @@ from compressor.cli.options import (
     DeploySizeOpt,
     DeviceOpt,
     EpochsOpt,
+    JsonOpt,
     PrecisionOpt,
     PretrainedOpt,
     ProcessesOpt,
@@ -40,6 +41,7 @@ from compressor.cli.options import (
     names,
     out,
     plain_lines,
+    print_json,
 )
 from compressor.errors import CompressorError
 from compressor.preflight import ensure_writable_file
@@ -76,7 +78,7 @@ def _grid_options(deploy_size: int | None, batch_sizes: str | None, thread_count
                  "prune_steps"),
     "Measurement": ("backends", "batch_size", "threads", "processes", "deploy_size", "batch_sizes", "thread_counts",
                     "compress"),
-    "Output": ("output", "artifacts", "quiet", "dry_run"),
+    "Output": ("output", "artifacts", "quiet", "as_json", "dry_run"),
 })
 def run_command(
     strategy: Annotated[list[str], typer.Option("--strategy", "-s", help="strategy name; repeat or join with + "
@@ -143,6 +145,7 @@ def run_command(
                                                                        "the checkpoint goes beside it as .pt)")] = None,
     artifacts: ArtifactsOpt = None,
     quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="check options, data, checkpoint, strategy fit and "
                                                             "output space, then stop")] = False,
 ) -> None:
@@ -199,6 +202,10 @@ def run_command(
                   f"from {baseline}; would write {plan.report_path} and {plan.checkpoint_path}")
         return
     result = run(config, console=err)
+    if as_json:
+        print_json(result.report)
+        _warn_if_timed_under_load(result.report)
+        return
     for step in result.report["steps"]:
         if "sensitivity" in step["record"]:
             out.print(sensitivity_table(step["record"]))
@@ -235,6 +242,7 @@ def bench_command(
     compress: CompressOpt = "zip,xz",
     artifacts: ArtifactsOpt = None,
     layers: Annotated[int, typer.Option("--layers", help="largest layers to show in the complexity table")] = 10,
+    as_json: JsonOpt = False,
 ) -> None:
     """Measure one model: file sizes, latency per backend, complexity per layer, accuracy under torch and ONNX."""
     from compressor.bench import bench
@@ -250,12 +258,15 @@ def bench_command(
     result = bench(model=model, arch=arch, num_classes=num_classes, in_channels=in_channels, dataset=data,
                    data_dir=data_dir, cache_dir=cache_dir, config=config, artifacts_dir=artifacts,
                    command=command_line(), batch_sizes=grid["batch_sizes"], thread_counts=grid["thread_counts"])
-    for table in bench_renderables(result["measurements"], layers):
-        out.print(table)
+    if as_json:
+        print_json(result)
+    else:
+        for table in bench_renderables(result["measurements"], layers):
+            out.print(table)
     _warn_if_timed_under_load(result["measurements"])
     if output is not None:
         write_json_atomic(result, output)
-        out.print(f"report: {output}")
+        (err if as_json else out).print(f"report: {output}")
 
 
 def train_command(

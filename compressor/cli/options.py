@@ -48,6 +48,8 @@ PrecisionOpt = Annotated[str | None, typer.Option("--precision", help="training 
 SeedOpt = Annotated[int, typer.Option("--seed", help="random seed for training and strategies")]
 PretrainedOpt = Annotated[bool, typer.Option("--pretrained", help="start the baseline from torchvision's ImageNet "
                                                                   "weights (needs network or a warm cache)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print the result document as JSON on stdout instead of "
+                                                     "tables (progress and warnings stay on stderr)")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
 BackendsOpt = Annotated[str, typer.Option("--backends", help="latency backends, comma-separated: torch, "
                                                              "onnxruntime, cuda")]
@@ -135,6 +137,13 @@ def check_device(device: str) -> str:
 
     resolve_device(device)
     return device
+
+
+def print_json(document: object) -> None:
+    """Write `document` to stdout as indented JSON and nothing else, so `--json` output pipes into jq or a script."""
+    import json
+
+    plain_lines([json.dumps(document, indent=2)])
 
 
 def plain_lines(lines: list[str]) -> None:

@@ -13,6 +13,7 @@ from compressor.cli.options import (
     CacheOpt,
     DataDirOpt,
     DeploySizeOpt,
+    JsonOpt,
     LegacyOutOpt,
     QuietOpt,
     ThreadCountsOpt,
@@ -25,6 +26,7 @@ from compressor.cli.options import (
     names,
     out,
     output_path,
+    print_json,
 )
 from compressor.errors import CompressorError
 from compressor.preflight import ensure_writable_dir
@@ -51,6 +53,7 @@ def report_command(
         "--reference", help="a pipeline (e.g. l1): every other method's top-1 minus its at the same amount and "
                             "budget, paired by seed, in a table and difference.png")] = None,
     legacy_out: LegacyOutOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Summarize runs: tables, accuracy-vs-size/latency plots with Pareto fronts, and a pick under a budget."""
     from compressor.report.pareto import pick_under_budget
@@ -67,9 +70,13 @@ def report_command(
     rows = write_summary(reports, out_dir, title=title, note=note, command=command_line(), budget=budget,
                          reference=reference,
                          score_paths=openaimer)
+    pick = pick_under_budget(rows, **budget) if any(v is not None for v in budget.values()) else None
+    if as_json:
+        print_json({"report": str(out_dir / "README.md"), "runs": rows, "budget_pick": pick})
+        return
     out.print(f"{len(rows)} runs summarized in {out_dir / 'README.md'} (plots: {out_dir / 'tradeoffs.png'})")
-    if any(v is not None for v in budget.values()):
-        out.print(f"budget pick: {pick_under_budget(rows, **budget)['why']}")
+    if pick is not None:
+        out.print(f"budget pick: {pick['why']}")
 
 
 def sweep_command(
