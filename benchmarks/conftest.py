@@ -33,18 +33,20 @@ import pytest
 import torch
 from torch import nn
 
-from compressor.api import RecoveryConfig, apply_steps, int8_plan, recover
-from compressor.baseline import BaselineRequest, get_baseline
-from compressor.checkpoint import Checkpoint, dataset_for_arch
+from compressor.api import int8_plan
 from compressor.data import Dataset, default_cache_dir, load_dataset
-from compressor.export import export_onnx, quantize_onnx_int8
 from compressor.measure.accuracy import evaluate, onnx_forward, torch_forward
 from compressor.measure.complexity import complexity
+from compressor.measure.export import export_onnx, quantize_onnx_int8
 from compressor.measure.harness import Int8Plan
 from compressor.measure.latency import onnxruntime_session
 from compressor.measure.size import write_artifacts
-from compressor.registry import StrategyContext
-from compressor.steps import Step
+from compressor.models.baselines import BaselineRequest, get_baseline
+from compressor.models.checkpoint import Checkpoint, dataset_for_arch
+from compressor.recovery.config import RecoveryConfig
+from compressor.recovery.recover import recover
+from compressor.strategies.registry import StrategyContext
+from compressor.strategies.steps import Step, apply_steps
 
 ARCHS = ("resnet18", "densenet201")
 

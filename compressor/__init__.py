@@ -16,16 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 _HOMES = {
     "compressor.api": ("Compressed", "ModelMeasurement", "compress", "measure"),
-    "compressor.checkpoint": ("Checkpoint", "ModelSpec", "load_checkpoint", "save_checkpoint"),
+    "compressor.models.checkpoint": ("Checkpoint", "ModelSpec", "load_checkpoint", "save_checkpoint"),
     "compressor.data": ("DatasetRequest", "list_datasets", "load_dataset", "register_dataset"),
     "compressor.errors": ("CompressorError", "RuntimeFailure"),
-    "compressor.loaders": ("LoaderSplit", "Split"),
-    "compressor.models": ("build_model", "list_archs", "register_arch"),
+    "compressor.data.loaders": ("LoaderSplit", "Split"),
+    "compressor.models.zoo": ("build_model", "list_archs", "register_arch"),
     "compressor.pipeline": ("RunConfig", "RunResult", "run"),
-    "compressor.progress": ("ProgressCallback", "RichProgress", "silent_progress"),
-    "compressor.registry": ("Strategy", "StrategyContext", "StrategyOutput", "build_strategy", "check_fraction",
-                            "check_int", "get_strategy", "list_strategies", "param", "register_strategy"),
-    "compressor.steps": ("Step", "parse_steps"),
+    "compressor._util.progress": ("ProgressCallback", "RichProgress", "silent_progress"),
+    "compressor.strategies.registry": ("Strategy", "StrategyContext", "StrategyOutput", "build_strategy",
+                                       "check_fraction", "check_int", "get_strategy", "list_strategies", "param",
+                                       "register_strategy"),
+    "compressor.strategies.steps": ("Step", "parse_steps"),
     "compressor.strategies.selection": ("apply_masks", "global_masks", "layer_masks", "prunable_layers",
                                         "sparsity_record"),
     "compressor.strategies.sensitivity": ("calib_scores",),
@@ -69,15 +70,15 @@ sys.modules[__name__].__class__ = _Package
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
+    from compressor._util.progress import ProgressCallback, RichProgress, silent_progress  # noqa: F401
     from compressor.api import Compressed, ModelMeasurement, compress, measure  # noqa: F401
-    from compressor.checkpoint import Checkpoint, ModelSpec, load_checkpoint, save_checkpoint  # noqa: F401
     from compressor.data import DatasetRequest, list_datasets, load_dataset, register_dataset  # noqa: F401
+    from compressor.data.loaders import LoaderSplit, Split  # noqa: F401
     from compressor.errors import CompressorError, RuntimeFailure  # noqa: F401
-    from compressor.loaders import LoaderSplit, Split  # noqa: F401
-    from compressor.models import build_model, list_archs, register_arch  # noqa: F401
+    from compressor.models.checkpoint import Checkpoint, ModelSpec, load_checkpoint, save_checkpoint  # noqa: F401
+    from compressor.models.zoo import build_model, list_archs, register_arch  # noqa: F401
     from compressor.pipeline import RunConfig, RunResult, run  # noqa: F401
-    from compressor.progress import ProgressCallback, RichProgress, silent_progress  # noqa: F401
-    from compressor.registry import (  # noqa: F401
+    from compressor.strategies.registry import (  # noqa: F401
         Strategy,
         StrategyContext,
         StrategyOutput,
@@ -89,6 +90,6 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         param,
         register_strategy,
     )
-    from compressor.steps import Step, parse_steps  # noqa: F401
     from compressor.strategies.selection import apply_masks, global_masks, layer_masks, prunable_layers, sparsity_record  # noqa: F401
     from compressor.strategies.sensitivity import calib_scores  # noqa: F401
+    from compressor.strategies.steps import Step, parse_steps  # noqa: F401

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 import tempfile
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,68 +19,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from compressor._util.device import resolve_device
+from compressor._util.progress import ProgressCallback, RichProgress, silent_progress
 from compressor.data import default_cache_dir
-from compressor.device import resolve_device
+from compressor.data.loaders import Batch, LoaderSplit, Split, split_key
 from compressor.errors import CompressorError
-from compressor.head import LinearConfig, refit_classifier
-from compressor.loaders import Batch, LoaderSplit, Split, split_key
 from compressor.measure import MeasureConfig, measure_model
 from compressor.measure.harness import Int8Plan
-from compressor.progress import ProgressCallback, RichProgress, silent_progress
-from compressor.recovery_recipes import get_recovery_recipe
-from compressor.registry import StrategyContext, build_strategy, removes_structure, strategy_check
-from compressor.steps import Step, check_order, export_not_last, parse_steps, recalibration_recommended
-from compressor.train import PRECISIONS, TrainConfig, recalibrate_batchnorm, train, zero_masks
-
-DEFAULT_FINETUNE_LR = 0.01  # fine-tuning's peak LR when nothing says otherwise (the CLI scales the baseline's)
-
-
-@dataclass
-class RecoveryConfig:
-    """What to do after the strategies: BatchNorm recalibration and fine-tuning (pruned weights stay zero),
-    optionally distilled from the uncompressed model."""
-
-    finetune_epochs: float = 0
-    finetune_lr: float = DEFAULT_FINETUNE_LR
-    bn_recalibrate: bool | None = None  # None: when a step recommends it (structure removed, second order, ...)
-    seed: int = 0
-    distill: bool = False
-    distill_alpha: float = 0.5
-    distill_temperature: float = 4.0
-    label_smoothing: float = 0.0
-    prune_rounds: int = 1  # gradual pruning: reach the targets in this many rounds, fine-tuning between them
-    precision: str = "auto"  # of fine-tuning: fp32 | bf16 | auto (a short probe on runs of 100+ steps)
-    freeze_batchnorm: bool = False  # fine-tuning keeps BatchNorm running statistics (eval mode)
-    refit_head: bool = False  # last: fit the final linear layer again on the penultimate features (compressor.head)
-    recipe: str = "standard"  # the recovery recipe these settings came from (compressor.recovery_recipes), recorded
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.finetune_epochs) and self.finetune_epochs >= 0):
-            raise CompressorError(f"finetune_epochs must be a finite number >= 0; got {self.finetune_epochs!r}")
-        if not (math.isfinite(self.finetune_lr) and self.finetune_lr > 0):
-            raise CompressorError(f"finetune_lr must be a finite number > 0; got {self.finetune_lr!r}")
-        if not (math.isfinite(self.distill_alpha) and 0 <= self.distill_alpha <= 1):
-            raise CompressorError(f"distill_alpha must be a number in [0, 1]; got {self.distill_alpha!r}")
-        if not (math.isfinite(self.distill_temperature) and self.distill_temperature > 0):
-            raise CompressorError(f"distill_temperature must be a number > 0; got {self.distill_temperature!r}")
-        if not (math.isfinite(self.label_smoothing) and 0 <= self.label_smoothing < 1):
-            raise CompressorError(f"label_smoothing must be a number in [0, 1); got {self.label_smoothing!r}")
-        if isinstance(self.prune_rounds, bool) or not isinstance(self.prune_rounds, int) or self.prune_rounds < 1:
-            raise CompressorError(f"prune_steps must be an integer of at least 1; got {self.prune_rounds!r}")
-        if self.prune_rounds > 1 and self.finetune_epochs == 0:
-            raise CompressorError("gradual pruning fine-tunes between its steps: give finetune_epochs > 0 "
-                                  "(--finetune-epochs) with prune_steps (--prune-steps)")
-        if self.distill and self.finetune_epochs == 0:
-            raise CompressorError("distillation happens during fine-tuning: give finetune_epochs > 0 "
-                                  "(--finetune-epochs) with distill (--distill)")
-        if self.precision not in PRECISIONS:
-            raise CompressorError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
-
-    def for_steps(self, steps: Sequence[Step]) -> RecoveryConfig:
-        """These settings with the automatic BatchNorm recalibration decided: on when a step recommends it."""
-        if self.bn_recalibrate is not None:
-            return self
-        return dataclasses.replace(self, bn_recalibrate=recalibration_recommended(list(steps)))
+from compressor.recovery.config import DEFAULT_FINETUNE_LR, RecoveryConfig
+from compressor.recovery.gradual import prune_gradually
+from compressor.recovery.recipes import get_recovery_recipe
+from compressor.recovery.recover import recover
+from compressor.strategies.registry import StrategyContext
+from compressor.strategies.steps import apply_steps, check_fit, parse_steps
 
 
 @dataclass
@@ -127,117 +76,6 @@ class MissingData:
     def _error(self) -> CompressorError:
         return CompressorError(f"this pipeline needs {self.role} data: pass {self.role}=<a loader of (inputs, "
                                "labels) batches> to compress()")
-
-
-def apply_steps(model: nn.Module, steps: Sequence[Step], context: StrategyContext,
-                announce: Any = None) -> tuple[nn.Module, list[dict[str, Any]], dict[str, Any]]:
-    """Apply each step in order: the model, one record per step, and the merged export-time plan."""
-    records: list[dict[str, Any]] = []
-    deploy: dict[str, Any] = {}
-    for index, step in enumerate(steps):
-        if deploy:
-            raise export_not_last(steps[index - 1].strategy, step.strategy)
-        strategy = build_strategy(step.strategy, step.params)
-        if announce is not None:
-            announce(step.strategy, dataclasses.asdict(strategy))
-        start = time.perf_counter()
-        output = strategy.apply(model, context)
-        model = output.model
-        deploy.update(output.deploy or {})
-        records.append({"strategy": step.strategy, "params": dataclasses.asdict(strategy),
-                        "seconds": round(time.perf_counter() - start, 3), "record": output.record})
-    return model, records, deploy
-
-
-def check_fit(steps: Sequence[Step], model: nn.Module) -> None:
-    """Fail if a step cannot act on this model (strategies with a `check(model)` hook say so in one line)."""
-    check_order(list(steps))
-    for step in steps:
-        strategy_check(build_strategy(step.strategy, step.params), model)
-
-
-def recover(model: nn.Module, train_split: Split, input_size: int, recovery: RecoveryConfig, *,
-            show_progress: bool = False, teacher: nn.Module | None = None) -> dict[str, Any]:
-    """BatchNorm recalibration, fine-tuning (distilled from `teacher`, the uncompressed model, when
-    `recovery.distill`) and a re-fit of the final linear layer, on `train_split` and the model's device; returns
-    their record."""
-    if recovery.distill and teacher is None:
-        raise CompressorError("distillation needs a teacher: the uncompressed model")
-    record: dict[str, Any] = {"bn_recalibrate": bool(recovery.bn_recalibrate),
-                              "finetune_epochs": recovery.finetune_epochs, "distill": recovery.distill,
-                              "recipe": recovery.recipe}
-    if recovery.bn_recalibrate:
-        record["bn_images"] = recalibrate_batchnorm(model, train_split, input_size, seed=recovery.seed)
-    if recovery.finetune_epochs > 0:
-        masks = zero_masks(model)
-        batch_size = getattr(train_split, "batch_size", None) or TrainConfig.batch_size
-        stats = train(model, train_split, input_size,
-                      TrainConfig(epochs=recovery.finetune_epochs, lr=recovery.finetune_lr, seed=recovery.seed,
-                                  batch_size=batch_size, label_smoothing=recovery.label_smoothing,
-                                  distill_alpha=recovery.distill_alpha,
-                                  distill_temperature=recovery.distill_temperature,
-                                  precision=recovery.precision, freeze_batchnorm=recovery.freeze_batchnorm),
-                      masks=masks, description="fine-tune (distilled)" if recovery.distill else "fine-tune",
-                      show_progress=show_progress, teacher=teacher if recovery.distill else None)
-        record["finetune"] = {**stats, "masked_tensors": len(masks)}
-    if recovery.refit_head:
-        record["refit_head"] = refit_classifier(model, train_split, input_size, LinearConfig(seed=recovery.seed))
-    return record
-
-
-def cubic_fraction(step: int, steps: int) -> float:
-    """Zhu & Gupta's cubic schedule: the share of the final amount reached after `step` of `steps` steps."""
-    return 1 - (1 - step / steps) ** 3
-
-
-def scheduled_steps(steps: Sequence[Step], step: int, total: int) -> list[Step]:
-    """The pipeline's steps for pruning round `step` of `total`: amounts on the cubic schedule (masking strategies
-    get the cumulative amount, structural ones the share of what is left); steps without an amount run in the last
-    round only."""
-    chosen = []
-    for item in steps:
-        strategy = build_strategy(item.strategy, item.params)
-        target = getattr(strategy, "amount", None)
-        if not isinstance(target, float | int) or target == 0:
-            if step == total:
-                chosen.append(item)
-            continue
-        now, before = target * cubic_fraction(step, total), target * cubic_fraction(step - 1, total)
-        amount = 1 - (1 - now) / (1 - before) if removes_structure(strategy) else now
-        chosen.append(Step(item.strategy, {**item.params, "amount": amount}))
-    return chosen
-
-
-def _hold_zeros(model: nn.Module, zeros: dict[str, torch.Tensor]) -> None:
-    """Zero again every weight that was zero before a round (where the tensor kept its shape)."""
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, keep in zeros.items():
-            if name in params and params[name].shape == keep.shape:
-                params[name].masked_fill_(~keep.to(params[name].device), 0.0)
-
-
-def prune_gradually(model: nn.Module, steps: Sequence[Step], context: StrategyContext, rounds: int,
-                    recovery: RecoveryConfig, *, teacher: nn.Module | None = None, show_progress: bool = False,
-                    announce: Any = None) -> tuple[nn.Module, list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
-    """Reach the pipeline's targets in `rounds` pruning rounds, fine-tuning between them (the fine-tuning budget
-    split evenly); pruned weights stay exactly zero throughout. Returns the model, one record per applied step
-    (with its round), the export plan and the recovery record."""
-    share = dataclasses.replace(recovery, finetune_epochs=recovery.finetune_epochs / rounds)
-    records: list[dict[str, Any]] = []
-    per_round: list[dict[str, Any]] = []
-    deploy: dict[str, Any] = {}
-    for index in range(1, rounds + 1):
-        zeros = zero_masks(model)
-        model, applied, deploy = apply_steps(model, scheduled_steps(steps, index, rounds), context, announce)
-        _hold_zeros(model, zeros)
-        records += [{**entry, "round": index} for entry in applied]
-        per_round.append({"round": index, **recover(model, context.train, context.input_size, share,
-                                                    show_progress=show_progress, teacher=teacher)})
-    record = {"bn_recalibrate": bool(recovery.bn_recalibrate), "finetune_epochs": recovery.finetune_epochs,
-              "distill": recovery.distill, "recipe": recovery.recipe, "prune_rounds": rounds,
-              "schedule": "cubic (Zhu & Gupta)", "rounds": per_round}
-    return model, records, deploy, record
 
 
 def int8_plan(deploy: dict[str, Any], calib: Split, seed: int) -> Int8Plan:
@@ -307,7 +145,7 @@ def compress(model: nn.Module, strategy: str | Sequence[str], *, amount: float |
     `train`. `params` maps `key` or `strategy.key` to a value, as `--param` does. With `distill`, fine-tuning
     distils the uncompressed model (α·T²·KL + (1−α)·CE). BatchNorm statistics are re-estimated after strategies
     that recommend it (registry.recommends_bn_recalibration) unless `bn_recalibrate` says otherwise.
-    `recovery_recipe` ("standard" or "frozen-encoder", see compressor.recovery_recipes) gives `distill`,
+    `recovery_recipe` ("standard" or "frozen-encoder", see compressor.recovery.recipes) gives `distill`,
     `distill_alpha`, `freeze_batchnorm` and `refit_head` the values they take when left None. With `prune_steps`
     N > 1 the targets are reached in N
     rounds on Zhu & Gupta's cubic schedule, with `finetune_epochs / N` of fine-tuning after each. The result's model

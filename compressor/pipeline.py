@@ -15,36 +15,12 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from compressor.api import (
-    DEFAULT_FINETUNE_LR,
-    RecoveryConfig,
-    apply_steps,
-    check_fit,
-    int8_plan,
-    prune_gradually,
-    recover,
-    resolve_int8_plan,
-)
-from compressor.baseline import (
-    DEFAULT_RECIPE,
-    BaselineRequest,
-    baseline_finetune_lr,
-    get_baseline,
-    model_spec,
-    training_config,
-)
-from compressor.checkpoint import (
-    Checkpoint,
-    ModelSpec,
-    dataset_for_arch,
-    load_dataset_for,
-    load_state_dict_into,
-    read_model_file,
-    save_checkpoint,
-)
+from compressor._util.device import resolve_device
+from compressor._util.environment import environment
+from compressor._util.preflight import ensure_writable_dir, ensure_writable_file, measurement_bytes
+from compressor._util.progress import RichProgress, silent_progress
+from compressor.api import int8_plan, resolve_int8_plan
 from compressor.data import Dataset, dataset_slug, default_cache_dir, load_dataset
-from compressor.device import resolve_device
-from compressor.environment import environment
 from compressor.errors import CompressorError
 from compressor.measure import MeasureConfig, measure_model
 from compressor.measure.accuracy import evaluate, torch_forward
@@ -57,11 +33,28 @@ from compressor.measure.grid import (
     speedup_summary,
 )
 from compressor.measure.harness import Int8Plan, latency_block, with_latency
-from compressor.models import arch_slug, build_model, input_size_for
-from compressor.preflight import ensure_writable_dir, ensure_writable_file, measurement_bytes
-from compressor.progress import RichProgress, silent_progress
-from compressor.recovery_recipes import AUTO, get_recovery_recipe
-from compressor.registry import StrategyContext
+from compressor.models.baselines import (
+    DEFAULT_RECIPE,
+    BaselineRequest,
+    baseline_finetune_lr,
+    get_baseline,
+    model_spec,
+    training_config,
+)
+from compressor.models.checkpoint import (
+    Checkpoint,
+    ModelSpec,
+    dataset_for_arch,
+    load_dataset_for,
+    load_state_dict_into,
+    read_model_file,
+    save_checkpoint,
+)
+from compressor.models.zoo import arch_slug, build_model, input_size_for
+from compressor.recovery.config import DEFAULT_FINETUNE_LR, RecoveryConfig
+from compressor.recovery.gradual import prune_gradually
+from compressor.recovery.recipes import AUTO, get_recovery_recipe
+from compressor.recovery.recover import recover
 from compressor.report.layer_plots import draw_run_plots
 from compressor.report.schema import (
     DatasetInfo,
@@ -74,7 +67,8 @@ from compressor.report.schema import (
     step_params,
     write_run_report,
 )
-from compressor.steps import Step
+from compressor.strategies.registry import StrategyContext
+from compressor.strategies.steps import Step, apply_steps, check_fit
 
 
 @dataclass
@@ -100,17 +94,17 @@ class RunConfig:
     artifacts_dir: Path | None = None
     show_progress: bool = True
     command: str | None = None
-    device: str = "auto"  # where training, fine-tuning and calibration run (see compressor.device)
+    device: str = "auto"  # where training, fine-tuning and calibration run (see compressor._util.device)
     distill: bool | None = None  # fine-tuning distils the uncompressed baseline; None: the recovery recipe's
     distill_alpha: float | None = None  # None: the recovery recipe's
     distill_temperature: float = 4.0
     label_smoothing: float = 0.0  # of fine-tuning's cross-entropy
     prune_steps: int = 1  # > 1: gradual pruning in this many rounds, fine-tuning between them
-    recipe: str = DEFAULT_RECIPE  # how a missing baseline is trained (compressor.baseline.RECIPES)
+    recipe: str = DEFAULT_RECIPE  # how a missing baseline is trained (compressor.models.baselines.RECIPES)
     precision: str | None = None  # of training and fine-tuning; None: the recipe's, and "auto" for fine-tuning
     freeze_batchnorm: bool | None = None  # fine-tuning keeps BatchNorm statistics; None: the recovery recipe's
     refit_head: bool | None = None  # re-fit the final linear layer last; None: the recovery recipe's
-    recovery_recipe: str = AUTO  # compressor.recovery_recipes; auto: chosen from the baseline's history
+    recovery_recipe: str = AUTO  # compressor.recovery.recipes; auto: chosen from the baseline's history
     deploy_size: int | None = None  # also time both models (and count MACs) at this input size
     batch_sizes: tuple[int, ...] = ()  # also time at these batch sizes (with deploy_size: at both sizes)
     thread_counts: tuple[int, ...] = ()  # the grid's thread counts; empty: 1 and all cores

@@ -24,8 +24,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from compressor import parse_steps
+from compressor._util.fileio import write_atomic, write_json_atomic
 from compressor.errors import CompressorError
-from compressor.fileio import write_atomic, write_json_atomic
+from compressor.models.training import whole_if_integral
 from compressor.report.schema import (
     CELL_SCHEMA,  # noqa: F401  (the schema of DIR/cells/KEY.json)
     CellRecord,
@@ -33,8 +34,7 @@ from compressor.report.schema import (
     read_cell_records,
     read_run_report,
 )
-from compressor.steps import recalibration_recommended
-from compressor.train import whole_if_integral
+from compressor.strategies.steps import recalibration_recommended
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ class SweepSpec:
 
 
 def _takes_amount(pipeline: Pipeline) -> bool:
-    from compressor.registry import get_strategy
+    from compressor.strategies.registry import get_strategy
 
     return any(p.name == "amount" for name in pipeline.strategy.split("+") for p in get_strategy(name).params)
 
@@ -174,7 +174,7 @@ BN_FLAGS = ("--bn-recalibrate", "--no-bn-recalibrate")
 
 def sweep_bn_flag(spec: SweepSpec) -> str:
     """One BatchNorm recalibration setting for every cell, so that cells differ only in their strategies: the grid's
-    own (run_args), else on when any cell's steps recommend it (compressor.registry.recommends_bn_recalibration)."""
+    own (run_args), else on when any cell's steps recommend it (strategies.registry.recommends_bn_recalibration)."""
     given = [arg for arg in spec.run_args if arg in BN_FLAGS]
     if given:
         return given[-1]

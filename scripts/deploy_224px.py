@@ -46,8 +46,8 @@ def _accuracy_int8(model: Any, dataset: Any, size: int) -> tuple[dict[str, Any],
     """Test accuracy of `model` quantized at its training size, calibration chosen on the calib split as
     `compressor run` chooses it (int8 calibration=auto), and the resolved plan."""
     from compressor.api import int8_plan, resolve_int8_plan
-    from compressor.export import export_onnx, quantize_onnx_int8
     from compressor.measure.accuracy import evaluate, onnx_forward
+    from compressor.measure.export import export_onnx, quantize_onnx_int8
     from compressor.measure.latency import onnxruntime_session
 
     deploy = {"calib_samples": 256, "per_channel": True, "calibration": "auto", "judge_samples": 500}
@@ -63,14 +63,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Load, build and time every model; the results as one JSON-able dict."""
     import torch
 
+    from compressor._util.environment import environment
     from compressor.api import int8_plan
-    from compressor.checkpoint import load_checkpoint
     from compressor.data import load_dataset
-    from compressor.environment import environment
     from compressor.measure import MeasureConfig, TimingPlan
     from compressor.measure.accuracy import evaluate, torch_forward
     from compressor.measure.grid import LatencyGrid, grid_speedups, measure_grid
-    from compressor.registry import StrategyContext, build_strategy
+    from compressor.models.checkpoint import load_checkpoint
+    from compressor.strategies.registry import StrategyContext, build_strategy
 
     torch.set_num_threads(args.threads)
     dataset = load_dataset("fashion-mnist")
@@ -316,7 +316,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "deploy-224px")
     parser.add_argument("--no-run", action="store_true")
     args = parser.parse_args()
-    from compressor.fileio import write_atomic, write_json_atomic
+    from compressor._util.fileio import write_atomic, write_json_atomic
 
     args.out.mkdir(parents=True, exist_ok=True)
     if args.no_run:

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import torch
 
-from compressor.environment import environment
-from compressor.fileio import write_json_atomic
+from compressor._util.environment import environment
+from compressor._util.fileio import write_json_atomic
 from compressor.measure.accuracy import evaluate, torch_forward
-from compressor.registry import StrategyContext, build_strategy
+from compressor.recovery.batchnorm import recalibrate_batchnorm
+from compressor.strategies.registry import StrategyContext, build_strategy
 from compressor.strategies.selection import prunable_layers
-from compressor.train import recalibrate_batchnorm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from second_order_table import load_model  # noqa: E402  (the same checkpoint-or-cached-baseline rule)

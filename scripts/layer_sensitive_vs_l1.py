@@ -16,11 +16,12 @@ import json
 import time
 from pathlib import Path
 
-from compressor.api import RecoveryConfig, recover
-from compressor.checkpoint import load_checkpoint, load_dataset_for
 from compressor.measure.accuracy import evaluate, torch_forward
-from compressor.registry import StrategyContext, build_strategy
-from compressor.train import recalibrate_batchnorm
+from compressor.models.checkpoint import load_checkpoint, load_dataset_for
+from compressor.recovery.batchnorm import recalibrate_batchnorm
+from compressor.recovery.config import RecoveryConfig
+from compressor.recovery.recover import recover
+from compressor.strategies.registry import StrategyContext, build_strategy
 
 
 def main() -> None:

@@ -109,8 +109,8 @@ def export(arch: str, in_channels: int, input_size: int, path: Path, channels: f
     import torch
 
     from compressor.api import compress
-    from compressor.export import export_onnx
-    from compressor.models import build_model
+    from compressor.measure.export import export_onnx
+    from compressor.models.zoo import build_model
 
     torch.manual_seed(0)
     model = build_model(arch, 10, in_channels).eval()
@@ -191,8 +191,8 @@ def main() -> None:
                 print(f"{config}: per-process speed-ups of channels {args.pair_channels} {speedups}, spread "
                       f"{spread(speedups):.1%}", flush=True)
     if args.output:
-        from compressor.environment import environment
-        from compressor.fileio import write_json_atomic
+        from compressor._util.environment import environment
+        from compressor._util.fileio import write_json_atomic
 
         write_json_atomic({"script": "scripts/ort_process_modes.py", "arch": args.arch,
                            "in_channels": args.in_channels, "input_size": args.input_size, "batch_size": 1,

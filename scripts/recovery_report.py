@@ -14,8 +14,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from compressor.checkpoint import load_checkpoint
-from compressor.fileio import write_atomic, write_json_atomic
+from compressor._util.fileio import write_atomic, write_json_atomic
+from compressor.models.checkpoint import load_checkpoint
 from compressor.report.schema import RunRow, read_cell_records
 
 MODES = {"plain": "one-shot, plain", "distilled": "one-shot, distilled", "gradual": "gradual (4 rounds), plain",

@@ -15,7 +15,7 @@ import json
 import re
 from pathlib import Path
 
-from compressor.fileio import write_atomic, write_json_atomic
+from compressor._util.fileio import write_atomic, write_json_atomic
 from compressor.report.difference_plot import plot_differences
 from compressor.report.summary import difference_section, reference_differences
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from compressor.fileio import write_json_atomic  # noqa: E402
+from compressor._util.fileio import write_json_atomic  # noqa: E402
 from compressor.report.layer_plots import draw_run_plots  # noqa: E402
 from compressor.report.schema import REPORT_SCHEMA  # noqa: E402
 

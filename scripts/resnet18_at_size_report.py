@@ -22,7 +22,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from compressor.fileio import write_atomic, write_json_atomic  # noqa: E402
+from compressor._util.fileio import write_atomic, write_json_atomic  # noqa: E402
 from compressor.measure.processes import speedup  # noqa: E402
 from compressor.report.uncertainty import ALPHA, binomial_se, paired_test  # noqa: E402
 

@@ -88,9 +88,9 @@ def model_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def load_model(args: argparse.Namespace) -> tuple[Any, str, Any]:
     """(checkpoint, where it came from, dataset) for --checkpoint, else the cached baseline."""
-    from compressor.baseline import BaselineRequest, get_baseline
-    from compressor.checkpoint import load_checkpoint, load_dataset_for
     from compressor.data import load_dataset
+    from compressor.models.baselines import BaselineRequest, get_baseline
+    from compressor.models.checkpoint import load_checkpoint, load_dataset_for
 
     if args.checkpoint:
         checkpoint = load_checkpoint(args.checkpoint)
@@ -104,7 +104,7 @@ def load_model(args: argparse.Namespace) -> tuple[Any, str, Any]:
 def _setup(args: argparse.Namespace) -> tuple[Any, Any, str, Any]:
     import torch
 
-    from compressor.device import resolve_device
+    from compressor._util.device import resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -135,12 +135,12 @@ def run_dense(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_cell(label: str, spec: dict[str, Any], amount: float, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     """Prune a copy of the model; test accuracy without, then with BN recalibration; cost and strategy record."""
-    from compressor.environment import cpu_name
+    from compressor._util.environment import cpu_name
+    from compressor._util.progress import RichProgress, silent_progress
     from compressor.measure.accuracy import evaluate, torch_forward
-    from compressor.progress import RichProgress, silent_progress
-    from compressor.registry import StrategyContext, build_strategy
+    from compressor.recovery.batchnorm import recalibrate_batchnorm
+    from compressor.strategies.registry import StrategyContext, build_strategy
     from compressor.strategies.sensitivity import calib_scores
-    from compressor.train import recalibrate_batchnorm
 
     torch, device, source, (checkpoint, dataset) = _setup(args)
     cuda = device.type == "cuda"
@@ -196,8 +196,8 @@ def command_line() -> str:
 
 
 def environment_facts(args: argparse.Namespace) -> dict[str, Any]:
-    """compressor.environment (with ISA flags), git dirty flag (outside OUT), threads and the exact command."""
-    from compressor.environment import environment
+    """compressor._util.environment (with ISA flags), git dirty flag (outside OUT), threads and the exact command."""
+    from compressor._util.environment import environment
 
     facts = environment()  # its "isa" holds the CPU's VNNI/AVX-512/AMX flags
     out = Path(args.out).resolve()
@@ -298,7 +298,7 @@ def readme(title: str, dense: dict[str, Any], specs: dict[str, Any], amounts: li
 def rederive(out: Path) -> None:
     """Differences, targets, figures and README again from OUT/results.json's own cells (a changed noise rule needs no
     new measurement; the recorded environment and command stay those of the run)."""
-    from compressor.fileio import write_atomic, write_json_atomic
+    from compressor._util.fileio import write_atomic, write_json_atomic
 
     results = json.loads((out / "results.json").read_text())
     cells, specs, amounts, reference = results["cells"], results["methods"], results["amounts"], results["reference"]
@@ -344,9 +344,9 @@ def main() -> None:
     if args.rederive:
         rederive(args.out)
         return
+    from compressor._util.fileio import write_atomic, write_json_atomic
     from compressor.errors import CompressorError
-    from compressor.fileio import write_atomic, write_json_atomic
-    from compressor.registry import build_strategy
+    from compressor.strategies.registry import build_strategy
 
     cells_dir, dense_path = args.out / "cells", args.out / "dense.json"
     if args.dense:

@@ -17,16 +17,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from compressor.checkpoint import load_checkpoint, load_dataset_for
-from compressor.environment import environment
+from compressor._util.environment import environment
+from compressor._util.fileio import write_json_atomic
 from compressor.errors import RuntimeFailure
-from compressor.fileio import write_json_atomic
-from compressor.head import refit_classifier
 from compressor.measure.accuracy import evaluate, torch_forward
-from compressor.train import TrainConfig, recalibrate_batchnorm, train, zero_masks
+from compressor.models.checkpoint import load_checkpoint, load_dataset_for
+from compressor.models.training import TrainConfig, train, zero_masks
+from compressor.recovery.batchnorm import recalibrate_batchnorm
+from compressor.recovery.head import refit_classifier
 
 # name -> fine-tuning settings (TrainConfig fields); "bn_recalibrate" re-estimates BatchNorm statistics first,
-# "refit_head" fits the final linear layer again on the penultimate features afterwards (compressor.head).
+# "refit_head" fits the final linear layer again on the penultimate features afterwards (compressor.recovery.head).
 SETTINGS: dict[str, dict[str, Any]] = {
     "bn-recalibrate-only": {"bn_recalibrate": True, "epochs": 0},
     "ce-lr0.01": {"lr": 0.01},

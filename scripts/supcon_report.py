@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from compressor.environment import environment
-from compressor.fileio import write_atomic, write_json_atomic
+from compressor._util.environment import environment
+from compressor._util.fileio import write_atomic, write_json_atomic
 
 TARGET_F1 = 0.93
 METHODS = {"supcon": "SupCon + linear", "cross-entropy": "cross-entropy"}

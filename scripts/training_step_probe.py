@@ -60,7 +60,7 @@ if __name__ == "__main__":
             rows.append({"stem": stem, "input_size": size, "mode": mode, "seconds_per_step": round(seconds, 4)})
             print(stem, size, mode, round(seconds, 3), flush=True)
     if args.output:
-        from compressor.environment import environment
+        from compressor._util.environment import environment
 
         report = {"script": "scripts/training_step_probe.py", "batch_size": 128, "warmups": 2, "timed_steps": 4,
                   "statistic": "median", "rows": rows, "environment": environment()}

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from compressor._util.preflight import ensure_writable_dir, ensure_writable_file
 from compressor.cli.options import (
     CacheOpt,
     DataDirOpt,
@@ -25,7 +26,6 @@ from compressor.cli.options import (
 )
 from compressor.data import Dataset
 from compressor.errors import CompressorError
-from compressor.preflight import ensure_writable_dir, ensure_writable_file
 
 app = new_app("Supervised contrastive pre-training and linear evaluation of zoo encoders.")
 
@@ -103,9 +103,9 @@ def baseline_command(
     quiet: QuietOpt = False,
 ) -> None:
     """Train the same encoder with cross-entropy (compressor's training loop), for comparison with SupCon."""
-    from compressor.baseline import BaselineRequest, train_baseline
-    from compressor.checkpoint import save_checkpoint
     from compressor.data import load_dataset
+    from compressor.models.baselines import BaselineRequest, train_baseline
+    from compressor.models.checkpoint import save_checkpoint
     from supcon.pretrain import PretrainConfig, load_pretrain_checkpoint
 
     ensure_writable_file(output, "the classifier checkpoint")
@@ -160,7 +160,7 @@ def linear_command(
     quiet: QuietOpt = False,
 ) -> None:
     """Freeze the encoder, cache its features, fit a linear classifier; save encoder + head as a classifier."""
-    from compressor.checkpoint import save_checkpoint
+    from compressor.models.checkpoint import save_checkpoint
     from supcon.linear import LinearConfig, linear_evaluation
 
     ensure_writable_file(output, "the classifier checkpoint")
@@ -190,8 +190,8 @@ def evaluate_command(
     """Accuracy, macro precision/recall/F1, per-class report and confusion matrix (scikit-learn)."""
     from rich.table import Table
 
-    from compressor.checkpoint import load_checkpoint, load_dataset_for
-    from compressor.fileio import write_json_atomic
+    from compressor._util.fileio import write_json_atomic
+    from compressor.models.checkpoint import load_checkpoint, load_dataset_for
     from compressor.report.plots import plot_confusion
     from supcon.evaluate import evaluate_classifier
 
@@ -237,7 +237,7 @@ def tsne_command(
     quiet: QuietOpt = False,
 ) -> None:
     """t-SNE of test-set encoder features at initialization and after pre-training (plus any classifiers)."""
-    from compressor.checkpoint import load_checkpoint
+    from compressor.models.checkpoint import load_checkpoint
     from supcon.evaluate import tsne_before_after
 
     ensure_writable_file(output, "the plot")

@@ -13,13 +13,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
-from compressor.checkpoint import Checkpoint
+from compressor._util.device import resolve_device
+from compressor._util.fileio import save_torch_atomic
 from compressor.data import Dataset, Split, dataset_slug, default_cache_dir
-from compressor.device import resolve_device
 from compressor.errors import CompressorError
-from compressor.fileio import save_torch_atomic
-from compressor.head import LinearConfig, fit_linear
 from compressor.measure.accuracy import classification_metrics
+from compressor.models.checkpoint import Checkpoint
+from compressor.recovery.head import LinearConfig, fit_linear
 from supcon.model import to_classifier
 from supcon.pretrain import PretrainConfig, build_pretrained, load_pretrain_checkpoint
 
@@ -75,7 +75,7 @@ def linear_evaluation(pretrained: Path, dataset: Dataset, config: LinearConfig, 
     Features are extracted on `device`; the classifier comes back on the CPU. Calibration-split metrics are
     reported for monitoring; the test split is evaluated once, at the end.
     """
-    from compressor.baseline import model_spec
+    from compressor.models.baselines import model_spec
 
     state = load_pretrain_checkpoint(pretrained)
     if state["dataset"]["name"] != dataset.info.name:

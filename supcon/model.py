@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from compressor.errors import CompressorError
-from compressor.models import build_model, get_arch, set_submodule
+from compressor.models.zoo import build_model, get_arch, set_submodule
 
 
 def remove_classifier(model: nn.Module, arch: str) -> int:

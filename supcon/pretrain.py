@@ -16,10 +16,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
+from compressor._util.fileio import load_torch_file, save_torch_atomic
 from compressor.data import Dataset, DatasetInfo
 from compressor.errors import CompressorError, RuntimeFailure
-from compressor.fileio import load_torch_file, save_torch_atomic
-from compressor.models import input_size_for
+from compressor.models.zoo import input_size_for
 from supcon.distributed import World, distributed_supcon_loss
 from supcon.model import SupConModel
 from supcon.views import ViewConfig, ViewMaker

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import compressor
 from compressor import CompressorError
-from compressor.loaders import LoaderSplit, RepeatChannels, rebatch
+from compressor.data.loaders import LoaderSplit, RepeatChannels, rebatch
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "python-api.md"
 
@@ -216,7 +216,7 @@ def test_bad_distillation_options_are_usage_errors(invoke, args: list[str], mess
 def test_cache_keys_tell_different_data_of_the_same_size_apart(digits, loader: DataLoader) -> None:
     import numpy as np
 
-    from compressor.loaders import split_key
+    from compressor.data.loaders import split_key
 
     first, second = digits.train.subset(np.arange(100)), digits.train.subset(np.arange(100, 200))
     assert split_key(first, "calib") != split_key(second, "calib")
@@ -226,16 +226,16 @@ def test_cache_keys_tell_different_data_of_the_same_size_apart(digits, loader: D
 
 def test_gradual_l1_follows_the_cubic_schedule_and_keeps_earlier_zeros(loader: DataLoader,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    import compressor.api as api
+    import compressor.recovery.gradual as gradual
 
     zeros_after_each_round = []
-    real_recover = api.recover
+    real_recover = gradual.recover
 
     def spy(model, *args, **kwargs):  # noqa: ANN001, ANN202 - records the zeros before each round's fine-tune
-        zeros_after_each_round.append({k: v.clone() for k, v in api.zero_masks(model).items()})
+        zeros_after_each_round.append({k: v.clone() for k, v in gradual.zero_masks(model).items()})
         return real_recover(model, *args, **kwargs)
 
-    monkeypatch.setattr(api, "recover", spy)
+    monkeypatch.setattr(gradual, "recover", spy)
     torch.manual_seed(0)
     out = compressor.compress(Net(), "l1", amount=0.6, train=loader, finetune_epochs=3, prune_steps=3,
                               example_input=torch.randn(1, 3, 12, 12))

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from compressor.checkpoint import load_checkpoint
-from compressor.models import build_model
+from compressor.models.checkpoint import load_checkpoint
+from compressor.models.zoo import build_model
 
 QUICK = ["--quiet", "--backends", "onnxruntime", "--compress", "none", "--device", "cpu"]
 

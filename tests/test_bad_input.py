@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from compressor.checkpoint import Checkpoint, ModelSpec, save_checkpoint
-from compressor.models import build_model
+from compressor.models.checkpoint import Checkpoint, ModelSpec, save_checkpoint
+from compressor.models.zoo import build_model
 
 COMPRESSOR_BAD = [
     # CLI options of `compressor`

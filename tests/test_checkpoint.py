@@ -9,9 +9,16 @@ import pytest
 import torch
 from torch import nn
 
-from compressor.checkpoint import Checkpoint, ModelSpec, apply_edits, load_checkpoint, save_checkpoint, structure_edits
 from compressor.errors import CompressorError
-from compressor.models import build_model
+from compressor.models.checkpoint import (
+    Checkpoint,
+    ModelSpec,
+    apply_edits,
+    load_checkpoint,
+    save_checkpoint,
+    structure_edits,
+)
+from compressor.models.zoo import build_model
 
 
 def _spec(arch: str = "resnet18", num_classes: int = 10, in_channels: int = 1) -> ModelSpec:
@@ -184,7 +191,7 @@ def test_a_layer_of_an_unknown_type_resized_in_place_is_recorded_and_rebuilt_exa
 
 def test_timm_models_with_their_own_layer_types_are_channel_pruned_saved_and_reloaded(digits, tmp_path) -> None:
     pytest.importorskip("timm", reason="the optional timm extra is not installed")
-    from compressor.registry import StrategyContext, build_strategy
+    from compressor.strategies.registry import StrategyContext, build_strategy
 
     torch.manual_seed(0)
     model = build_model("timm:mobilenetv3_small_050", 10, 1).eval()  # BatchNormAct2d: a timm layer type

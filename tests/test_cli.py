@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch.nn.utils import prune
 
-from compressor.checkpoint import load_checkpoint
+from compressor.models.checkpoint import load_checkpoint
 from compressor.report.uncertainty import binomial_se
 from compressor.strategies.selection import prunable_layers
 from tests.conftest import within_noise
@@ -86,7 +86,7 @@ def test_run_trains_prunes_measures_and_reports(first_run: tuple[Path, subproces
 def test_run_writes_zip_and_xz_copies_by_default(tmp_path: Path) -> None:
     import torch
 
-    from compressor.models import build_model
+    from compressor.models.zoo import build_model
 
     torch.manual_seed(0)
     weights = tmp_path / "small.pth"
@@ -475,8 +475,8 @@ def test_structural_steps_recalibrate_batchnorm_and_fine_tune_at_a_fifth_of_the_
 
 def test_a_supcon_linear_classifier_gets_the_frozen_encoder_recovery_recipe(
         first_run: tuple[Path, subprocess.CompletedProcess], tmp_path: Path) -> None:
-    from compressor.checkpoint import save_checkpoint
-    from compressor.recovery_recipes import RECOVERY_RECIPES
+    from compressor.models.checkpoint import save_checkpoint
+    from compressor.recovery.recipes import RECOVERY_RECIPES
 
     work, _ = first_run
     trained = load_checkpoint(next((work / "cache" / "baselines").glob("*.pt")))

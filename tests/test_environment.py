@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from compressor import environment as env_module
+from compressor._util import environment as env_module
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")

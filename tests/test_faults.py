@@ -15,14 +15,14 @@ from pathlib import Path
 import torch
 from conftest import run_cli
 
-from compressor.checkpoint import load_checkpoint
+from compressor.models.checkpoint import load_checkpoint
 
 WRITER = r"""
 import sys, torch
 from pathlib import Path
-from compressor.checkpoint import Checkpoint, ModelSpec, save_checkpoint
-from compressor.fileio import save_torch_atomic, write_json_atomic
-from compressor.models import build_model
+from compressor.models.checkpoint import Checkpoint, ModelSpec, save_checkpoint
+from compressor._util.fileio import save_torch_atomic, write_json_atomic
+from compressor.models.zoo import build_model
 
 out = Path(sys.argv[1])
 spec = ModelSpec("resnet18", 10, 1, 32, "digits", tuple("0123456789"), (0.5,), (0.25,))
@@ -67,7 +67,7 @@ def test_atomic_writes_survive_sigkill_at_random_moments(tmp_path: Path) -> None
 def test_a_full_disk_fails_before_any_training(tmp_path: Path, monkeypatch) -> None:
     import shutil
 
-    from compressor import preflight
+    from compressor._util import preflight
 
     real = shutil.disk_usage
     monkeypatch.setattr(preflight.shutil, "disk_usage", lambda p: real(p)._replace(free=5_000_000))
@@ -92,7 +92,7 @@ def test_diverging_training_names_the_step_and_keeps_the_previous_file(tmp_path:
 
 
 def test_a_killed_writers_leftovers_are_removed_by_the_next_write_once_stale(tmp_path: Path) -> None:
-    from compressor.fileio import STALE_AFTER_S, write_json_atomic
+    from compressor._util.fileio import STALE_AFTER_S, write_json_atomic
 
     old = time.time() - STALE_AFTER_S - 60
     stale, fresh = tmp_path / ".r[1].json.k1.tmp", tmp_path / ".r[1].json.k2.tmp"  # fresh: maybe a live writer

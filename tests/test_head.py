@@ -8,7 +8,7 @@ from torch import nn
 
 from compressor import CompressorError
 from compressor.data import Dataset
-from compressor.head import LinearConfig, fit_linear, penultimate_features, refit_classifier
+from compressor.recovery.head import LinearConfig, fit_linear, penultimate_features, refit_classifier
 
 
 def _scrambled(tiny_net: nn.Module) -> nn.Module:

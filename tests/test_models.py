@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from compressor.errors import CompressorError
-from compressor.models import (
+from compressor.models.zoo import (
     arch_plugin_errors,
     build_model,
     get_arch,
@@ -82,7 +82,7 @@ def test_timm_models_build_when_the_extra_is_installed() -> None:
 def test_architecture_entry_points_load_lazily_and_a_broken_one_is_reported(monkeypatch) -> None:
     from importlib.metadata import EntryPoint
 
-    import compressor.models as models
+    import compressor.models.zoo as models
 
     points = [EntryPoint("tiny-cnn", "factories:small_cnn", models.ENTRY_POINT_GROUP),
               EntryPoint("broken", "no_such_module:factory", models.ENTRY_POINT_GROUP)]
@@ -98,7 +98,7 @@ def test_architecture_entry_points_load_lazily_and_a_broken_one_is_reported(monk
 
 
 def test_registering_an_architecture_name_twice_is_an_error(monkeypatch) -> None:
-    import compressor.models as models
+    import compressor.models.zoo as models
 
     monkeypatch.setattr(models, "_ARCHS", dict(models._ARCHS))
     with pytest.raises(CompressorError, match="'resnet18' is already registered"):

@@ -13,13 +13,13 @@ import pytest
 import torch
 from PIL import Image
 
-from compressor.checkpoint import Checkpoint, ModelSpec
 from compressor.cli import main
 from compressor.data import Dataset
 from compressor.errors import CompressorError
-from compressor.models import build_model
-from compressor.openaimer import export_submission, score_submission
-from compressor.registry import StrategyContext, build_strategy
+from compressor.models.checkpoint import Checkpoint, ModelSpec
+from compressor.models.zoo import build_model
+from compressor.openaimer.protocol import export_submission, score_submission
+from compressor.strategies.registry import StrategyContext, build_strategy
 
 FRESH_LOAD = """
 import sys, importlib.util, torch
@@ -132,7 +132,7 @@ def _known_submission(tmp_path: Path, monkeypatch, *, model_bytes: int, per_clas
                       durations_ms) -> Path:
     """A submission whose size, per-call latency and accuracy are fixed by construction; returns its directory
     (the ImageFolder is tmp_path / "images")."""
-    import compressor.openaimer as openaimer
+    import compressor.openaimer.protocol as openaimer
 
     directory = tmp_path / "sub"
     directory.mkdir()
@@ -155,7 +155,7 @@ def test_score_of_known_size_latency_and_accuracy(tmp_path: Path, monkeypatch):
     90 × 50 ms, a mean of 60 ms (median 50), which against 30 ms scores 0.5; 51 of 102 images right (50 %) against
     25 % scores 2; total 0.3·2 + 0.3·0.5 + 0.4·2 = 1.55. The warm-up call and the calls after the first 100 images
     (1000 ms each) must not enter the latency."""
-    from compressor.openaimer import LATENCY_RUNS, Baseline
+    from compressor.openaimer.protocol import LATENCY_RUNS, Baseline
 
     assert LATENCY_RUNS == 100
     directory = _known_submission(tmp_path, monkeypatch, model_bytes=2**20, per_class={"0": 51, "1": 51},
@@ -188,7 +188,7 @@ def test_a_tiny_file_dominates_the_score(tmp_path: Path, monkeypatch):
 
 
 def test_scoring_a_checkpoint_exports_it_first(block_removed, digits: Dataset, tmp_path: Path, capsys):
-    from compressor.checkpoint import save_checkpoint
+    from compressor.models.checkpoint import save_checkpoint
 
     save_checkpoint(block_removed, tmp_path / "model.ckpt")
     export_submission(block_removed, tmp_path / "sub")

@@ -8,8 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from compressor.api import RecoveryConfig
-from compressor.baseline import (
+from compressor.data import Dataset
+from compressor.errors import CompressorError
+from compressor.measure.accuracy import evaluate, torch_forward
+from compressor.models.baselines import (
     RECIPES,
     BaselineRequest,
     baseline_finetune_lr,
@@ -17,13 +19,11 @@ from compressor.baseline import (
     get_recipe,
     training_config,
 )
-from compressor.checkpoint import Checkpoint, ModelSpec
-from compressor.data import Dataset
-from compressor.errors import CompressorError
-from compressor.measure.accuracy import evaluate, torch_forward
-from compressor.models import build_model, input_size_for
-from compressor.steps import parse_steps
-from compressor.train import PROBE_MIN_STEPS, TrainConfig, ema_update, erase_randomly, probe_precision, train
+from compressor.models.checkpoint import Checkpoint, ModelSpec
+from compressor.models.training import PROBE_MIN_STEPS, TrainConfig, ema_update, erase_randomly, probe_precision, train
+from compressor.models.zoo import build_model, input_size_for
+from compressor.recovery.config import RecoveryConfig
+from compressor.strategies.steps import parse_steps
 from factories import small_cnn
 from tests.conftest import within_noise
 

@@ -12,10 +12,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import compressor
 from compressor import CompressorError
+from compressor.models.training import TrainConfig, batchnorms, train
 from compressor.pipeline import RunConfig
-from compressor.recovery_recipes import RECOVERY_RECIPES, get_recovery_recipe, recovery_recipe_for
-from compressor.steps import Step
-from compressor.train import TrainConfig, batchnorms, train
+from compressor.recovery.recipes import RECOVERY_RECIPES, get_recovery_recipe, recovery_recipe_for
+from compressor.strategies.steps import Step
 
 
 def test_a_linear_evaluation_in_the_history_picks_the_frozen_encoder_recipe() -> None:
@@ -64,7 +64,7 @@ def loader() -> DataLoader:
 
 
 def test_frozen_batchnorm_keeps_running_statistics_while_the_weights_train(loader: DataLoader) -> None:
-    from compressor.loaders import LoaderSplit
+    from compressor.data.loaders import LoaderSplit
 
     split = LoaderSplit(loader, "train")
     for freeze in (False, True):

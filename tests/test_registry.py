@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from compressor.errors import CompressorError
-from compressor.registry import build_strategy, get_strategy, list_strategies
+from compressor.strategies.registry import build_strategy, get_strategy, list_strategies
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "compressor-plugin-random"
@@ -62,7 +62,7 @@ PRUNE_WITH_PLUGIN = """
 from compressor import StrategyContext, build_strategy
 from compressor.data import load_dataset
 from compressor.measure.complexity import weight_sparsity
-from compressor.models import build_model
+from compressor.models.zoo import build_model
 model = build_model("resnet18", 10, 1)
 context = StrategyContext.for_dataset(load_dataset("digits"), input_size=32, seed=0)
 build_strategy("random", {"amount": "0.3"}).apply(model, context)

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 import torch
 
-from compressor.checkpoint import Checkpoint, ModelSpec, load_checkpoint, save_checkpoint
 from compressor.measure import MeasureConfig
 from compressor.measure.latency import TimingPlan
-from compressor.models import build_model
+from compressor.models.checkpoint import Checkpoint, ModelSpec, load_checkpoint, save_checkpoint
+from compressor.models.zoo import build_model
 from compressor.pipeline import RunConfig, run
-from compressor.steps import parse_steps
+from compressor.strategies.steps import parse_steps
 
 QUICK = MeasureConfig(backends=("torch",), compressions=(), rounds=1,
                       plan=TimingPlan(warmup_runs=1, warmup_seconds=0.0, min_runs=2, min_seconds=0.0))

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from compressor.checkpoint import Checkpoint, ModelSpec, save_checkpoint
 from compressor.errors import CompressorError
-from compressor.models import build_model
+from compressor.models.checkpoint import Checkpoint, ModelSpec, save_checkpoint
+from compressor.models.zoo import build_model
 from compressor.report.schema import CellRecord, RunRow, read_cell_records, read_run_report
 from compressor.sweep import CELL_SCHEMA, Pipeline, SweepSpec, load_grid, parse_shard, validate, write_results
 
@@ -236,7 +236,7 @@ def test_a_baseline_seed_with_a_given_checkpoint_is_refused(tmp_path: Path):
 
 def test_the_baseline_seed_picks_the_baseline_and_the_seed_stays_the_runs(tmp_path: Path):
     from compressor.pipeline import RunConfig, plan_run
-    from compressor.steps import parse_steps
+    from compressor.strategies.steps import parse_steps
 
     config = RunConfig(steps=parse_steps(["l1"], 0.5, []), seed=0, baseline_seed=3, output=tmp_path / "r.json")
     assert plan_run(config).request.seed == 3

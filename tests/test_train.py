@@ -9,7 +9,7 @@ from torch import nn
 from compressor.data import Dataset
 from compressor.errors import CompressorError
 from compressor.measure.accuracy import evaluate, torch_forward
-from compressor.train import TrainConfig, train
+from compressor.models.training import TrainConfig, train
 
 
 def test_tiny_net_learns_digits(tiny_net: nn.Module, digits: Dataset) -> None:
@@ -29,7 +29,7 @@ def test_masked_weights_stay_exactly_zero(tiny_net: nn.Module, digits: Dataset) 
 
 
 def test_fractional_epochs_run_that_share_of_the_steps(tiny_net: nn.Module, digits: Dataset) -> None:
-    from compressor.train import steps_per_epoch
+    from compressor.models.training import steps_per_epoch
 
     record = train(tiny_net, digits.train, 8, TrainConfig(epochs=0.25, batch_size=32), show_progress=False)
     assert record["steps"] == -(-steps_per_epoch(len(digits.train), 32) // 4)
@@ -43,7 +43,7 @@ def test_divergence_stops_with_a_clear_message(tiny_net: nn.Module, digits: Data
 
 
 def test_batchnorm_recalibration_estimates_running_stats_from_data(tiny_net: nn.Module, digits: Dataset) -> None:
-    from compressor.train import recalibrate_batchnorm
+    from compressor.recovery.batchnorm import recalibrate_batchnorm
 
     tiny_net.bn.running_mean.fill_(100.0)
     weights = tiny_net.stem.weight.clone()
@@ -57,7 +57,7 @@ def test_batchnorm_recalibration_estimates_running_stats_from_data(tiny_net: nn.
 
 
 def test_zero_masks_cover_exactly_the_zeroed_weights(tiny_net: nn.Module) -> None:
-    from compressor.train import zero_masks
+    from compressor.models.training import zero_masks
 
     with torch.no_grad():
         tiny_net.conv1.weight[0] = 0
@@ -75,7 +75,7 @@ def fresh_tiny_net(seed: int) -> nn.Module:
 
 @pytest.mark.parametrize("steps", [1, 2, 3, 4, 7, 8])
 def test_every_budget_runs_even_a_few_steps(tiny_net: nn.Module, digits: Dataset, steps: int) -> None:
-    from compressor.train import steps_per_epoch
+    from compressor.models.training import steps_per_epoch
 
     keep = torch.rand_like(tiny_net.conv1.weight) > 0.5
     with torch.no_grad():
@@ -90,7 +90,7 @@ def test_every_budget_runs_even_a_few_steps(tiny_net: nn.Module, digits: Dataset
 
 
 def test_distillation_loss_is_cross_entropy_at_alpha_0_and_the_softened_kl_at_alpha_1() -> None:
-    from compressor.train import distillation_loss
+    from compressor.models.training import distillation_loss
 
     torch.manual_seed(0)
     student, teacher, labels = torch.randn(6, 5), torch.randn(6, 5), torch.randint(0, 5, (6,))

@@ -11,8 +11,8 @@ import pytest
 import torch
 from conftest import run_cli
 
-from compressor.checkpoint import Checkpoint, ModelSpec, save_checkpoint
-from compressor.models import build_model
+from compressor.models.checkpoint import Checkpoint, ModelSpec, save_checkpoint
+from compressor.models.zoo import build_model
 
 
 class Payload:
@@ -70,8 +70,8 @@ def test_every_entry_point_refuses_it_and_the_payload_never_runs(program: str, a
 
 def test_the_exported_loader_refuses_it_too(evil: tuple[Path, Path], tmp_path: Path) -> None:
     path, marker = evil
-    from compressor.checkpoint import load_checkpoint
-    from compressor.openaimer import export_submission
+    from compressor.models.checkpoint import load_checkpoint
+    from compressor.openaimer.protocol import export_submission
 
     submission = tmp_path / "submission"
     export_submission(load_checkpoint(path.parent / "good.pt"), submission)

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
+from compressor._util.preflight import ensure_writable_dir, ensure_writable_file
 from compressor.cli.options import JsonOpt, QuietOpt, command_line, err, out, print_json
 from compressor.errors import CompressorError
-from compressor.preflight import ensure_writable_dir, ensure_writable_file
 
 
 def export_command(
@@ -21,8 +21,8 @@ def export_command(
     username: Annotated[str, typer.Option("--username", help="username field of metadata.json")] = "compressor",
 ) -> None:
     """Export a checkpoint as a competition submission (OpenAImer Track-2: model.pt, metadata.json, loader)."""
-    from compressor.checkpoint import load_checkpoint
-    from compressor.openaimer import export_submission
+    from compressor.models.checkpoint import load_checkpoint
+    from compressor.openaimer.protocol import export_submission
 
     ensure_writable_dir(out_dir, "the submission directory")
     if export_format != "openaimer":
@@ -46,8 +46,8 @@ def score_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Compute a submission's size, latency, accuracy and score exactly as the competition's evaluator does."""
-    from compressor.fileio import write_json_atomic
-    from compressor.openaimer import Baseline, score_checkpoint, score_submission
+    from compressor._util.fileio import write_json_atomic
+    from compressor.openaimer.protocol import Baseline, score_checkpoint, score_submission
 
     if output is not None:
         ensure_writable_file(output, "the score file")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from compressor._util.preflight import ensure_writable_file
 from compressor.cli.options import (
     ArchOpt,
     ArtifactsOpt,
@@ -44,7 +45,6 @@ from compressor.cli.options import (
     print_json,
 )
 from compressor.errors import CompressorError
-from compressor.preflight import ensure_writable_file
 
 if TYPE_CHECKING:
     from compressor.measure import MeasureConfig
@@ -152,11 +152,11 @@ def run_command(
     """Compress a baseline with one strategy or a pipeline, measure both, print the table and write the report."""
     import math
 
+    from compressor.models.training import whole_if_integral
     from compressor.pipeline import RunConfig, plan_run, run
-    from compressor.recovery_recipes import recovery_recipe_names
+    from compressor.recovery.recipes import recovery_recipe_names
     from compressor.report import deployment_table, run_table, sensitivity_table
-    from compressor.steps import parse_steps
-    from compressor.train import whole_if_integral
+    from compressor.strategies.steps import parse_steps
 
     check_device(device)
     measure = _measure_config(backends, batch_size, threads, compress, processes=processes)
@@ -245,8 +245,8 @@ def bench_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Measure one model: file sizes, latency per backend, complexity per layer, accuracy under torch and ONNX."""
-    from compressor.bench import bench
-    from compressor.fileio import write_json_atomic
+    from compressor._util.fileio import write_json_atomic
+    from compressor.measure.bench import bench
     from compressor.report import bench_renderables
 
     if output is not None:
@@ -287,10 +287,10 @@ def train_command(
     quiet: QuietOpt = False,
 ) -> None:
     """Train a baseline classifier and save it as a checkpoint that `run --model` accepts."""
-    from compressor.baseline import BaselineRequest, train_baseline, training_config
-    from compressor.checkpoint import dataset_for_arch, save_checkpoint
     from compressor.data import load_dataset
     from compressor.measure.accuracy import evaluate, torch_forward
+    from compressor.models.baselines import BaselineRequest, train_baseline, training_config
+    from compressor.models.checkpoint import dataset_for_arch, save_checkpoint
 
     ensure_writable_file(output, "the checkpoint")
     check_device(device)
@@ -324,8 +324,8 @@ def _json_value(value: Any) -> Any:
 def failed_plugins() -> list[dict[str, str]]:
     """Every entry point (strategy, architecture, dataset) that failed to load: its kind, name and the reason."""
     from compressor.data import dataset_plugin_errors
-    from compressor.models import arch_plugin_errors
-    from compressor.registry import plugin_errors
+    from compressor.models.zoo import arch_plugin_errors
+    from compressor.strategies.registry import plugin_errors
 
     return [{"kind": kind, "name": name, "reason": reason}
             for kind, errors in (("strategy", plugin_errors()), ("architecture", arch_plugin_errors()),
@@ -337,8 +337,8 @@ def listing() -> dict[str, Any]:
     """What `compressor list --json` prints: strategies with their parameters, architectures, datasets, and the
     plugins that failed to load."""
     from compressor.data import list_datasets
-    from compressor.models import ARCH_FORMS, list_archs
-    from compressor.registry import list_strategies
+    from compressor.models.zoo import ARCH_FORMS, list_archs
+    from compressor.strategies.registry import list_strategies
 
     strategies = [{"name": info.name, "description": info.description, "source": info.source,
                    "params": [{"name": p.name, "type": p.type_name, "default": _json_value(p.default), "help": p.help}
@@ -357,8 +357,8 @@ def list_command(
     On a terminal the strategies are a table; piped, every row is one tab-separated line that is never wrapped.
     """
     from compressor.data import list_datasets
-    from compressor.models import list_archs
-    from compressor.registry import list_strategies
+    from compressor.models.zoo import list_archs
+    from compressor.strategies.registry import list_strategies
 
     if as_json:
         plain_lines([json.dumps(listing(), indent=2)])

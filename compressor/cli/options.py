@@ -124,7 +124,7 @@ def output_path(output: Path | None, legacy_out: Path | None, *, required: bool 
 
 def check_precision(precision: str | None) -> str | None:
     """`precision` unchanged when it is None or one of fp32, bf16, auto; else a one-line CompressorError."""
-    from compressor.train import PRECISIONS
+    from compressor.models.training import PRECISIONS
 
     if precision is not None and precision not in PRECISIONS:
         raise CompressorError(f"--precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
@@ -133,7 +133,7 @@ def check_precision(precision: str | None) -> str | None:
 
 def check_device(device: str) -> str:
     """`device` unchanged once it names a device this machine has; else a one-line CompressorError."""
-    from compressor.device import resolve_device
+    from compressor._util.device import resolve_device
 
     resolve_device(device)
     return device

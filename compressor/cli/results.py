@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from compressor._util.preflight import ensure_writable_dir
 from compressor.cli.options import (
     DEVICE_HELP,
     BatchSizesOpt,
@@ -29,7 +30,6 @@ from compressor.cli.options import (
     print_json,
 )
 from compressor.errors import CompressorError
-from compressor.preflight import ensure_writable_dir
 
 
 def report_command(
@@ -125,8 +125,8 @@ def sweep_command(
 
     Exit code 1 when a cell failed (its reason is in DIR/cells); rerun with --retry-failed.
     """
+    from compressor.models.training import whole_if_integral
     from compressor.sweep import Pipeline, SweepSpec, load_grid, override_run_args, parse_shard, run_sweep
-    from compressor.train import whole_if_integral
 
     out_dir = output_path(output, legacy_out)
     ensure_writable_dir(out_dir, "the sweep directory")

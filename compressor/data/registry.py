@@ -20,9 +20,9 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, TypeVar
 
+from compressor._util.plugins import load_plugins
 from compressor.data.splits import Dataset
 from compressor.errors import CompressorError
-from compressor.plugins import load_plugins
 
 ENTRY_POINT_GROUP = "compressor.datasets"
 

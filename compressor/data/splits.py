@@ -2,7 +2,7 @@
 
 `TensorSplit` holds uint8 images in memory; `FolderSplit` reads an ImageFolder image by image. Both answer
 `batches(input_size, batch_size, *, shuffle, augment, seed)` and `len()`, the `Split` interface strategies see
-(compressor.loaders wraps a user's DataLoader in the same interface). `with_calib` carves the calibration split a
+(compressor.data.loaders wraps a user's DataLoader in the same interface). `with_calib` carves the calibration split a
 dataset loader returns beside train and test.
 """
 

@@ -8,7 +8,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from compressor.models import PRUNABLE_TYPES
+from compressor.models.zoo import PRUNABLE_TYPES
 
 
 def parameter_counts(model: nn.Module) -> dict[str, int]:

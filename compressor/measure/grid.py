@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from compressor.errors import CompressorError
-from compressor.export import export_onnx, quantize_onnx_int8
 from compressor.measure.complexity import dense_macs
+from compressor.measure.export import export_onnx, quantize_onnx_int8
 from compressor.measure.harness import Int8Plan, MeasureConfig, latency_block
 from compressor.measure.int8_kernels import int8_kernel_report
 from compressor.measure.processes import speedup

@@ -14,9 +14,9 @@ from torch import nn
 
 from compressor.data import Split
 from compressor.errors import CompressorError
-from compressor.export import export_onnx, quantize_onnx_int8
 from compressor.measure.accuracy import classification_metrics, onnx_forward, pack_correct, predict, torch_forward
 from compressor.measure.complexity import complexity
+from compressor.measure.export import export_onnx, quantize_onnx_int8
 from compressor.measure.latency import (
     BACKENDS,
     TimingPlan,

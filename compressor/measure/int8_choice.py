@@ -11,8 +11,8 @@ import numpy as np
 from torch import nn
 
 from compressor.data import Split
-from compressor.export import CALIBRATION_METHODS, export_onnx, quantize_onnx_int8
 from compressor.measure.accuracy import onnx_forward
+from compressor.measure.export import CALIBRATION_METHODS, export_onnx, quantize_onnx_int8
 from compressor.measure.harness import Int8Plan
 from compressor.measure.latency import onnxruntime_session
 

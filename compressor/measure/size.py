@@ -8,8 +8,8 @@ from typing import Any
 
 from torch import nn
 
-from compressor.export import compress_file, export_onnx, half_state_dict, save_sparse
-from compressor.fileio import save_torch_atomic
+from compressor._util.fileio import save_torch_atomic
+from compressor.measure.export import compress_file, export_onnx, half_state_dict, save_sparse
 
 COMPRESSIONS = ("zip", "xz")
 

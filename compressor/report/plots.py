@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from compressor.fileio import write_atomic
+from compressor._util.fileio import write_atomic
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+from compressor._util.fileio import read_cached_json, write_json_atomic
 from compressor.errors import CompressorError
-from compressor.fileio import read_cached_json, write_json_atomic
 
 REPORT_SCHEMA = "compressor.run/1"
 CELL_SCHEMA = "compressor.sweep-cell/1"
@@ -176,7 +176,7 @@ class DatasetInfo(Record):
 
 @dataclass(kw_only=True)
 class Environment(Record):
-    """Where a run was measured (see `compressor.environment`)."""
+    """Where a run was measured (see `compressor._util.environment`)."""
 
     python: str | None = None
     platform: str | None = None

@@ -10,9 +10,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from compressor.environment import environment
+from compressor._util.environment import environment
+from compressor._util.fileio import write_atomic, write_json_atomic
 from compressor.errors import CompressorError
-from compressor.fileio import write_atomic, write_json_atomic
 from compressor.measure.load import UNDER_LOAD_CORES
 from compressor.report.difference_plot import plot_differences
 from compressor.report.layer_plots import plot_layer_heatmap

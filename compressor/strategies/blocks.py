@@ -21,10 +21,10 @@ from torch import nn
 from torchvision.models.densenet import DenseNet, _DenseBlock
 from torchvision.models.resnet import ResNet
 
+from compressor._util.fileio import model_fingerprint, read_cached_json, write_json_atomic
 from compressor.errors import CompressorError
-from compressor.fileio import model_fingerprint, read_cached_json, write_json_atomic
-from compressor.models import set_submodule
-from compressor.registry import StrategyContext, StrategyOutput, check_fraction, param, register_strategy
+from compressor.models.zoo import set_submodule
+from compressor.strategies.registry import StrategyContext, StrategyOutput, check_fraction, param, register_strategy
 from compressor.strategies.sensitivity import calib_scores
 
 COSTS_VERSION = 1

@@ -15,9 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from compressor.registry import StrategyContext
+from compressor.models.training import batchnorms
+from compressor.recovery.batchnorm import recalibrate_batchnorm
+from compressor.strategies.registry import StrategyContext
 from compressor.strategies.selection import apply_masks, global_masks, lamp_scores
-from compressor.train import batchnorms, recalibrate_batchnorm
 
 Batches = list[tuple[torch.Tensor, torch.Tensor]]
 Masks = dict[str, torch.Tensor]

@@ -10,7 +10,14 @@ import torch_pruning as tp
 from torch import nn
 
 from compressor.errors import CompressorError
-from compressor.registry import StrategyContext, StrategyOutput, check_fraction, check_int, param, register_strategy
+from compressor.strategies.registry import (
+    StrategyContext,
+    StrategyOutput,
+    check_fraction,
+    check_int,
+    param,
+    register_strategy,
+)
 
 IMPORTANCES = ("l1", "l2", "taylor", "bn-scale")
 

@@ -8,7 +8,7 @@ from typing import Literal
 from torch import nn
 
 from compressor.errors import CompressorError
-from compressor.registry import StrategyContext, StrategyOutput, check_fraction, param, register_strategy
+from compressor.strategies.registry import StrategyContext, StrategyOutput, check_fraction, param, register_strategy
 from compressor.strategies.selection import apply_masks, global_masks, layer_masks, prunable_layers, sparsity_record
 
 

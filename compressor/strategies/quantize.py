@@ -8,8 +8,8 @@ from typing import ClassVar, Literal
 from torch import nn
 
 from compressor.errors import CompressorError
-from compressor.export import CALIBRATION_METHODS
-from compressor.registry import StrategyContext, StrategyOutput, check_int, param, register_strategy
+from compressor.measure.export import CALIBRATION_METHODS
+from compressor.strategies.registry import StrategyContext, StrategyOutput, check_int, param, register_strategy
 
 
 @register_strategy("int8")

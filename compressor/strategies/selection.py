@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from compressor.errors import CompressorError
-from compressor.models import PRUNABLE_TYPES
+from compressor.models.zoo import PRUNABLE_TYPES
 
 
 def prunable_layers(model: nn.Module, *, include_first_conv: bool = False,

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from compressor.errors import CompressorError
-from compressor.registry import StrategyContext, StrategyOutput, param, register_strategy
+from compressor.strategies.registry import StrategyContext, StrategyOutput, param, register_strategy
 from compressor.strategies.selection import apply_masks, nm_masks, prunable_layers, sparsity_record
 
 

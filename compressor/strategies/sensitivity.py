@@ -24,9 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from compressor._util.fileio import model_fingerprint, read_cached_json, write_json_atomic
 from compressor.errors import CompressorError
-from compressor.fileio import model_fingerprint, read_cached_json, write_json_atomic
-from compressor.registry import StrategyContext, StrategyOutput, check_fraction, check_int, param, register_strategy
 from compressor.strategies.candidates import (
     Batches,
     Masks,
@@ -36,6 +35,14 @@ from compressor.strategies.candidates import (
     magnitude_masks,
     mask_ratios,
     ratio_masks,
+)
+from compressor.strategies.registry import (
+    StrategyContext,
+    StrategyOutput,
+    check_fraction,
+    check_int,
+    param,
+    register_strategy,
 )
 from compressor.strategies.selection import apply_masks, global_masks, prunable_layers, sparsity_record
 
@@ -146,7 +153,7 @@ class LayerSensitive:
     judge_samples: int = param(2000, "calibration images each candidate allocation is judged on")
     include_first_conv: bool = param(False, "also prune the first (stem) convolution")
     include_classifier: bool = param(False, "also prune the final linear classifier")
-    # judged after recalibration, so it asks for it; the run's recovery decides (compressor.registry)
+    # judged after recalibration, so it asks for it; the run's recovery decides (compressor.strategies.registry)
     recommends_bn_recalibration: ClassVar[bool] = True
 
     def __post_init__(self) -> None:

@@ -74,8 +74,8 @@ def test_the_package_root_loads_names_on_first_use() -> None:
 
 def test_list_piped_keeps_every_name_and_description_on_one_line(tmp_path: Path) -> None:
     from compressor.data import list_datasets
-    from compressor.models import list_archs
-    from compressor.registry import get_strategy
+    from compressor.models.zoo import list_archs
+    from compressor.strategies.registry import get_strategy
 
     result = _script("compressor", ["list"], tmp_path)
     assert result.returncode == 0, result.stderr
@@ -145,7 +145,7 @@ def test_sweep_passes_the_device_to_every_cell(tmp_path: Path, monkeypatch: pyte
 
 
 def test_run_and_train_hand_the_device_to_the_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import compressor.baseline
+    import compressor.models.baselines
     import compressor.pipeline
 
     devices = []
@@ -155,7 +155,7 @@ def test_run_and_train_hand_the_device_to_the_api(tmp_path: Path, monkeypatch: p
         raise RuntimeFailure("stopped here")
 
     monkeypatch.setattr(compressor.pipeline, "run", stop)
-    monkeypatch.setattr(compressor.baseline, "train_baseline", stop)
+    monkeypatch.setattr(compressor.models.baselines, "train_baseline", stop)
     assert run_cli("compressor", ["run", "-s", "l1", "--device", "cpu", "-o", str(tmp_path / "r.json")])[0] == 1
     assert run_cli("compressor", ["train", "-o", str(tmp_path / "t.pt"), "--device", "cpu"])[0] == 1
     assert run_cli("compressor", ["train", "-o", str(tmp_path / "t.pt")])[0] == 1
@@ -202,7 +202,7 @@ def test_a_full_disk_is_a_runtime_failure_and_an_unwritable_path_a_usage_error(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
-    from compressor import preflight
+    from compressor._util import preflight
 
     (tmp_path / "file").write_text("x")
     with pytest.raises(CompressorError, match="is a file, not a directory") as usage:
@@ -218,7 +218,7 @@ def test_a_failed_atomic_write_is_a_runtime_failure_and_keeps_the_old_file(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
-    from compressor import fileio
+    from compressor._util import fileio
 
     target = tmp_path / "r.json"
     fileio.write_json_atomic({"old": 1}, target)

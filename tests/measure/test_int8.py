@@ -13,8 +13,8 @@ from torch import nn
 from compressor.api import Int8Plan
 from compressor.data import Dataset
 from compressor.errors import CompressorError
-from compressor.export import export_onnx, quantize_onnx_int8
 from compressor.measure.accuracy import onnx_forward, predict, torch_forward
+from compressor.measure.export import export_onnx, quantize_onnx_int8
 from compressor.measure.int8_choice import choose_calibration
 from compressor.measure.int8_kernels import int8_kernel_report
 from compressor.measure.latency import onnxruntime_session

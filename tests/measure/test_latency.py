@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from compressor.export import export_onnx
+from compressor.measure.export import export_onnx
 from compressor.measure.latency import TimingPlan, cuda_latency, onnxruntime_latency, repeat_spread, summarize
 
 QUICK = TimingPlan(warmup_runs=2, warmup_seconds=0.0, min_runs=15, min_seconds=0.0)

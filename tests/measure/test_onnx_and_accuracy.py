@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from compressor.data import Dataset
-from compressor.export import export_onnx
 from compressor.measure.accuracy import evaluate, onnx_forward, torch_forward
+from compressor.measure.export import export_onnx
 from compressor.measure.latency import onnxruntime_session
-from compressor.models import build_model
+from compressor.models.zoo import build_model
 
 
 @pytest.mark.parametrize("arch", ["resnet18", "densenet169"])

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from torch import nn
 
-from compressor.export import export_onnx
 from compressor.measure import MeasureConfig, TimingPlan
+from compressor.measure.export import export_onnx
 from compressor.measure.grid import grid_speedups
 from compressor.measure.harness import latency_block
 from compressor.measure.processes import merge, speedup, spread, time_in_processes

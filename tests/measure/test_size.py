@@ -12,10 +12,10 @@ import torch
 from torch import nn
 
 from compressor.errors import CompressorError
-from compressor.export import compress_file, load_sparse, save_sparse
+from compressor.measure.export import compress_file, load_sparse, save_sparse
 from compressor.measure.size import artifact_sizes, write_artifacts
-from compressor.models import build_model
-from compressor.registry import build_strategy
+from compressor.models.zoo import build_model
+from compressor.strategies.registry import build_strategy
 
 
 def _bits(t: torch.Tensor) -> torch.Tensor:

@@ -154,8 +154,8 @@ def _wall_clock(load: Load) -> str:
 
 
 def _finetune_lr(load: Load) -> str:
-    from compressor.api import DEFAULT_FINETUNE_LR
-    from compressor.baseline import FINETUNE_LR_FACTOR, RECIPES
+    from compressor.models.baselines import FINETUNE_LR_FACTOR, RECIPES
+    from compressor.recovery.config import DEFAULT_FINETUNE_LR
 
     return (f"defaults to {FINETUNE_LR_FACTOR:g}\n× the peak LR the baseline was trained with (read from the "
             f"checkpoint's history: {FINETUNE_LR_FACTOR * RECIPES['standard'].lr:g} for the `standard` recipe,\n"
@@ -164,7 +164,7 @@ def _finetune_lr(load: Load) -> str:
 
 
 def _distill_defaults(load: Load) -> str:
-    from compressor.api import RecoveryConfig
+    from compressor.recovery.config import RecoveryConfig
 
     config = RecoveryConfig()
     return (f"(`--distill-alpha`, default {config.distill_alpha:g}; `--distill-temperature`, default "
@@ -172,7 +172,7 @@ def _distill_defaults(load: Load) -> str:
 
 
 def _anchor_lr(load: Load) -> str:
-    from compressor.baseline import FINETUNE_LR_FACTOR, RECIPES
+    from compressor.models.baselines import FINETUNE_LR_FACTOR, RECIPES
 
     return (f"the\nnew default peak LR, {FINETUNE_LR_FACTOR:g} × the baseline's "
             f"({FINETUNE_LR_FACTOR * RECIPES['anchor'].lr:g})")
@@ -187,7 +187,7 @@ def _timing_plan(load: Load) -> str:
 
 
 def _digits_epochs(load: Load) -> str:
-    from compressor.baseline import DEFAULT_EPOCHS
+    from compressor.models.baselines import DEFAULT_EPOCHS
 
     return f"once ({DEFAULT_EPOCHS['digits']} epochs, cached in"
 
@@ -195,20 +195,20 @@ def _digits_epochs(load: Load) -> str:
 def _recalibration_batches(load: Load) -> str:
     import inspect
 
-    from compressor.train import recalibrate_batchnorm
+    from compressor.recovery.batchnorm import recalibrate_batchnorm
 
     batches = inspect.signature(recalibrate_batchnorm).parameters["batches"].default
     return f"BatchNorm statistics are re-estimated on {batches} batches of training images"
 
 
 def _one_cycle_steps(load: Load) -> str:
-    from compressor.train import MIN_WARMUP_STEPS, ONE_CYCLE_PCT_START
+    from compressor.models.training import MIN_WARMUP_STEPS, ONE_CYCLE_PCT_START
 
     return f"fine-tune has at least {math.ceil(MIN_WARMUP_STEPS / ONE_CYCLE_PCT_START)} steps"
 
 
 def _recipes(load: Load) -> str:
-    from compressor.baseline import DEFAULT_EPOCHS, RECIPES, default_epochs
+    from compressor.models.baselines import DEFAULT_EPOCHS, RECIPES, default_epochs
 
     standard = RECIPES["standard"]
     if DEFAULT_EPOCHS["cifar10"] != DEFAULT_EPOCHS["cifar100"]:
@@ -220,7 +220,7 @@ def _recipes(load: Load) -> str:
 
 
 def _anchor_recipe(load: Load) -> str:
-    from compressor.baseline import RECIPES
+    from compressor.models.baselines import RECIPES
 
     anchor = RECIPES["anchor"]
     return (f"| `anchor` | {anchor.epochs} epochs, peak LR {anchor.lr:g}, random erasing (p {anchor.random_erasing:g}, "
@@ -229,7 +229,7 @@ def _anchor_recipe(load: Load) -> str:
 
 
 def _precision_probe(load: Load) -> str:
-    from compressor.train import PROBE_MIN_GAIN, PROBE_MIN_STEPS
+    from compressor.models.training import PROBE_MIN_GAIN, PROBE_MIN_STEPS
 
     return (f"takes bf16 only when it is at least {PROBE_MIN_GAIN:g}× faster; runs shorter than {PROBE_MIN_STEPS} "
             "steps skip the probe")

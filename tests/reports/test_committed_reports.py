@@ -202,7 +202,7 @@ def _cpu_vs_gpu(label: str) -> Callable[[Load], str]:
 
 
 def _fishleg_steps(load: Load) -> str:
-    from compressor.registry import get_strategy
+    from compressor.strategies.registry import get_strategy
 
     defaults = {p.name: p.default for p in get_strategy("fishleg").params}
     return f"runs {defaults['aux_steps']} + {defaults['refine_steps']} steps per recomputation"
@@ -248,7 +248,7 @@ NOTES_CLAIMS: dict[str, tuple[Claim, ...]] = {"second-order-densenet201-supcon":
     Claim("prunable layers", "dense.json (prunable_layers)",
           lambda load: "with {0} prunable layers every auxiliary step updates {0} Kronecker".format(
               len(load("dense.json")["prunable_layers"]))),
-    Claim("FishLeg fit steps", "fishleg's defaults in compressor.registry", _fishleg_steps),
+    Claim("FishLeg fit steps", "fishleg's defaults in compressor.strategies.registry", _fishleg_steps),
     Claim("OBD strategy seconds on the CPU", "cpu-check/obd-0.5-s0.json (strategy_seconds)",
           lambda load: f"takes {load('cpu-check/obd-0.5-s0.json')['strategy_seconds']:.0f} s of strategy time"),
     Claim("the CPU check's cells", "cpu-check/*.json (amount, seed)", _cpu_check_cells),
@@ -409,8 +409,8 @@ def _threads(load: Load) -> str:
 
 
 def _recovery_defaults(load: Load) -> str:
-    from compressor.api import RecoveryConfig
-    from compressor.baseline import FINETUNE_LR_FACTOR, get_recipe
+    from compressor.models.baselines import FINETUNE_LR_FACTOR, get_recipe
+    from compressor.recovery.config import RecoveryConfig
 
     config = RecoveryConfig()
     return (f"peak LR {FINETUNE_LR_FACTOR:g} x the baseline's (`FINETUNE_LR_FACTOR` in compressor/baseline.py; the "
@@ -422,7 +422,7 @@ def _recovery_defaults(load: Load) -> str:
 RECOVERY_CLAIMS = (
     Claim("CPU and cores of the cells", "results.json (cells[].machine)", _machine),
     Claim("torch threads of the cells", "results.json (cells[].machine)", _threads),
-    Claim("fine-tuning LR and distillation settings", "compressor.baseline, compressor.api defaults",
+    Claim("fine-tuning LR and distillation settings", "compressor.models.baselines, compressor.api defaults",
           _recovery_defaults),
     Claim("spread of the channels-0.9 speed-ups", "results.json (cells: latencies)", _load_note),
 )

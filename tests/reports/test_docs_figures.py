@@ -197,7 +197,7 @@ PAGES: dict[str, list[tuple[str | None, tuple[Claim, ...]]]] = {
         ("supcon", (Claim("SupCon and cross-entropy accuracy", "results.json (rows)", _readme_supcon),)),
     ],
     "docs/index.md": [
-        (None, (Claim("digits baseline epochs", "compressor.baseline.DEFAULT_EPOCHS", _digits_epochs),)),
+        (None, (Claim("digits baseline epochs", "compressor.models.baselines.DEFAULT_EPOCHS", _digits_epochs),)),
         ("demo", (
             Claim("the demo's conv/linear sparsity", "resnet18-digits-l1-0.5.json (compressed.sparsity)",
                   _demo_sparsity),
@@ -254,11 +254,12 @@ PAGES: dict[str, list[tuple[str | None, tuple[Claim, ...]]]] = {
     ],
     "docs/recovery.md": [
         (None, (
-            Claim("fine-tuning LR defaults", "compressor.baseline, compressor.api", _finetune_lr),
-            Claim("distillation defaults", "compressor.api.RecoveryConfig", _distill_defaults),
-            Claim("the new default peak LR for anchor baselines", "compressor.baseline", _anchor_lr),
-            Claim("BatchNorm recalibration batches", "compressor.train.recalibrate_batchnorm", _recalibration_batches),
-            Claim("shortest one-cycle fine-tune", "compressor.train (MIN_WARMUP_STEPS, ONE_CYCLE_PCT_START)",
+            Claim("fine-tuning LR defaults", "compressor.models.baselines, compressor.api", _finetune_lr),
+            Claim("distillation defaults", "compressor.recovery.config.RecoveryConfig", _distill_defaults),
+            Claim("the new default peak LR for anchor baselines", "compressor.models.baselines", _anchor_lr),
+            Claim("BatchNorm recalibration batches", "compressor.recovery.batchnorm.recalibrate_batchnorm",
+                  _recalibration_batches),
+            Claim("shortest one-cycle fine-tune", "compressor.models.training (MIN_WARMUP_STEPS, ONE_CYCLE_PCT_START)",
                   _one_cycle_steps),
         )),
         ("digits-examples", (
@@ -442,9 +443,9 @@ PAGES: dict[str, list[tuple[str | None, tuple[Claim, ...]]]] = {
     ],
     "docs/datasets-and-models.md": [
         (None, (
-            Claim("standard recipe", "compressor.baseline (DEFAULT_EPOCHS, default_epochs, RECIPES)", _recipes),
-            Claim("anchor recipe", "compressor.baseline.RECIPES", _anchor_recipe),
-            Claim("precision probe thresholds", "compressor.train (PROBE_MIN_GAIN, PROBE_MIN_STEPS)",
+            Claim("standard recipe", "compressor.models.baselines (DEFAULT_EPOCHS, default_epochs, RECIPES)", _recipes),
+            Claim("anchor recipe", "compressor.models.baselines.RECIPES", _anchor_recipe),
+            Claim("precision probe thresholds", "compressor.models.training (PROBE_MIN_GAIN, PROBE_MIN_STEPS)",
                   _precision_probe),
         )),
         ("recovery-fashion-mnist", (

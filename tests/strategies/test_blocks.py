@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from compressor.checkpoint import Checkpoint, ModelSpec, load_checkpoint, save_checkpoint
 from compressor.data import Dataset
 from compressor.errors import CompressorError
-from compressor.models import build_model
-from compressor.registry import StrategyContext, build_strategy
+from compressor.models.checkpoint import Checkpoint, ModelSpec, load_checkpoint, save_checkpoint
+from compressor.models.zoo import build_model
+from compressor.strategies.registry import StrategyContext, build_strategy
 
 
 def _apply(arch: str, digits: Dataset, tmp_path: Path, **params) -> tuple[nn.Module, dict, set[str]]:

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from compressor.checkpoint import Checkpoint, ModelSpec, load_checkpoint, save_checkpoint
 from compressor.data import Dataset
 from compressor.errors import CompressorError
-from compressor.export import export_onnx
 from compressor.measure.complexity import dense_macs, parameter_counts
+from compressor.measure.export import export_onnx
 from compressor.measure.latency import onnxruntime_session
-from compressor.models import build_model
-from compressor.registry import StrategyContext, build_strategy
+from compressor.models.checkpoint import Checkpoint, ModelSpec, load_checkpoint, save_checkpoint
+from compressor.models.zoo import build_model
+from compressor.strategies.registry import StrategyContext, build_strategy
 
 
 def _prune_and_check(arch: str, digits: Dataset, tmp_path: Path, **params) -> dict:

@@ -12,10 +12,10 @@ from torch import nn
 
 from compressor.data import Dataset
 from compressor.errors import CompressorError
-from compressor.export import export_onnx
+from compressor.measure.export import export_onnx
 from compressor.measure.latency import onnxruntime_session
-from compressor.models import build_model
-from compressor.registry import StrategyContext, build_strategy
+from compressor.models.zoo import build_model
+from compressor.strategies.registry import StrategyContext, build_strategy
 
 
 def _model(arch: str = "resnet18", in_channels: int = 1) -> nn.Module:

@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from compressor.errors import CompressorError
-from compressor.registry import build_strategy
+from compressor.strategies.registry import build_strategy
 from compressor.strategies.selection import prunable_layers
 
 

@@ -12,10 +12,10 @@ from torch import nn
 
 from compressor.data import Dataset
 from compressor.errors import CompressorError
-from compressor.export import export_onnx, quantize_onnx_int8
+from compressor.measure.export import export_onnx, quantize_onnx_int8
 from compressor.measure.latency import onnxruntime_session
-from compressor.models import build_model
-from compressor.registry import build_strategy
+from compressor.models.zoo import build_model
+from compressor.strategies.registry import build_strategy
 
 
 def test_int8_file_is_smaller_and_outputs_stay_close(tmp_path: Path, digits: Dataset) -> None:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from compressor.errors import CompressorError
-from compressor.registry import build_strategy
+from compressor.strategies.registry import build_strategy
 from compressor.strategies.selection import nm_masks
 
 

@@ -12,10 +12,10 @@ from torch import nn
 
 from compressor.data import Dataset
 from compressor.errors import CompressorError
-from compressor.registry import StrategyContext, build_strategy, recommends_bn_recalibration
+from compressor.recovery.batchnorm import recalibrate_batchnorm
+from compressor.strategies.registry import StrategyContext, build_strategy, recommends_bn_recalibration
 from compressor.strategies.selection import lamp_scores, prunable_layers
 from compressor.strategies.sensitivity import LayerSensitive, allocate, calib_batches, calib_scores
-from compressor.train import recalibrate_batchnorm
 
 
 class TwoPaths(nn.Module):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from compressor.checkpoint import load_checkpoint
+from compressor.models.checkpoint import load_checkpoint
 
 
 def _run(module: str, args: list[str]) -> tuple[int, str, str]:

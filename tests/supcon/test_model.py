@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from compressor.checkpoint import Checkpoint, ModelSpec, load_checkpoint, save_checkpoint
+from compressor.models.checkpoint import Checkpoint, ModelSpec, load_checkpoint, save_checkpoint
 from supcon.model import SupConModel, to_classifier
 
 

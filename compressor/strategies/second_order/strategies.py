@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from compressor.errors import CompressorError
-from compressor.registry import (
+from compressor.strategies.registry import (
     StrategyContext,
     StrategyOutput,
     check_fraction,
@@ -82,7 +82,7 @@ class SecondOrderBase:
     include_classifier: bool = param(False, "also prune the final linear classifier")
 
     name = "second-order"
-    recommends_bn_recalibration: ClassVar[bool] = True  # the run's recovery decides (compressor.registry)
+    recommends_bn_recalibration: ClassVar[bool] = True  # the run's recovery decides (compressor.strategies.registry)
 
     def __post_init__(self) -> None:
         check_fraction(f"{self.name}.amount", self.amount)

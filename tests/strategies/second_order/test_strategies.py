@@ -10,7 +10,7 @@ from torch import nn
 
 from compressor.data import Dataset
 from compressor.errors import CompressorError
-from compressor.registry import StrategyContext, build_strategy, get_strategy
+from compressor.strategies.registry import StrategyContext, build_strategy, get_strategy
 from compressor.strategies.selection import prunable_layers
 
 FAST = {"obd": {}, "woodfisher": {"block_size": "8", "chunk": "4"},

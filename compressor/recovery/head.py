@@ -10,8 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from compressor.data.loaders import Split
 from compressor.errors import CompressorError
-from compressor.loaders import Split
 
 
 @dataclass(frozen=True)

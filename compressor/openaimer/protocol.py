@@ -23,13 +23,13 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from compressor.checkpoint import Checkpoint, load_checkpoint, structure_edits
+from compressor._util.fileio import save_torch_atomic, write_atomic, write_json_atomic
 from compressor.errors import CompressorError
-from compressor.export import encode_tensor, half_state_dict
-from compressor.fileio import save_torch_atomic, write_atomic, write_json_atomic
-from compressor.models import build_model, get_arch, list_archs
+from compressor.measure.export import encode_tensor, half_state_dict
+from compressor.models.checkpoint import Checkpoint, load_checkpoint, structure_edits
+from compressor.models.zoo import build_model, get_arch, list_archs
 
-LOADER_SOURCE = Path(__file__).with_name("openaimer_loader.py")
+LOADER_SOURCE = Path(__file__).with_name("loader.py")
 LATENCY_RUNS = 100
 
 

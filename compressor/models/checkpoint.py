@@ -16,11 +16,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from compressor._util.fileio import load_torch_file, save_torch_atomic
 from compressor.data import Dataset, load_dataset
+from compressor.data.loaders import RepeatChannels
 from compressor.errors import CompressorError
-from compressor.fileio import load_torch_file, save_torch_atomic
-from compressor.loaders import RepeatChannels
-from compressor.models import build_model, get_arch, model_channels, set_submodule
+from compressor.models.zoo import build_model, get_arch, model_channels, set_submodule
 
 FORMAT = "compressor.checkpoint"
 VERSION = 1

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from compressor._util.fileio import load_torch_file, save_torch_atomic, write_atomic
 from compressor.errors import CompressorError
-from compressor.fileio import load_torch_file, save_torch_atomic, write_atomic
 
 SPARSE_FORMAT = "compressor.sparse/1"
 _INT_VIEW = {torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloat16: torch.int16,

@@ -10,12 +10,12 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from compressor.checkpoint import Checkpoint, ModelSpec, load_checkpoint, save_checkpoint
+from compressor._util.device import resolve_device
 from compressor.data import Dataset, dataset_slug, default_cache_dir
-from compressor.device import resolve_device
 from compressor.errors import CompressorError
-from compressor.models import arch_slug, build_model, input_size_for
-from compressor.train import TrainConfig, train, whole_if_integral
+from compressor.models.checkpoint import Checkpoint, ModelSpec, load_checkpoint, save_checkpoint
+from compressor.models.training import TrainConfig, train, whole_if_integral
+from compressor.models.zoo import arch_slug, build_model, input_size_for
 
 DEFAULT_EPOCHS = {"digits": 15, "fashion-mnist": 8, "cifar10": 30, "cifar100": 30}
 

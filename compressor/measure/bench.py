@@ -7,12 +7,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from compressor.checkpoint import load_checkpoint, load_dataset_for
-from compressor.environment import environment
+from compressor._util.environment import environment
 from compressor.errors import CompressorError
 from compressor.measure import MeasureConfig, measure_model
 from compressor.measure.grid import measure_grid, requested_grid
-from compressor.models import build_model, get_arch
+from compressor.models.checkpoint import load_checkpoint, load_dataset_for
+from compressor.models.zoo import build_model, get_arch
 
 BENCH_SCHEMA = "compressor.bench/1"
 DEFAULT_ARCH_INPUT = 224

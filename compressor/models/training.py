@@ -20,7 +20,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from compressor.data import Split
 from compressor.errors import CompressorError, RuntimeFailure
-from compressor.models import PRUNABLE_TYPES
+from compressor.models.zoo import PRUNABLE_TYPES
 
 
 @dataclass(frozen=True)
@@ -277,28 +277,3 @@ def train(model: nn.Module, split: Split, input_size: int, config: TrainConfig, 
 def batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
     """Every BatchNorm layer of `model`."""
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-
-
-def recalibrate_batchnorm(model: nn.Module, split: Split, input_size: int, *, batches: int = 20,
-                          batch_size: int = 128, seed: int = 0) -> int:
-    """Re-estimate BatchNorm running statistics on `split` (cumulative average); weights are untouched."""
-    norms = batchnorms(model)
-    if not norms:
-        return 0
-    momenta = [norm.momentum for norm in norms]
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None
-    device = next(model.parameters()).device
-    model.train()
-    seen = 0
-    with torch.no_grad():
-        for i, (x, _) in enumerate(split.batches(input_size, batch_size, shuffle=True, seed=seed)):
-            if i >= batches:
-                break
-            model(x.to(device))
-            seen += len(x)
-    for norm, momentum in zip(norms, momenta):
-        norm.momentum = momentum
-    model.eval()
-    return seen

@@ -1,17 +1,25 @@
-"""Pipelines as data: `Step`s (a strategy name and its parameter overrides) parsed from `a+b` and `key=value`."""
+"""Pipelines as data: `Step`s (a strategy name and its parameter overrides) parsed from `a+b` and `key=value`,
+checked against a model and applied in order."""
 
 from __future__ import annotations
 
+import dataclasses
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from torch import nn
+
 from compressor.errors import CompressorError
-from compressor.registry import (
+from compressor.strategies.registry import (
+    StrategyContext,
     acts_on_export,
     build_strategy,
     get_strategy,
     recommends_bn_recalibration,
     recovery_setting_error,
+    strategy_check,
 )
 
 
@@ -77,3 +85,30 @@ def check_order(steps: list[Step]) -> None:
 def recalibration_recommended(steps: list[Step]) -> bool:
     """Whether any step recommends BatchNorm recalibration after it (registry.recommends_bn_recalibration)."""
     return any(recommends_bn_recalibration(build_strategy(step.strategy, step.params)) for step in steps)
+
+
+def apply_steps(model: nn.Module, steps: Sequence[Step], context: StrategyContext,
+                announce: Any = None) -> tuple[nn.Module, list[dict[str, Any]], dict[str, Any]]:
+    """Apply each step in order: the model, one record per step, and the merged export-time plan."""
+    records: list[dict[str, Any]] = []
+    deploy: dict[str, Any] = {}
+    for index, step in enumerate(steps):
+        if deploy:
+            raise export_not_last(steps[index - 1].strategy, step.strategy)
+        strategy = build_strategy(step.strategy, step.params)
+        if announce is not None:
+            announce(step.strategy, dataclasses.asdict(strategy))
+        start = time.perf_counter()
+        output = strategy.apply(model, context)
+        model = output.model
+        deploy.update(output.deploy or {})
+        records.append({"strategy": step.strategy, "params": dataclasses.asdict(strategy),
+                        "seconds": round(time.perf_counter() - start, 3), "record": output.record})
+    return model, records, deploy
+
+
+def check_fit(steps: Sequence[Step], model: nn.Module) -> None:
+    """Fail if a step cannot act on this model (strategies with a `check(model)` hook say so in one line)."""
+    check_order(list(steps))
+    for step in steps:
+        strategy_check(build_strategy(step.strategy, step.params), model)

@@ -20,11 +20,11 @@ from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 import torch
 from torch import nn
 
+from compressor._util.plugins import load_plugins
+from compressor._util.progress import ProgressCallback, silent_progress
 from compressor.data import Dataset
+from compressor.data.loaders import Split
 from compressor.errors import CompressorError
-from compressor.loaders import Split
-from compressor.plugins import load_plugins
-from compressor.progress import ProgressCallback, silent_progress
 
 ENTRY_POINT_GROUP = "compressor.strategies"
 

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from compressor._util.plugins import load_plugins
 from compressor.errors import CompressorError
-from compressor.plugins import load_plugins
 
 ENTRY_POINT_GROUP = "compressor.architectures"
 PRUNABLE_TYPES = (nn.Conv2d, nn.Linear)

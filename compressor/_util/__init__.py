@@ -1,0 +1,1 @@
+"""Private plumbing shared by every stage: files, devices, environment, progress, plugins, preflight."""

@@ -1,0 +1,1 @@
+"""The OpenAImer competition protocol: submissions, their self-contained loader, and scoring."""

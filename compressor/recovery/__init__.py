@@ -1,0 +1,1 @@
+"""Recovery stage: what a compressed model gets back (fine-tuning, BatchNorm recalibration, head re-fit)."""
