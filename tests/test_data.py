@@ -4,6 +4,7 @@ dataset registry and its entry points, and splits that leave the caller's global
 from __future__ import annotations
 
 import gzip
+from collections.abc import Iterator
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
@@ -144,15 +145,11 @@ def test_a_prefix_dataset_without_its_argument_says_how_to_write_it() -> None:
 
 
 @pytest.fixture
-def registry(monkeypatch):
-    """The dataset registry, restored after the test; entry points faked through `entry_points`."""
-    monkeypatch.setattr(data_registry, "_REGISTRY", dict(data_registry._REGISTRY))
-    monkeypatch.setattr(data_registry, "_PLUGIN_ERRORS", {})
-    monkeypatch.setattr(data_registry, "_discovered", False)
+def registry() -> Iterator[list[EntryPoint]]:
+    """The dataset registry, restored after the test; the entry points the test appends stand in for installed ones."""
     found: list[EntryPoint] = []
-    monkeypatch.setattr(data_registry, "entry_points",
-                        lambda group: [ep for ep in found if ep.group == group])
-    return found
+    with data_registry.DATASETS.isolated(found):
+        yield found
 
 
 def _tiny(request: DatasetRequest) -> Dataset:

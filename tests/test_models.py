@@ -79,27 +79,24 @@ def test_timm_models_build_when_the_extra_is_installed() -> None:
     assert model(torch.randn(1, 1, 32, 32)).shape == (1, 3)
 
 
-def test_architecture_entry_points_load_lazily_and_a_broken_one_is_reported(monkeypatch) -> None:
+def test_architecture_entry_points_load_lazily_and_a_broken_one_is_reported() -> None:
     from importlib.metadata import EntryPoint
 
     import compressor.models.zoo as models
 
     points = [EntryPoint("tiny-cnn", "factories:small_cnn", models.ENTRY_POINT_GROUP),
               EntryPoint("broken", "no_such_module:factory", models.ENTRY_POINT_GROUP)]
-    monkeypatch.setattr(models, "entry_points", lambda group: points if group == models.ENTRY_POINT_GROUP else [])
-    monkeypatch.setattr(models, "_discovered", False)
-    monkeypatch.setattr(models, "_ARCHS", dict(models._ARCHS))
-    monkeypatch.setattr(models, "_PLUGIN_ERRORS", {})
-    assert "tiny-cnn" in list_archs()
-    assert build_model("tiny-cnn", 3, 1)(torch.randn(1, 1, 8, 8)).shape == (1, 3)
-    assert "broken" in arch_plugin_errors()
-    with pytest.raises(CompressorError, match="its plugin failed to load"):
-        get_arch("broken")
+    with models.ARCHITECTURES.isolated(points):
+        assert "tiny-cnn" in list_archs()
+        assert build_model("tiny-cnn", 3, 1)(torch.randn(1, 1, 8, 8)).shape == (1, 3)
+        assert "broken" in arch_plugin_errors()
+        with pytest.raises(CompressorError, match="its plugin failed to load"):
+            get_arch("broken")
+    assert "tiny-cnn" not in list_archs() and "broken" not in arch_plugin_errors()
 
 
-def test_registering_an_architecture_name_twice_is_an_error(monkeypatch) -> None:
+def test_registering_an_architecture_name_twice_is_an_error() -> None:
     import compressor.models.zoo as models
 
-    monkeypatch.setattr(models, "_ARCHS", dict(models._ARCHS))
-    with pytest.raises(CompressorError, match="'resnet18' is already registered"):
+    with models.ARCHITECTURES.isolated(), pytest.raises(CompressorError, match="'resnet18' is already registered"):
         register_arch("resnet18")(lambda num_classes, in_channels: None)

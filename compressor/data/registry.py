@@ -16,11 +16,11 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from compressor._util.plugins import load_plugins
+from compressor._util.registry import EntryPointRules, Registry
 from compressor.data.splits import Dataset
 from compressor.errors import CompressorError
 
@@ -65,11 +65,6 @@ class DatasetEntry:
         return f"{self.name}:{self.metavar}" if self.prefix else self.name
 
 
-_REGISTRY: dict[str, DatasetEntry] = {}
-_PLUGIN_ERRORS: dict[str, str] = {}
-_discovered = False
-
-
 def _entry(name: str, loader: DatasetLoader, prefix: bool, metavar: str, source: str) -> DatasetEntry:
     if not name or ":" in name or name != name.strip():
         raise CompressorError(f"dataset name {name!r} must be non-empty, without ':' or surrounding spaces "
@@ -80,12 +75,17 @@ def _entry(name: str, loader: DatasetLoader, prefix: bool, metavar: str, source:
     return DatasetEntry(name, loader, prefix, metavar, source, doc.splitlines()[0] if doc else "")
 
 
-def _add(entry: DatasetEntry) -> None:
-    known = _REGISTRY.get(entry.name)
-    if known is not None and known.loader is not entry.loader:
-        raise CompressorError(f"dataset name {entry.name!r} is already registered by {known.source}; "
-                              f"pick another name for {entry.source}")
-    _REGISTRY[entry.name] = entry
+def _point_name(point: EntryPoint) -> str:
+    """An entry point named "hf:" declares the prefix form "hf"."""
+    return point.name.removesuffix(":")
+
+
+DATASETS: Registry[DatasetEntry] = Registry(
+    "dataset", ENTRY_POINT_GROUP,
+    EntryPointRules(entry=lambda point, loader: _entry(_point_name(point), loader, point.name.endswith(":"), "PATH",
+                                                       f"{point.module}.{point.attr}"),
+                    own=lambda point, known: known.source.startswith(point.module + "."), name=_point_name),
+    source=lambda entry: entry.source, identity=lambda entry: entry.loader)
 
 
 def register_dataset(name: str, *, prefix: bool = False, metavar: str = "PATH") -> Callable[[L], L]:
@@ -97,66 +97,38 @@ def register_dataset(name: str, *, prefix: bool = False, metavar: str = "PATH") 
 
     def decorator(loader: L) -> L:
         source = f"{getattr(loader, '__module__', '?')}.{getattr(loader, '__qualname__', repr(loader))}"
-        _add(_entry(name, loader, prefix, metavar, source))
+        DATASETS.add(name, _entry(name, loader, prefix, metavar, source))
         return loader
 
     return decorator
 
 
-def _discover() -> None:
-    """Import every `compressor.datasets` entry point, once (the built-ins register when compressor.data loads)."""
-    global _discovered
-    if _discovered:
-        return
-    _discovered = True
-
-    def split_name(point: EntryPoint) -> tuple[str, bool]:
-        prefix = point.name.endswith(":")
-        return (point.name[:-1] if prefix else point.name), prefix
-
-    def taken_by(point: EntryPoint) -> str | None:
-        name, _ = split_name(point)
-        known = _REGISTRY.get(name)
-        return known.source if known is not None and not known.source.startswith(point.module + ".") else None
-
-    def register(point: EntryPoint, loader: Any) -> None:
-        name, prefix = split_name(point)
-        if name not in _REGISTRY:  # the module may have registered it with @register_dataset
-            _add(_entry(name, loader, prefix, "PATH", f"{point.module}.{point.attr}"))
-
-    _PLUGIN_ERRORS.update(load_plugins(entry_points(group=ENTRY_POINT_GROUP), register, taken_by))
-
-
 def dataset_entries() -> list[DatasetEntry]:
     """Every registered dataset, built-ins first, in registration order."""
-    _discover()
-    return list(_REGISTRY.values())
+    return DATASETS.entries()
 
 
-def list_datasets() -> list[str]:
+def list_datasets(pattern: str = "*") -> list[str]:
     """The dataset names `load_dataset` accepts, prefix forms written `name:PATH` (e.g. `imagefolder:PATH`)."""
-    return [entry.display for entry in dataset_entries()]
+    return [entry.display for entry in DATASETS.entries(pattern)]
 
 
 def dataset_plugin_errors() -> dict[str, str]:
     """`compressor.datasets` entry points that failed to load, by name, with the reason."""
-    _discover()
-    return dict(_PLUGIN_ERRORS)
+    return DATASETS.plugin_errors()
 
 
 def _lookup(name: str) -> tuple[DatasetEntry, str | None]:
-    _discover()
-    entry = _REGISTRY.get(name)
+    entry = DATASETS.find(name)
     if entry is not None and not entry.prefix:
         return entry, None
     head, colon, arg = name.partition(":")
-    entry = _REGISTRY.get(head)
+    entry = DATASETS.find(head)
     if entry is not None and entry.prefix:
         if colon and arg:
             return entry, arg
         raise CompressorError(f"dataset {head!r} needs an argument: write {entry.display}")
-    failed = _PLUGIN_ERRORS.get(name) or _PLUGIN_ERRORS.get(f"{head}:")
-    hint = f" (its plugin failed to load: {failed})" if failed else ""
+    hint = DATASETS.failure_hint(name, f"{head}:")
     raise CompressorError(f"unknown dataset {name!r}{hint}; choose one of: {', '.join(list_datasets())}")
 
 

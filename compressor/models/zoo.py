@@ -7,18 +7,15 @@ Zoo models (resnet18, densenet201, ...) adapt their stem to any channel count; `
 
 from __future__ import annotations
 
-import fnmatch
 import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
-from typing import Any
 
 import torch
 from torch import nn
 
-from compressor._util.plugins import load_plugins
+from compressor._util.registry import EntryPointRules, Registry
 from compressor.errors import CompressorError
 
 ENTRY_POINT_GROUP = "compressor.architectures"
@@ -39,9 +36,11 @@ class ArchInfo:
     source: str = "zoo"
 
 
-_ARCHS: dict[str, ArchInfo] = {}
-_PLUGIN_ERRORS: dict[str, str] = {}
-_discovered = False
+ARCHITECTURES: Registry[ArchInfo] = Registry(
+    "architecture", ENTRY_POINT_GROUP,
+    EntryPointRules(entry=lambda point, factory: _factory_info(point.name, factory, point.value),
+                    own=lambda point, known: known.source.startswith(f"{point.module}:")),
+    source=lambda info: info.source, identity=lambda info: info.source)
 
 
 def set_submodule(model: nn.Module, path: str, module: nn.Module) -> None:
@@ -52,10 +51,7 @@ def set_submodule(model: nn.Module, path: str, module: nn.Module) -> None:
 
 
 def _add(info: ArchInfo) -> None:
-    if info.name in _ARCHS and _ARCHS[info.name].source != info.source:
-        raise CompressorError(f"architecture name {info.name!r} is already registered by "
-                              f"{_ARCHS[info.name].source}; pick another name for {info.source}")
-    _ARCHS[info.name] = info
+    ARCHITECTURES.add(info.name, info)
 
 
 def register_arch(name: str, *, min_input_size: int = 32) -> Callable[[Factory], Factory]:
@@ -208,32 +204,14 @@ def _import_factory(spec: str) -> ArchInfo:
     return _factory_info(spec, factory, spec)
 
 
-def _discover() -> None:
-    """Load the `compressor.architectures` entry points once; a broken one is reported, not raised."""
-    global _discovered
-    if _discovered:
-        return
-    _discovered = True
-
-    def taken_by(point: EntryPoint) -> str | None:
-        return _ARCHS[point.name].source if point.name in _ARCHS else None
-
-    def register(point: EntryPoint, factory: Any) -> None:
-        _add(_factory_info(point.name, factory, point.value))
-
-    _PLUGIN_ERRORS.update(load_plugins(entry_points(group=ENTRY_POINT_GROUP), register, taken_by))
-
-
 def list_archs(pattern: str = "*") -> list[str]:
     """Registered architecture names (zoo and entry points) matching a shell-style `pattern`, sorted."""
-    _discover()
-    return sorted(name for name in _ARCHS if fnmatch.fnmatch(name, pattern))
+    return ARCHITECTURES.names(pattern)
 
 
 def arch_plugin_errors() -> dict[str, str]:
     """Architecture entry points that failed to load, by name, with the reason."""
-    _discover()
-    return dict(_PLUGIN_ERRORS)
+    return ARCHITECTURES.plugin_errors()
 
 
 ARCH_FORMS = "a registered name, torchvision:NAME, timm:NAME or package.module:factory"
@@ -241,9 +219,9 @@ ARCH_FORMS = "a registered name, torchvision:NAME, timm:NAME or package.module:f
 
 def get_arch(name: str) -> ArchInfo:
     """The architecture `name` in any of its forms, or a CompressorError saying which forms exist."""
-    _discover()
-    if name in _ARCHS:
-        return _ARCHS[name]
+    known = ARCHITECTURES.find(name)
+    if known is not None:
+        return known
     prefix, sep, rest = name.partition(":")
     if sep and rest:
         if prefix == "torchvision":
@@ -252,7 +230,7 @@ def get_arch(name: str) -> ArchInfo:
             return _timm_info(rest)
         if re.fullmatch(r"[A-Za-z_][\w.]*", prefix) and re.fullmatch(r"[A-Za-z_][\w.]*", rest):
             return _import_factory(name)
-    hint = f" (its plugin failed to load: {_PLUGIN_ERRORS[name]})" if name in _PLUGIN_ERRORS else ""
+    hint = ARCHITECTURES.failure_hint(name)
     raise CompressorError(f"unknown architecture {name!r}{hint}; give {ARCH_FORMS} (registered: "
                           f"{', '.join(list_archs())})")
 

@@ -12,7 +12,7 @@ from torch import nn
 from compressor.models.training import zero_masks
 from compressor.recovery.config import RecoveryConfig
 from compressor.recovery.recover import recover
-from compressor.strategies.registry import StrategyContext, build_strategy, removes_structure
+from compressor.strategies.registry import StrategyContext, build_strategy
 from compressor.strategies.steps import Step, apply_steps
 
 
@@ -34,7 +34,7 @@ def scheduled_steps(steps: Sequence[Step], step: int, total: int) -> list[Step]:
                 chosen.append(item)
             continue
         now, before = target * cubic_fraction(step, total), target * cubic_fraction(step - 1, total)
-        amount = 1 - (1 - now) / (1 - before) if removes_structure(strategy) else now
+        amount = 1 - (1 - now) / (1 - before) if strategy.removes_structure else now
         chosen.append(Step(item.strategy, {**item.params, "amount": amount}))
     return chosen
 

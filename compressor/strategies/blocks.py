@@ -24,7 +24,14 @@ from torchvision.models.resnet import ResNet
 from compressor._util.fileio import model_fingerprint, read_cached_json, write_json_atomic
 from compressor.errors import CompressorError
 from compressor.models.zoo import set_submodule
-from compressor.strategies.registry import StrategyContext, StrategyOutput, check_fraction, param, register_strategy
+from compressor.strategies.registry import (
+    Strategy,
+    StrategyContext,
+    StrategyOutput,
+    check_fraction,
+    param,
+    register_strategy,
+)
 from compressor.strategies.sensitivity import calib_scores
 
 COSTS_VERSION = 1
@@ -163,7 +170,7 @@ def remove_blocks(model: nn.Module, names: list[str]) -> list[str]:
 
 @register_strategy("blocks")
 @dataclass
-class BlockRemoval:
+class BlockRemoval(Strategy):
     """Remove residual blocks/stages or dense layers/blocks by name, or the cheapest ones by measured accuracy."""
 
     removes_structure: ClassVar[bool] = True  # `amount` is a fraction of what the model has now

@@ -11,6 +11,7 @@ from torch import nn
 
 from compressor.errors import CompressorError
 from compressor.strategies.registry import (
+    Strategy,
     StrategyContext,
     StrategyOutput,
     check_fraction,
@@ -57,7 +58,7 @@ class _Pruner(tp.pruner.MetaPruner):
 
 @register_strategy("channels")
 @dataclass
-class ChannelPruning:
+class ChannelPruning(Strategy):
     """Remove whole conv channels (coupled layers pruned together by torch-pruning's dependency graph)."""
 
     removes_structure: ClassVar[bool] = True  # `amount` is a fraction of what the model has now

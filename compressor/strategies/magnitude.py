@@ -8,13 +8,20 @@ from typing import Literal
 from torch import nn
 
 from compressor.errors import CompressorError
-from compressor.strategies.registry import StrategyContext, StrategyOutput, check_fraction, param, register_strategy
+from compressor.strategies.registry import (
+    Strategy,
+    StrategyContext,
+    StrategyOutput,
+    check_fraction,
+    param,
+    register_strategy,
+)
 from compressor.strategies.selection import apply_masks, global_masks, layer_masks, prunable_layers, sparsity_record
 
 
 @register_strategy("l1")
 @dataclass
-class L1Unstructured:
+class L1Unstructured(Strategy):
     """L1-magnitude unstructured pruning of conv and linear weights, ranked globally or per layer."""
 
     amount: float = param(0.5, "fraction of eligible weights to zero, in [0, 1)")

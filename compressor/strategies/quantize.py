@@ -9,12 +9,19 @@ from torch import nn
 
 from compressor.errors import CompressorError
 from compressor.measure.export import CALIBRATION_METHODS
-from compressor.strategies.registry import StrategyContext, StrategyOutput, check_int, param, register_strategy
+from compressor.strategies.registry import (
+    Strategy,
+    StrategyContext,
+    StrategyOutput,
+    check_int,
+    param,
+    register_strategy,
+)
 
 
 @register_strategy("int8")
 @dataclass
-class Int8Static:
+class Int8Static(Strategy):
     """Static int8 quantization of the deployed ONNX model; accuracy, size and latency are measured on it."""
 
     acts_on_export: ClassVar[bool] = True  # so it must be the last step of a pipeline

@@ -1,27 +1,25 @@
 """Strategy registry: `@register_strategy("name")` on a dataclass, plus `compressor.strategies` entry points.
 
-A strategy is a dataclass whose fields are its parameters (typed, with defaults and a `help` in the field
-metadata) and whose `apply(model, context)` returns a `StrategyOutput`. It never measures, prints (progress
-bars aside) or writes files.
+A strategy is a dataclass subclassing `Strategy` whose fields are its parameters (typed, with defaults and a `help`
+in the field metadata) and whose `apply(model, context)` returns a `StrategyOutput`. It never measures, prints
+(progress bars aside) or writes files.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import math
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Literal, TypeVar
 
 import torch
 from torch import nn
 
-from compressor._util.plugins import load_plugins
 from compressor._util.progress import ProgressCallback, silent_progress
+from compressor._util.registry import EntryPointRules, Registry
 from compressor.data import Dataset
 from compressor.data.loaders import Split
 from compressor.errors import CompressorError
@@ -63,39 +61,41 @@ class StrategyOutput:
     deploy: dict[str, Any] | None = None
 
 
-@runtime_checkable
-class Strategy(Protocol):
-    """The contract every registered strategy class fulfils (a dataclass whose fields are its parameters).
+class Strategy:
+    """Base class of every strategy: a dataclass whose fields are its parameters (declared with `param`), an
+    `apply(model, context)` that returns a `StrategyOutput`, and hooks whose defaults suit a weight-masking strategy
+    that fits any model. Override what differs:
 
-    Optional hooks, looked up with `getattr` and declared here so plugin authors see them:
-    - `check(model) -> None`: raise CompressorError when the strategy cannot act on this architecture (e.g. no
-      removable blocks). Called before anything heavy, with an untrained model of the same architecture; it must
-      not modify the model.
-    - `acts_on_export: bool` (class attribute, default False): the strategy acts when the model is exported (int8
-      quantization), returns its plan in `StrategyOutput.deploy`, and must be the last step of a pipeline.
-    - `removes_structure: bool` (class attribute, default False): the strategy deletes channels or blocks, so its
-      `amount` is a fraction of what the model has now (gradual pruning converts its schedule accordingly); a
-      masking strategy's `amount` is the total fraction of zeros, which counts the zeros already there.
+    - `check(model)`: raise CompressorError when the strategy cannot act on this architecture (e.g. no removable
+      blocks). Called before anything heavy, with an untrained model of the same architecture; it must not modify
+      the model.
+    - `acts_on_export` (class attribute): the strategy acts when the model is exported (int8 quantization), returns
+      its plan in `StrategyOutput.deploy`, and must be the last step of a pipeline.
+    - `removes_structure` (class attribute): the strategy deletes channels or blocks, so its `amount` is a fraction
+      of what the model has now (gradual pruning converts its schedule accordingly); a masking strategy's `amount`
+      is the total fraction of zeros, which counts the zeros already there.
+    - `recommends_bn_recalibration` (class attribute): the strategy leaves BatchNorm statistics stale (removing
+      structure implies it). A recommendation only: the run's recovery settings decide, the same way for every
+      strategy of a run or sweep.
+
+    `compressor.testing.check_strategy(cls)` checks a strategy against this contract.
     """
 
-    def apply(self, model: nn.Module, context: StrategyContext) -> StrategyOutput: ...
+    acts_on_export: ClassVar[bool] = False
+    removes_structure: ClassVar[bool] = False
+    recommends_bn_recalibration: ClassVar[bool] = False
+
+    def check(self, model: nn.Module) -> None:
+        """Raise CompressorError when this strategy cannot act on `model`; the default fits every model."""
+
+    def apply(self, model: nn.Module, context: StrategyContext) -> StrategyOutput:
+        """Compress `model` (in place or a new module) and say what was done."""
+        raise NotImplementedError(f"{type(self).__name__} must implement apply(model, context)")
 
 
-def strategy_check(strategy: Any, model: nn.Module) -> None:
-    """Run the strategy's optional `check(model)` hook, if it has one."""
-    check = getattr(strategy, "check", None)
-    if check is not None:
-        check(model)
-
-
-def acts_on_export(strategy: Any) -> bool:
-    """Whether the strategy acts at export time (its optional `acts_on_export` flag)."""
-    return bool(getattr(strategy, "acts_on_export", False))
-
-
-def removes_structure(strategy: Any) -> bool:
-    """Whether the strategy deletes channels or blocks (its optional `removes_structure` flag)."""
-    return bool(getattr(strategy, "removes_structure", False))
+def recommends_bn_recalibration(strategy: Strategy) -> bool:
+    """Whether the strategy asks for BatchNorm recalibration after it (its flag, or removing structure)."""
+    return strategy.recommends_bn_recalibration or strategy.removes_structure
 
 
 def recovery_setting_error(strategy: str) -> CompressorError:
@@ -103,13 +103,6 @@ def recovery_setting_error(strategy: str) -> CompressorError:
     return CompressorError(f"{strategy}.bn_recalibrate: BatchNorm recalibration is a recovery setting, the same for "
                            "every strategy of a run; use --bn-recalibrate / --no-bn-recalibrate "
                            "(RecoveryConfig.bn_recalibrate)")
-
-
-def recommends_bn_recalibration(strategy: Any) -> bool:
-    """Whether the strategy asks for BatchNorm recalibration after it (its optional flag, or removing structure).
-
-    A recommendation only: the run's recovery settings decide, the same way for every strategy of a run or sweep."""
-    return bool(getattr(strategy, "recommends_bn_recalibration", False)) or removes_structure(strategy)
 
 
 @dataclass(frozen=True)
@@ -148,9 +141,6 @@ class StrategyInfo:
         raise CompressorError(f"strategy {self.name!r} has no parameter {name!r}; its parameters are: {accepted}")
 
 
-_REGISTRY: dict[str, StrategyInfo] = {}
-_PLUGIN_ERRORS: dict[str, str] = {}
-_discovered = False
 T = TypeVar("T", bound=type)
 
 
@@ -160,8 +150,9 @@ def param(default: Any, help: str) -> Any:  # noqa: A002 - `help` reads naturall
 
 
 def _info(name: str, cls: type, source: str) -> StrategyInfo:
-    if not dataclasses.is_dataclass(cls) or not callable(getattr(cls, "apply", None)):
-        raise TypeError(f"strategy {name!r} must be a dataclass with an apply(model, context) method")
+    if not (isinstance(cls, type) and issubclass(cls, Strategy) and dataclasses.is_dataclass(cls)):
+        raise TypeError(f"strategy {name!r} must be a dataclass subclassing compressor.Strategy (fields are its "
+                        "parameters; it implements apply(model, context))")
     hints = typing.get_type_hints(cls)
     params = tuple(
         ParamInfo(f.name, hints.get(f.name, Any), f.default if f.default is not dataclasses.MISSING else None,
@@ -171,58 +162,44 @@ def _info(name: str, cls: type, source: str) -> StrategyInfo:
     return StrategyInfo(name, cls, description, params, source)
 
 
+def _builtins() -> None:
+    import compressor.strategies  # noqa: F401 - importing the package registers the built-ins
+
+
+STRATEGIES: Registry[StrategyInfo] = Registry(
+    "strategy", ENTRY_POINT_GROUP,
+    EntryPointRules(entry=lambda point, cls: _info(point.name, cls, point.module),
+                    own=lambda point, known: known.source == point.module),
+    source=lambda info: info.source, identity=lambda info: info.cls, builtins=_builtins)
+
+
 def register_strategy(name: str) -> Callable[[T], T]:
     """Class decorator registering a strategy dataclass under `name`."""
 
     def decorator(cls: T) -> T:
-        source = getattr(cls, "__module__", "?")
-        if name in _REGISTRY and _REGISTRY[name].cls is not cls:
-            raise CompressorError(f"strategy name {name!r} is already registered by {_REGISTRY[name].source}; "
-                                  f"pick another name for {source}.{cls.__name__}")
-        _REGISTRY[name] = _info(name, cls, source)
+        STRATEGIES.add(name, _info(name, cls, getattr(cls, "__module__", "?")))
         return cls
 
     return decorator
 
 
-def _discover() -> None:
-    """Import the built-in strategies and every `compressor.strategies` entry point, once."""
-    global _discovered
-    if _discovered:
-        return
-    _discovered = True
-    import compressor.strategies  # noqa: F401 - registers the built-ins
-
-    def taken_by(point: EntryPoint) -> str | None:
-        known = _REGISTRY.get(point.name)
-        return known.source if known is not None and known.source != point.module else None
-
-    def register(point: EntryPoint, cls: Any) -> None:
-        if point.name not in _REGISTRY:  # the plugin module may have registered itself with @register_strategy
-            _REGISTRY[point.name] = _info(point.name, cls, point.module)
-
-    _PLUGIN_ERRORS.update(load_plugins(entry_points(group=ENTRY_POINT_GROUP), register, taken_by))
-
-
 def list_strategies(pattern: str = "*") -> list[StrategyInfo]:
     """Registered strategies whose name matches the shell-style `pattern`, sorted by name."""
-    _discover()
-    return [_REGISTRY[n] for n in sorted(_REGISTRY) if fnmatch.fnmatch(n, pattern)]
+    return [info for name in STRATEGIES.names(pattern) if (info := STRATEGIES.find(name)) is not None]
 
 
 def plugin_errors() -> dict[str, str]:
     """Entry points that failed to load, by name, with the reason."""
-    _discover()
-    return dict(_PLUGIN_ERRORS)
+    return STRATEGIES.plugin_errors()
 
 
 def get_strategy(name: str) -> StrategyInfo:
     """The strategy registered as `name`, or a CompressorError listing the known ones."""
-    _discover()
-    if name not in _REGISTRY:
-        hint = f" (its plugin failed to load: {_PLUGIN_ERRORS[name]})" if name in _PLUGIN_ERRORS else ""
-        raise CompressorError(f"unknown strategy {name!r}{hint}; choose one of: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
+    info = STRATEGIES.find(name)
+    if info is None:
+        raise CompressorError(f"unknown strategy {name!r}{STRATEGIES.failure_hint(name)}; choose one of: "
+                              f"{', '.join(STRATEGIES.names())}")
+    return info
 
 
 def parse_value(info: ParamInfo, strategy: str, raw: Any) -> Any:
@@ -252,7 +229,7 @@ def parse_value(info: ParamInfo, strategy: str, raw: Any) -> Any:
     return raw
 
 
-def build_strategy(name: str, params: dict[str, Any] | None = None) -> Any:
+def build_strategy(name: str, params: dict[str, Any] | None = None) -> Strategy:
     """Instantiate strategy `name` with `params` (strings are converted to each parameter's type)."""
     info = get_strategy(name)
     if "bn_recalibrate" in (params or {}) and not any(p.name == "bn_recalibrate" for p in info.params):

@@ -8,13 +8,13 @@ import torch
 from torch import nn
 
 from compressor.errors import CompressorError
-from compressor.strategies.registry import StrategyContext, StrategyOutput, param, register_strategy
+from compressor.strategies.registry import Strategy, StrategyContext, StrategyOutput, param, register_strategy
 from compressor.strategies.selection import apply_masks, nm_masks, prunable_layers, sparsity_record
 
 
 @register_strategy("nm")
 @dataclass
-class NMSparsity:
+class NMSparsity(Strategy):
     """N:M sparsity: in every group of M consecutive input weights keep the N largest magnitudes."""
 
     n: int = param(2, "weights kept per group")

@@ -37,6 +37,7 @@ from compressor.strategies.candidates import (
     ratio_masks,
 )
 from compressor.strategies.registry import (
+    Strategy,
     StrategyContext,
     StrategyOutput,
     check_fraction,
@@ -142,7 +143,7 @@ def calib_batches(context: StrategyContext, samples: int) -> Batches:
 
 @register_strategy("layer-sensitive")
 @dataclass
-class LayerSensitive:
+class LayerSensitive(Strategy):
     """Per-layer sparsity chosen by held-out calibration loss among global, LAMP and sensitivity-scan allocations."""
 
     amount: float = param(0.5, "fraction of eligible weights to zero overall, in [0, 1)")

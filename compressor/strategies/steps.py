@@ -14,12 +14,10 @@ from torch import nn
 from compressor.errors import CompressorError
 from compressor.strategies.registry import (
     StrategyContext,
-    acts_on_export,
     build_strategy,
     get_strategy,
     recommends_bn_recalibration,
     recovery_setting_error,
-    strategy_check,
 )
 
 
@@ -78,7 +76,7 @@ def check_order(steps: list[Step]) -> None:
     """Fail if a strategy that acts at export (int8) is not the last step; each step is built, so bad parameters
     fail here too."""
     for index, step in enumerate(steps):
-        if acts_on_export(build_strategy(step.strategy, step.params)) and index < len(steps) - 1:
+        if build_strategy(step.strategy, step.params).acts_on_export and index < len(steps) - 1:
             raise export_not_last(step.strategy, steps[index + 1].strategy)
 
 
@@ -111,4 +109,4 @@ def check_fit(steps: Sequence[Step], model: nn.Module) -> None:
     """Fail if a step cannot act on this model (strategies with a `check(model)` hook say so in one line)."""
     check_order(list(steps))
     for step in steps:
-        strategy_check(build_strategy(step.strategy, step.params), model)
+        build_strategy(step.strategy, step.params).check(model)

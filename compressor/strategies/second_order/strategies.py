@@ -20,6 +20,7 @@ from torch import nn
 
 from compressor.errors import CompressorError
 from compressor.strategies.registry import (
+    Strategy,
     StrategyContext,
     StrategyOutput,
     check_fraction,
@@ -64,7 +65,7 @@ def _require_group_multiple(strategy: str, key: str, value: int, nm: tuple[int, 
 
 
 @dataclass
-class SecondOrderBase:
+class SecondOrderBase(Strategy):
     """Shared parameters and procedure of the OBS-family strategies; subclasses say how F⁻¹ is built."""
 
     amount: float = param(0.5, "global fraction of eligible weights to zero, in [0, 1)")

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from compressor import (
+    Strategy,
     StrategyContext,
     StrategyOutput,
     apply_masks,
@@ -20,7 +21,7 @@ from compressor import (
 
 
 @dataclass
-class RandomUnstructured:
+class RandomUnstructured(Strategy):
     """Zero a uniformly random fraction of the eligible conv/linear weights."""
 
     amount: float = param(0.5, "fraction of eligible weights to zero, in [0, 1)")
