@@ -23,8 +23,9 @@ FAST = {  # the same code paths on a few batches
     "layer-sensitive": {"calib_samples": 32, "judge_samples": 32, "ratios": "0.5,0.9"},
     "obd": SECOND_ORDER,
     "woodfisher": {**SECOND_ORDER, "block_size": 8},
-    "fishleg": {**SECOND_ORDER, "aux_steps": 4, "refine_steps": 2, "probe_bank": 4, "heldout_probes": 2,
+    "fishleg": {**SECOND_ORDER, "gradients": 8, "aux_steps": 4, "refine_steps": 2, "probe_bank": 4, "heldout_probes": 2,
                 "fisher_batch": 8},
+    "blocks": {"amount": 0.25},
     "int8": {"calib_samples": 8, "judge_samples": 8, "calibration": "minmax"},
 }
 BUILT_INS = [info for info in list_strategies() if info.source.startswith("compressor.")]

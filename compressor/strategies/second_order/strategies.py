@@ -286,6 +286,7 @@ class FishLeg(SecondOrderBase):
         self._fits: list[dict[str, Any]] = []
 
     def builder(self, model, layers, context, gradients):  # type: ignore[no-untyped-def]
+        self._fits = []  # one apply's fits: a reused instance must not carry the last apply's rounds (and seeds)
         fvp = FisherVectorProduct(model, layers)
         state: dict[str, FishLegInverse] = {}
 
