@@ -296,7 +296,7 @@ class BenchSuite:
                 context = StrategyContext.for_dataset(dataset, spec.input_size, seed=SEED,
                                                       cache_dir=self.cache_dir or default_cache_dir())
                 model, records, deploy = apply_steps(model, steps, context)
-                recover(model, dataset.train, spec.input_size, RecoveryConfig(seed=SEED).for_steps(steps))
+                recover(model, dataset.train, spec.input_size, RecoveryConfig(seed=SEED).resolved(steps))
                 plan = int8_plan(deploy["int8"], dataset.train, SEED) if "int8" in deploy else None
             model.cpu().eval()
             directory = self.scratch / f"{arch}-{name}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,12 +26,11 @@ from compressor.data.loaders import Batch, LoaderSplit, Split, split_key
 from compressor.errors import CompressorError
 from compressor.measure import MeasureConfig, measure_model
 from compressor.measure.harness import Int8Plan
-from compressor.recovery.config import DEFAULT_FINETUNE_LR, RecoveryConfig
+from compressor.recovery.config import RecoveryConfig
 from compressor.recovery.gradual import prune_gradually
-from compressor.recovery.recipes import get_recovery_recipe
 from compressor.recovery.recover import recover
 from compressor.strategies.registry import StrategyContext
-from compressor.strategies.steps import apply_steps, check_fit, parse_steps
+from compressor.strategies.steps import Step, apply_steps, check_fit, parse_steps
 
 
 @dataclass
@@ -129,51 +128,75 @@ def _params_list(params: Mapping[str, Any] | None) -> list[str]:
     return [f"{key}={value}" for key, value in (params or {}).items()]
 
 
+@dataclass
+class Applied:
+    """What the engine did: the compressed model, one record per applied step, the export plan, the recovery."""
+
+    model: nn.Module
+    steps: list[dict[str, Any]]
+    deploy: dict[str, Any]
+    recovery: dict[str, Any]
+
+
+def apply_and_recover(model: nn.Module, steps: Sequence[Step], context: StrategyContext, recovery: RecoveryConfig,
+                      *, recovery_split: Split | None = None, teacher: nn.Module | None = None,
+                      show_progress: bool = False, announce: Callable[[str, dict[str, Any]], None] | None = None,
+                      before_recovery: Callable[[nn.Module], dict[str, Any]] | None = None) -> Applied:
+    """The one engine behind `compress` and `compressor run`: the pipeline's steps (in gradual rounds when
+    `recovery.prune_steps` > 1), then recovery on `recovery_split` (default: the training data).
+
+    `recovery` must be resolved; `teacher` (the uncompressed model) is used when it distils; `before_recovery(model)`
+    measures the model between the strategies and a recovery that changes it (its result is the record's
+    `before`)."""
+    if recovery.prune_steps > 1:
+        model, records, deploy, record = prune_gradually(model, steps, context, recovery, teacher=teacher,
+                                                         show_progress=show_progress, announce=announce)
+        return Applied(model, records, deploy, record)
+    model, records, deploy = apply_steps(model, steps, context, announce)
+    before = before_recovery(model) if before_recovery is not None and recovery.does_anything else None
+    record = recover(model, recovery_split if recovery_split is not None else context.train, context.input_size,
+                     recovery, show_progress=show_progress, teacher=teacher if recovery.distill else None)
+    if before is not None:
+        record["before"] = before
+    return Applied(model, records, deploy, record)
+
+
 def compress(model: nn.Module, strategy: str | Sequence[str], *, amount: float | None = None,
              params: Mapping[str, Any] | None = None, train: Iterable[Any] | None = None,
              calib: Iterable[Any] | None = None, example_input: torch.Tensor | None = None,
-             finetune_epochs: float = 0, finetune_lr: float = DEFAULT_FINETUNE_LR,
-             bn_recalibrate: bool | None = None, recovery_recipe: str = "standard",
-             distill: bool | None = None, distill_alpha: float | None = None, distill_temperature: float = 4.0,
-             freeze_batchnorm: bool | None = None, refit_head: bool | None = None,
-             label_smoothing: float = 0.0, prune_steps: int = 1, precision: str = "auto",
-             device: str | torch.device = "auto", seed: int = 0, cache_dir: Path | None = None,
-             progress: bool | ProgressCallback = False, inplace: bool = False) -> Compressed:
+             recovery: RecoveryConfig | None = None, device: str | torch.device = "auto", seed: int = 0,
+             cache_dir: Path | None = None, progress: bool | ProgressCallback = False, inplace: bool = False,
+             **recovery_options: Any) -> Compressed:
     """Compress any classifier with a strategy or pipeline (`"blocks+l1+int8"`); the caller's model is untouched.
 
     `train` and `calib` are iterables of (inputs, labels) batches, e.g. torch DataLoaders; `calib` defaults to
-    `train`. `params` maps `key` or `strategy.key` to a value, as `--param` does. With `distill`, fine-tuning
-    distils the uncompressed model (α·T²·KL + (1−α)·CE). BatchNorm statistics are re-estimated after strategies
-    that recommend it (registry.recommends_bn_recalibration) unless `bn_recalibrate` says otherwise.
-    `recovery_recipe` ("standard" or "frozen-encoder", see compressor.recovery.recipes) gives `distill`,
-    `distill_alpha`, `freeze_batchnorm` and `refit_head` the values they take when left None. With `prune_steps`
-    N > 1 the targets are reached in N
-    rounds on Zhu & Gupta's cubic schedule, with `finetune_epochs / N` of fine-tuning after each. The result's model
-    lives on `device`; `record` holds each step's record and the recovery; `int8` carries the export-time plan.
+    `train`. `params` maps `key` or `strategy.key` to a value, as `--param` does. What happens after the strategies
+    is one `RecoveryConfig` (compressor.recovery.config), given as `recovery=` or as its fields by keyword
+    (`finetune_epochs=1, distill=True, prune_steps=3, ...`; keywords override `recovery`). BatchNorm statistics
+    are re-estimated after strategies that recommend it unless `bn_recalibrate` says otherwise; the recovery
+    recipe fills distillation, BatchNorm freezing and the head re-fit when left None; with `prune_steps` N > 1 the
+    targets are reached in N rounds on Zhu & Gupta's cubic schedule, with `finetune_epochs / N` of fine-tuning
+    after each. The result's model lives on `device`; `record` holds each step's record and the recovery; `int8`
+    carries the export-time plan.
     """
     names = [strategy] if isinstance(strategy, str) else list(strategy)
     steps = parse_steps(names, amount, _params_list(params))
-    recipe_name, recipe = get_recovery_recipe(recovery_recipe)
-    filled = recipe.fill(finetune_epochs, distill=distill, distill_alpha=distill_alpha,
-                         freeze_batchnorm=freeze_batchnorm, refit_head=refit_head)
-    distill = filled["distill"]
-    recovery = RecoveryConfig(finetune_epochs, finetune_lr, bn_recalibrate, seed,
-                              distill_temperature=distill_temperature, label_smoothing=label_smoothing,
-                              prune_rounds=prune_steps, precision=precision, recipe=recipe_name,
-                              **filled).for_steps(steps)
+    given = RecoveryConfig.from_mapping({**dataclasses.asdict(recovery or RecoveryConfig()), **recovery_options,
+                                         "seed": seed}, "compress()")
+    config = given.resolved(steps)
     target = resolve_device(device)
-    teacher = copy.deepcopy(model).to(target).eval() if distill else None
+    teacher = copy.deepcopy(model).to(target).eval() if config.distill else None
     work = model if inplace else copy.deepcopy(model)
     work.to(target)
     train_split, calib_split = _split(train, "train"), _split(calib if calib is not None else train, "calib")
     recovery_split = train_split
-    if recovery.refit_head and train is None:
+    if config.refit_head and train is None:
         raise CompressorError("refit_head fits the final layer on training features: pass train=<a loader>")
-    if train is None and finetune_epochs == 0 and bn_recalibrate is None:
+    if train is None and config.finetune_epochs == 0 and given.bn_recalibrate is None:
         # automatic BatchNorm recalibration without train data: on the calibration data, or not at all
         recovery_split = calib_split
         if calib is None:
-            recovery = dataclasses.replace(recovery, bn_recalibrate=False)
+            config = dataclasses.replace(config, bn_recalibrate=False)
     in_channels, input_size = _input_shape(example_input, calib_split, train_split, required=False)
     check_fit(steps, work)
     callback = (RichProgress() if progress is True else silent_progress if progress is False else progress)
@@ -182,23 +205,18 @@ def compress(model: nn.Module, strategy: str | Sequence[str], *, amount: float |
                               seed=seed, device=target, cache_dir=cache_dir or default_cache_dir(),
                               progress=callback)
     torch.manual_seed(seed)
-    if prune_steps > 1:
-        work, records, deploy, recovered = prune_gradually(work, steps, context, prune_steps, recovery,
-                                                           teacher=teacher, show_progress=progress is True)
-    else:
-        work, records, deploy = apply_steps(work, steps, context)
-        recovered = recover(work, recovery_split, input_size, recovery, show_progress=progress is True,
-                            teacher=teacher)
-    work.eval()
+    applied = apply_and_recover(work, steps, context, config, recovery_split=recovery_split, teacher=teacher,
+                                show_progress=progress is True)
+    work = applied.model.eval()
     plan, choice = None, None
-    if "int8" in deploy:
+    if "int8" in applied.deploy:
         cpu_model = copy.deepcopy(work).cpu() if target.type != "cpu" else work
-        plan, choice = resolve_int8_plan(int8_plan(deploy["int8"], calib_split, seed), deploy["int8"], cpu_model,
-                                         in_channels, input_size, calib_split)
-    record = {"strategy": "+".join(s.strategy for s in steps), "steps": records, "recovery": recovered,
+        plan, choice = resolve_int8_plan(int8_plan(applied.deploy["int8"], calib_split, seed),
+                                         applied.deploy["int8"], cpu_model, in_channels, input_size, calib_split)
+    record = {"strategy": "+".join(s.strategy for s in steps), "steps": applied.steps, "recovery": applied.recovery,
               "device": str(target), "input_size": input_size,
               **({"int8_calibration": choice} if choice is not None else {})}
-    return Compressed(work, record, deploy, plan)
+    return Compressed(work, record, applied.deploy, plan)
 
 
 def measure(model: nn.Module | Compressed, loader: Iterable[Any] | None = None, *,

@@ -19,7 +19,7 @@ from compressor._util.device import resolve_device
 from compressor._util.environment import environment
 from compressor._util.preflight import ensure_writable_dir, ensure_writable_file, measurement_bytes
 from compressor._util.progress import RichProgress, silent_progress
-from compressor.api import int8_plan, resolve_int8_plan
+from compressor.api import apply_and_recover, int8_plan, resolve_int8_plan
 from compressor.data import Dataset, dataset_slug, default_cache_dir, load_dataset
 from compressor.errors import CompressorError
 from compressor.measure import MeasureConfig, measure_model
@@ -51,10 +51,7 @@ from compressor.models.checkpoint import (
     save_checkpoint,
 )
 from compressor.models.zoo import arch_slug, build_model, input_size_for
-from compressor.recovery.config import DEFAULT_FINETUNE_LR, RecoveryConfig
-from compressor.recovery.gradual import prune_gradually
-from compressor.recovery.recipes import AUTO, get_recovery_recipe
-from compressor.recovery.recover import recover
+from compressor.recovery.config import RecoveryConfig
 from compressor.report.layer_plots import draw_run_plots
 from compressor.report.schema import (
     DatasetInfo,
@@ -68,7 +65,7 @@ from compressor.report.schema import (
     write_run_report,
 )
 from compressor.strategies.registry import StrategyContext
-from compressor.strategies.steps import Step, apply_steps, check_fit
+from compressor.strategies.steps import Step, check_fit
 
 
 @dataclass
@@ -87,24 +84,14 @@ class RunConfig:
     baseline_seed: int | None = None  # seed of the cached baseline's training; None: `seed`
     pretrained: bool = False
     output: Path | None = None
-    finetune_epochs: float = 0  # fractions run the first part of one shuffled epoch
-    finetune_lr: float | None = None  # None: FINETUNE_LR_FACTOR x the baseline's peak LR (0.01 if unknown)
-    bn_recalibrate: bool | None = None  # None: after strategies that remove structure
+    recovery: RecoveryConfig = RecoveryConfig()  # after the strategies; resolved against the baseline by `run`
     measure: MeasureConfig = MeasureConfig()
     artifacts_dir: Path | None = None
     show_progress: bool = True
     command: str | None = None
     device: str = "auto"  # where training, fine-tuning and calibration run (see compressor._util.device)
-    distill: bool | None = None  # fine-tuning distils the uncompressed baseline; None: the recovery recipe's
-    distill_alpha: float | None = None  # None: the recovery recipe's
-    distill_temperature: float = 4.0
-    label_smoothing: float = 0.0  # of fine-tuning's cross-entropy
-    prune_steps: int = 1  # > 1: gradual pruning in this many rounds, fine-tuning between them
     recipe: str = DEFAULT_RECIPE  # how a missing baseline is trained (compressor.models.baselines.RECIPES)
-    precision: str | None = None  # of training and fine-tuning; None: the recipe's, and "auto" for fine-tuning
-    freeze_batchnorm: bool | None = None  # fine-tuning keeps BatchNorm statistics; None: the recovery recipe's
-    refit_head: bool | None = None  # re-fit the final linear layer last; None: the recovery recipe's
-    recovery_recipe: str = AUTO  # compressor.recovery.recipes; auto: chosen from the baseline's history
+    precision: str | None = None  # of baseline training, and of fine-tuning unless `recovery.precision` says
     deploy_size: int | None = None  # also time both models (and count MACs) at this input size
     batch_sizes: tuple[int, ...] = ()  # also time at these batch sizes (with deploy_size: at both sizes)
     thread_counts: tuple[int, ...] = ()  # the grid's thread counts; empty: 1 and all cores
@@ -114,25 +101,12 @@ class RunConfig:
         return requested_grid(trained_size, self.deploy_size, self.batch_sizes, self.thread_counts,
                               self.measure.batch_size)
 
-    @property
-    def recovery(self) -> RecoveryConfig:
-        """The recovery settings, checked (a bad value is a one-line usage error), defaults decided (options the
-        recovery recipe fills are taken as given, or off, until `with_recovery_recipe` has run)."""
-        name = self.recovery_recipe if self.recovery_recipe == AUTO else get_recovery_recipe(self.recovery_recipe)[0]
-        return RecoveryConfig(self.finetune_epochs, self.finetune_lr or DEFAULT_FINETUNE_LR, self.bn_recalibrate,
-                              self.seed, bool(self.distill),
-                              self.distill_alpha if self.distill_alpha is not None else RecoveryConfig.distill_alpha,
-                              self.distill_temperature, self.label_smoothing, self.prune_steps,
-                              self.precision or "auto", bool(self.freeze_batchnorm), bool(self.refit_head),
-                              name).for_steps(self.steps)
-
-    def with_recovery_recipe(self, history: list[dict[str, Any]]) -> RunConfig:
-        """This config with the recovery recipe chosen (from the baseline's `history` under auto) and the options
-        left unset filled from it; the recipe distils only when there is fine-tuning."""
-        name, recipe = get_recovery_recipe(self.recovery_recipe, history)
-        return dataclasses.replace(self, recovery_recipe=name, **recipe.fill(
-            self.finetune_epochs, distill=self.distill, distill_alpha=self.distill_alpha,
-            freeze_batchnorm=self.freeze_batchnorm, refit_head=self.refit_head))
+    def resolved_recovery(self, history: list[dict[str, Any]], baseline_lr: float | None) -> RecoveryConfig:
+        """The recovery settings with every default decided for this baseline (its history picks the recovery
+        recipe; its peak LR scaled gives the fine-tuning LR), the run's seed and precision."""
+        given = dataclasses.replace(self.recovery, seed=self.seed,
+                                    precision=self.recovery.precision or self.precision)
+        return given.resolved(self.steps, history, baseline_lr)
 
 
 @dataclass
@@ -198,7 +172,6 @@ def plan_run(config: RunConfig) -> RunPlan:
         raise CompressorError(f"--output {config.output} would collide with the checkpoint written beside the "
                               "report (same name, .pt); name the report .json")
     resolve_device(config.device)
-    _ = config.recovery  # a bad recovery option is a usage error before any work
     if config.model is not None:
         checkpoint, dataset, note = _from_model_file(config)
         model, arch, request = checkpoint.model, checkpoint.spec.arch, None
@@ -233,25 +206,17 @@ def _load_baseline(plan: RunPlan, config: RunConfig, console: Console) -> tuple[
     return checkpoint, str(path)
 
 
-def _recover(model: nn.Module, dataset: Dataset, spec: ModelSpec, config: RunConfig, history: list[dict[str, Any]],
-             console: Console, teacher: nn.Module) -> dict[str, Any]:
-    """Optional BatchNorm recalibration and fine-tuning with pruned weights held at zero; test accuracy before it."""
-    if not config.recovery.bn_recalibrate and config.finetune_epochs == 0 and not config.refit_head:
-        return {"bn_recalibrate": False, "finetune_epochs": config.finetune_epochs}
-    before = evaluate(torch_forward(model), dataset.test, spec.input_size)
-    recovery = recover(model, dataset.train, spec.input_size, config.recovery, show_progress=config.show_progress,
-                       teacher=copy.deepcopy(teacher) if config.distill else None)
+def _history_of(recovery: dict[str, Any]) -> list[dict[str, Any]]:
+    """The checkpoint history entries of one recovery record: recalibration, fine-tuning, head re-fit."""
+    entries: list[dict[str, Any]] = []
     if "bn_images" in recovery:
-        history.append({"step": "bn_recalibrate", "images": recovery["bn_images"]})
+        entries.append({"step": "bn_recalibrate", "images": recovery["bn_images"]})
     if "finetune" in recovery:
-        history.append({"step": "finetune", **{k: v for k, v in recovery["finetune"].items()
+        entries.append({"step": "finetune", **{k: v for k, v in recovery["finetune"].items()
                                                if k != "masked_tensors"}})
     if "refit_head" in recovery:
-        history.append({"step": "refit_head", **recovery["refit_head"]})
-    recovery["before"] = {"accuracy_before_recovery": before["accuracy"],
-                          "f1_macro_before_recovery": before["f1_macro"]}
-    console.print(f"[bold]recovery[/bold] test accuracy before: {before['accuracy']:.4f}")
-    return recovery
+        entries.append({"step": "refit_head", **recovery["refit_head"]})
+    return entries
 
 
 def _measure_pair(models: dict[str, nn.Module], spec: ModelSpec, dataset: Dataset, config: RunConfig,
@@ -301,9 +266,7 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
     steps = config.steps
     plan = plan_run(config)
     baseline, baseline_source = _load_baseline(plan, config, console)
-    if config.finetune_lr is None:
-        config = dataclasses.replace(config, finetune_lr=baseline_finetune_lr(baseline, DEFAULT_FINETUNE_LR))
-    config = config.with_recovery_recipe(baseline.history)
+    recovery = config.resolved_recovery(baseline.history, baseline_finetune_lr(baseline, None))
     spec, dataset = baseline.spec, plan.dataset
     report_path, checkpoint_path = plan.report_path, plan.checkpoint_path
 
@@ -323,17 +286,22 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
     def announce(name: str, params: dict[str, Any]) -> None:
         console.print(f"[bold]applying[/bold] {name} {params} on {device}")
 
-    if config.prune_steps > 1:
-        teacher = copy.deepcopy(baseline.model) if config.distill else None
-        model, step_reports, deploy, recovery = prune_gradually(
-            model, steps, context, config.prune_steps, config.recovery, teacher=teacher,
-            show_progress=config.show_progress, announce=announce)
-        history += [{"step": "gradual pruning", **{k: v for k, v in recovery.items() if k != "rounds"}}]
+    def before_recovery(pruned: nn.Module) -> dict[str, Any]:
+        before = evaluate(torch_forward(pruned), dataset.test, spec.input_size)
+        console.print(f"[bold]recovery[/bold] test accuracy before: {before['accuracy']:.4f}")
+        return {"accuracy_before_recovery": before["accuracy"], "f1_macro_before_recovery": before["f1_macro"]}
+
+    applied = apply_and_recover(model, steps, context, recovery, recovery_split=dataset.train,
+                                teacher=copy.deepcopy(baseline.model) if recovery.distill else None,
+                                show_progress=config.show_progress, announce=announce,
+                                before_recovery=before_recovery)
+    model, step_reports, deploy, recovered = applied.model, applied.steps, applied.deploy, applied.recovery
+    if recovery.prune_steps > 1:
+        history += [{"step": "gradual pruning", **{k: v for k, v in recovered.items() if k != "rounds"}}]
     else:
-        model, step_reports, deploy = apply_steps(model, steps, context, announce)
         history += [{"step": "strategy", **{k: v for k, v in entry.items() if k != "record"}}
                     for entry in step_reports]
-        recovery = _recover(model, dataset, spec, config, history, console, teacher=baseline.model)
+        history += _history_of(recovered)
     model.cpu().eval()
     compressed = Checkpoint(spec, model, history)
     save_checkpoint(compressed, checkpoint_path)
@@ -356,7 +324,7 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
         measured["compressed"]["int8_calibration"] = int8_choice
     measured["baseline"]["checkpoint"] = baseline_source
     measured["compressed"]["checkpoint"] = str(checkpoint_path)
-    measured["compressed"].update(recovery.pop("before", {}))
+    measured["compressed"].update(recovered.pop("before", {}))
 
     steps_done = [StepReport.from_dict(entry, f"steps[{index}].") for index, entry in enumerate(step_reports)]
     run_report = RunReport(
@@ -365,7 +333,7 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
         strategy="+".join(s.strategy for s in steps),
         params=step_params(steps_done),
         steps=steps_done,
-        recovery=Recovery.from_dict(recovery, "recovery."),
+        recovery=Recovery.from_dict(recovered, "recovery."),
         model=ModelInfo(arch=spec.arch, input_size=spec.input_size, in_channels=spec.in_channels,
                         num_classes=spec.num_classes, baseline=baseline_source, seed=config.seed,
                         baseline_seed=None if plan.request is None else plan.request.seed),

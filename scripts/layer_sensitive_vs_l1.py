@@ -54,7 +54,8 @@ def main() -> None:
                 row[method] = evaluate(torch_forward(model), dataset.test, spec.input_size)["accuracy"]
                 if args.finetune_epochs > 0:
                     recover(model, dataset.train, spec.input_size,
-                            RecoveryConfig(args.finetune_epochs, bn_recalibrate=False, seed=seed, precision="fp32"))
+                            RecoveryConfig(args.finetune_epochs, bn_recalibrate=False, seed=seed,
+                                           precision="fp32").resolved([]))
                     row[f"{method}_finetuned"] = evaluate(torch_forward(model), dataset.test,
                                                           spec.input_size)["accuracy"]
             print(json.dumps(row), flush=True)

@@ -190,10 +190,12 @@ def test_distilled_recovery_is_recorded_and_bad_settings_are_one_line(loader: Da
     assert finetune["label_smoothing"] == 0.1
     assert out.record["recovery"]["distill"] is True
     assert (finetune["distill_alpha"], finetune["distill_temperature"]) == (0.7, 2.0)
-    for settings, message in (({"distill_alpha": 1.5}, "distill_alpha must be a number in \\[0, 1\\]"),
-                              ({"distill_temperature": 0.0}, "distill_temperature must be a number > 0"),
-                              ({"finetune_epochs": 0}, "distillation happens during fine-tuning"),
-                              ({"label_smoothing": -0.1}, "label_smoothing must be a number in \\[0, 1\\)")):
+    # the same RecoveryConfig validates the API's keywords and the CLI's options: one message for both
+    for settings, message in (({"distill_alpha": 1.5}, "--distill-alpha must be a number in \\[0, 1\\]"),
+                              ({"distill_temperature": 0.0}, "--distill-temperature must be a number > 0"),
+                              ({"finetune_epochs": 0}, "--distill distils during fine-tuning"),
+                              ({"label_smoothing": -0.1}, "--label-smoothing must be a number in \\[0, 1\\)"),
+                              ({"distil": True}, "compress\\(\\): unknown setting\\(s\\) distil; accepted: ")):
         with pytest.raises(CompressorError, match=message):
             compressor.compress(Net(), "l1", amount=0.5, train=loader, **{"finetune_epochs": 1, "distill": True,
                                                                           **settings})
@@ -262,9 +264,9 @@ def test_gradual_channels_reach_the_overall_ratio(loader: DataLoader) -> None:
 
 
 def test_bad_gradual_settings_are_one_line(loader: DataLoader) -> None:
-    with pytest.raises(CompressorError, match="prune_steps must be an integer of at least 1"):
+    with pytest.raises(CompressorError, match="--prune-steps must be an integer of at least 1"):
         compressor.compress(Net(), "l1", amount=0.5, prune_steps=0)
-    with pytest.raises(CompressorError, match="gradual pruning fine-tunes between its steps"):
+    with pytest.raises(CompressorError, match="--prune-steps fine-tunes between its rounds"):
         compressor.compress(Net(), "l1", amount=0.5, prune_steps=3)
 
 

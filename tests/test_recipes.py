@@ -64,7 +64,7 @@ def test_fine_tuning_peaks_at_a_fifth_of_the_baselines_lr() -> None:
 
 def test_bn_recalibration_defaults_on_when_a_step_recommends_it() -> None:
     def bn(names: str, **kw: object) -> bool | None:
-        return RecoveryConfig(**kw).for_steps(parse_steps([names], 0.5, [])).bn_recalibrate
+        return RecoveryConfig(**kw).resolved(parse_steps([names], 0.5, [])).bn_recalibrate
 
     assert bn("channels") is True and bn("blocks") is True and bn("blocks+l1+int8") is True
     assert bn("obd") is True and bn("layer-sensitive") is True and bn("nm+fishleg") is True  # they recommend it

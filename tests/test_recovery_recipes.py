@@ -14,6 +14,7 @@ import compressor
 from compressor import CompressorError
 from compressor.models.training import TrainConfig, batchnorms, train
 from compressor.pipeline import RunConfig
+from compressor.recovery.config import RecoveryConfig
 from compressor.recovery.recipes import RECOVERY_RECIPES, get_recovery_recipe, recovery_recipe_for
 from compressor.strategies.steps import Step
 
@@ -31,18 +32,19 @@ def test_a_linear_evaluation_in_the_history_picks_the_frozen_encoder_recipe() ->
 def test_the_recipe_fills_only_what_the_user_left_unset() -> None:
     history = [{"step": "supcon-linear"}]
     frozen = RECOVERY_RECIPES["frozen-encoder"]
-    base = RunConfig(steps=[Step("l1", {"amount": 0.5})], finetune_epochs=1)
-    chosen = base.with_recovery_recipe(history)
+    base = RunConfig(steps=[Step("l1", {"amount": 0.5})], recovery=RecoveryConfig(finetune_epochs=1))
+    chosen = base.resolved_recovery(history, None)
     assert (chosen.recovery_recipe, chosen.distill, chosen.distill_alpha, chosen.freeze_batchnorm) == \
         ("frozen-encoder", frozen.distill, frozen.distill_alpha, frozen.freeze_batchnorm)
-    assert chosen.recovery.recipe == "frozen-encoder" and chosen.recovery.freeze_batchnorm is frozen.freeze_batchnorm
-    mine = RunConfig(steps=base.steps, finetune_epochs=1, distill=False, distill_alpha=0.3,
-                     freeze_batchnorm=False).with_recovery_recipe(history)
+    assert chosen.refit_head is frozen.refit_head is True
+    mine = RunConfig(steps=base.steps, recovery=RecoveryConfig(finetune_epochs=1, distill=False, distill_alpha=0.3,
+                                                               freeze_batchnorm=False)).resolved_recovery(history, None)
     assert (mine.distill, mine.distill_alpha, mine.freeze_batchnorm) == (False, 0.3, False)
-    one_shot = RunConfig(steps=base.steps, finetune_epochs=0).with_recovery_recipe(history)
+    one_shot = RunConfig(steps=base.steps).resolved_recovery(history, None)
     assert one_shot.distill is False, "without fine-tuning there is nothing to distil"
-    plain = base.with_recovery_recipe([{"step": "train", "lr": 0.05}])
-    assert (plain.recovery_recipe, plain.distill, plain.freeze_batchnorm) == ("standard", False, False)
+    plain = base.resolved_recovery([{"step": "train", "lr": 0.05}], 0.01)
+    assert (plain.recovery_recipe, plain.distill, plain.freeze_batchnorm, plain.finetune_lr) == \
+        ("standard", False, False, 0.01)
 
 
 class Net(nn.Module):
@@ -94,7 +96,8 @@ def test_compress_with_the_frozen_encoder_recipe_refits_the_head_and_records_it(
                                recovery_recipe="frozen-encoder", refit_head=False, distill=True, distill_alpha=0.8)
     assert "refit_head" not in mine.record["recovery"], "an explicit option beats the recipe"
     assert mine.record["recovery"]["finetune"]["distill_alpha"] == 0.8
-    with pytest.raises(CompressorError, match="unknown recovery recipe 'nope'"):
+    with pytest.raises(CompressorError, match="--recovery-recipe must be one of auto, standard, frozen-encoder; "
+                                              "got 'nope'"):
         compressor.compress(Net(), "l1", amount=0.5, train=loader, finetune_epochs=1, recovery_recipe="nope")
     with pytest.raises(CompressorError, match="refit_head fits the final layer on training features"):
         compressor.compress(Net(), "l1", amount=0.5, refit_head=True, example_input=torch.randn(1, 3, 8, 8))

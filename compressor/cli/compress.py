@@ -73,7 +73,7 @@ def _grid_options(deploy_size: int | None, batch_sizes: str | None, thread_count
     "Model and data": ("arch", "data", "model", "data_dir", "cache_dir", "input_size", "epochs", "seed",
                        "baseline_seed", "pretrained", "recipe", "precision", "device"),
     "Strategy": ("strategy", "amount", "param"),
-    "Recovery": ("finetune_epochs", "finetune_lr", "bn_recalibrate", "distill", "distill_alpha",
+    "Recovery": ("config_file", "finetune_epochs", "finetune_lr", "bn_recalibrate", "distill", "distill_alpha",
                  "distill_temperature", "label_smoothing", "freeze_bn", "refit_head", "recovery_recipe",
                  "prune_steps"),
     "Measurement": ("backends", "batch_size", "threads", "processes", "deploy_size", "batch_sizes", "thread_counts",
@@ -100,8 +100,9 @@ def run_command(
         "--baseline-seed", help="seed of the cached baseline's training, apart from --seed (strategies, "
                                 "calibration, fine-tuning); default: --seed")] = None,
     pretrained: PretrainedOpt = False,
-    finetune_epochs: Annotated[float, typer.Option("--finetune-epochs", help="recovery fine-tuning epochs after "
-                                                   "the pipeline, fractions allowed (pruned weights stay zero)")] = 0,
+    finetune_epochs: Annotated[float | None, typer.Option(
+        "--finetune-epochs", help="recovery fine-tuning epochs after the pipeline, fractions allowed (pruned weights "
+                                  "stay zero; default 0)")] = None,
     finetune_lr: Annotated[float | None, typer.Option("--finetune-lr", help="peak learning rate of fine-tuning "
                                                       "(default: 0.2 x the baseline's, or 0.01)")] = None,
     bn_recalibrate: Annotated[bool | None, typer.Option(
@@ -114,10 +115,10 @@ def run_command(
     distill_alpha: Annotated[float | None, typer.Option("--distill-alpha", help="weight of the distillation term, in "
                                                         "[0, 1] (the rest is cross-entropy; default: the recovery "
                                                         "recipe's, 0.5 for standard)")] = None,
-    distill_temperature: Annotated[float, typer.Option("--distill-temperature", help="softmax temperature of "
-                                                                                     "distillation, > 0")] = 4.0,
-    label_smoothing: Annotated[float, typer.Option("--label-smoothing", help="label smoothing of fine-tuning's "
-                                                                             "cross-entropy, in [0, 1)")] = 0.0,
+    distill_temperature: Annotated[float | None, typer.Option(
+        "--distill-temperature", help="softmax temperature of distillation, > 0 (default 4)")] = None,
+    label_smoothing: Annotated[float | None, typer.Option(
+        "--label-smoothing", help="label smoothing of fine-tuning's cross-entropy, in [0, 1) (default 0)")] = None,
     freeze_bn: Annotated[bool | None, typer.Option(
         "--freeze-bn/--no-freeze-bn", help="fine-tuning keeps BatchNorm running statistics (default: the recovery "
                                            "recipe's)")] = None,
@@ -125,11 +126,15 @@ def run_command(
         "--refit-head/--no-refit-head", help="last step of recovery: fit the final linear layer again on the "
                                              "penultimate features of the training images (default: the recovery "
                                              "recipe's)")] = None,
-    recovery_recipe: Annotated[str, typer.Option(
+    recovery_recipe: Annotated[str | None, typer.Option(
         "--recovery-recipe", help="fine-tuning defaults: auto (frozen-encoder for SupCon linear classifiers, else "
-                                  "standard) | standard | frozen-encoder")] = "auto",
-    prune_steps: Annotated[int, typer.Option("--prune-steps", help="gradual pruning: reach the amounts in N rounds "
-                                             "(cubic schedule), the fine-tuning epochs split between them")] = 1,
+                                  "standard) | standard | frozen-encoder (default auto)")] = None,
+    prune_steps: Annotated[int | None, typer.Option(
+        "--prune-steps", help="gradual pruning: reach the amounts in N rounds (cubic schedule), the fine-tuning "
+                              "epochs split between them (default 1)")] = None,
+    config_file: Annotated[Path | None, typer.Option(
+        "--config", help="TOML file whose [recovery] table sets any recovery option by its Python name "
+                         "(finetune_epochs = 1, distill = true, ...); options given on the command line win")] = None,
     recipe: RecipeOpt = "standard",
     precision: PrecisionOpt = None,
     device: DeviceOpt = "auto",
@@ -150,49 +155,33 @@ def run_command(
                                                             "output space, then stop")] = False,
 ) -> None:
     """Compress a baseline with one strategy or a pipeline, measure both, print the table and write the report."""
-    import math
+    import dataclasses
 
     from compressor.models.training import whole_if_integral
     from compressor.pipeline import RunConfig, plan_run, run
-    from compressor.recovery.recipes import recovery_recipe_names
+    from compressor.recovery.config import RecoveryConfig, read_recovery_file
     from compressor.report import deployment_table, run_table, sensitivity_table
     from compressor.strategies.steps import parse_steps
 
     check_device(device)
     measure = _measure_config(backends, batch_size, threads, compress, processes=processes)
     grid = _grid_options(deploy_size, batch_sizes, thread_counts)
-    if not (math.isfinite(finetune_epochs) and finetune_epochs >= 0):
-        raise CompressorError(f"--finetune-epochs must be a finite number ≥ 0; got {finetune_epochs:g}")
     check_precision(precision)
-    if finetune_lr is not None and not (math.isfinite(finetune_lr) and finetune_lr > 0):
-        raise CompressorError(f"--finetune-lr must be a finite number > 0; got {finetune_lr:g}")
-    if recovery_recipe not in recovery_recipe_names():
-        raise CompressorError(f"--recovery-recipe must be one of {', '.join(recovery_recipe_names())}; "
-                              f"got {recovery_recipe!r}")
-    if distill_alpha is not None and not (math.isfinite(distill_alpha) and 0 <= distill_alpha <= 1):
-        raise CompressorError(f"--distill-alpha must be a number in [0, 1]; got {distill_alpha:g}")
-    if not (math.isfinite(distill_temperature) and distill_temperature > 0):
-        raise CompressorError(f"--distill-temperature must be a number > 0; got {distill_temperature:g}")
-    if not (math.isfinite(label_smoothing) and 0 <= label_smoothing < 1):
-        raise CompressorError(f"--label-smoothing must be a number in [0, 1); got {label_smoothing:g}")
-    if prune_steps < 1:
-        raise CompressorError(f"--prune-steps must be an integer of at least 1; got {prune_steps}")
-    if prune_steps > 1 and finetune_epochs == 0:
-        raise CompressorError("--prune-steps fine-tunes between its rounds: give --finetune-epochs > 0 as well")
     if baseline_seed is not None and model is not None:
         raise CompressorError("--baseline-seed picks the cached baseline to train or reuse; with --model the "
                               "baseline is that checkpoint (drop one of the two)")
-    if distill and finetune_epochs == 0:
-        raise CompressorError("--distill distils during fine-tuning: give --finetune-epochs > 0 as well")
+    given = {"finetune_epochs": finetune_epochs, "finetune_lr": finetune_lr, "bn_recalibrate": bn_recalibrate,
+             "distill": distill, "distill_alpha": distill_alpha, "distill_temperature": distill_temperature,
+             "label_smoothing": label_smoothing, "prune_steps": prune_steps, "freeze_batchnorm": freeze_bn,
+             "refit_head": refit_head, "recovery_recipe": recovery_recipe}
+    recovery = RecoveryConfig.from_mapping(
+        {**read_recovery_file(config_file), **{key: value for key, value in given.items() if value is not None}},
+        str(config_file) if config_file else "recovery")
+    recovery = dataclasses.replace(recovery, finetune_epochs=whole_if_integral(recovery.finetune_epochs))
     steps = parse_steps(strategy, amount, param)
     config = RunConfig(steps=steps, arch=arch, dataset=data, model=model, data_dir=data_dir, cache_dir=cache_dir,
                        input_size=input_size, epochs=epochs, seed=seed, baseline_seed=baseline_seed,
-                       pretrained=pretrained, output=output, finetune_epochs=whole_if_integral(finetune_epochs),
-                       finetune_lr=finetune_lr,
-                       bn_recalibrate=bn_recalibrate, device=device, distill=distill,
-                       distill_alpha=distill_alpha, distill_temperature=distill_temperature,
-                       label_smoothing=label_smoothing, prune_steps=prune_steps, recipe=recipe,
-                       freeze_batchnorm=freeze_bn, refit_head=refit_head, recovery_recipe=recovery_recipe,
+                       pretrained=pretrained, output=output, recovery=recovery, device=device, recipe=recipe,
                        precision=precision, measure=measure, artifacts_dir=artifacts, show_progress=not quiet,
                        command=command_line(), **grid)
     if dry_run:

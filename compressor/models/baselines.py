@@ -79,7 +79,7 @@ def training_config(request: BaselineRequest, dataset_name: str) -> TrainConfig:
                        ema_decay=recipe.ema_decay, precision=request.precision or recipe.precision)
 
 
-def baseline_finetune_lr(checkpoint: Checkpoint, default: float) -> float:
+def baseline_finetune_lr(checkpoint: Checkpoint, default: float | None) -> float | None:
     """FINETUNE_LR_FACTOR x the peak LR the checkpoint was trained with (from its history), else `default`."""
     lrs = [entry["lr"] for entry in checkpoint.history if entry.get("step") == "train" and "lr" in entry]
     return FINETUNE_LR_FACTOR * float(lrs[-1]) if lrs else default

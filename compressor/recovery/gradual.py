@@ -48,12 +48,13 @@ def _hold_zeros(model: nn.Module, zeros: dict[str, torch.Tensor]) -> None:
                 params[name].masked_fill_(~keep.to(params[name].device), 0.0)
 
 
-def prune_gradually(model: nn.Module, steps: Sequence[Step], context: StrategyContext, rounds: int,
+def prune_gradually(model: nn.Module, steps: Sequence[Step], context: StrategyContext,
                     recovery: RecoveryConfig, *, teacher: nn.Module | None = None, show_progress: bool = False,
                     announce: Any = None) -> tuple[nn.Module, list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
-    """Reach the pipeline's targets in `rounds` pruning rounds, fine-tuning between them (the fine-tuning budget
-    split evenly); pruned weights stay exactly zero throughout. Returns the model, one record per applied step
-    (with its round), the export plan and the recovery record."""
+    """Reach the pipeline's targets in `recovery.prune_steps` pruning rounds, recovering after each (the
+    fine-tuning budget split evenly); pruned weights stay exactly zero throughout. Returns the model, one record per
+    applied step (with its round), the export plan and the recovery record."""
+    rounds = recovery.prune_steps
     share = dataclasses.replace(recovery, finetune_epochs=recovery.finetune_epochs / rounds)
     records: list[dict[str, Any]] = []
     per_round: list[dict[str, Any]] = []
@@ -66,6 +67,6 @@ def prune_gradually(model: nn.Module, steps: Sequence[Step], context: StrategyCo
         per_round.append({"round": index, **recover(model, context.train, context.input_size, share,
                                                     show_progress=show_progress, teacher=teacher)})
     record = {"bn_recalibrate": bool(recovery.bn_recalibrate), "finetune_epochs": recovery.finetune_epochs,
-              "distill": recovery.distill, "recipe": recovery.recipe, "prune_rounds": rounds,
+              "distill": recovery.distill, "recipe": recovery.recovery_recipe, "prune_rounds": rounds,
               "schedule": "cubic (Zhu & Gupta)", "rounds": per_round}
     return model, records, deploy, record

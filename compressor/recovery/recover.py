@@ -18,12 +18,14 @@ def recover(model: nn.Module, train_split: Split, input_size: int, recovery: Rec
             show_progress: bool = False, teacher: nn.Module | None = None) -> dict[str, Any]:
     """BatchNorm recalibration, fine-tuning (distilled from `teacher`, the uncompressed model, when
     `recovery.distill`) and a re-fit of the final linear layer, on `train_split` and the model's device; returns
-    their record."""
+    their record. `recovery` must be resolved (RecoveryConfig.resolved): nothing left None."""
+    if None in (recovery.finetune_lr, recovery.bn_recalibrate, recovery.distill, recovery.distill_alpha):
+        raise ValueError("recover() needs a resolved RecoveryConfig: call .resolved(steps) first")
     if recovery.distill and teacher is None:
         raise CompressorError("distillation needs a teacher: the uncompressed model")
     record: dict[str, Any] = {"bn_recalibrate": bool(recovery.bn_recalibrate),
                               "finetune_epochs": recovery.finetune_epochs, "distill": recovery.distill,
-                              "recipe": recovery.recipe}
+                              "recipe": recovery.recovery_recipe}
     if recovery.bn_recalibrate:
         record["bn_images"] = recalibrate_batchnorm(model, train_split, input_size, seed=recovery.seed)
     if recovery.finetune_epochs > 0:
@@ -34,7 +36,8 @@ def recover(model: nn.Module, train_split: Split, input_size: int, recovery: Rec
                                   batch_size=batch_size, label_smoothing=recovery.label_smoothing,
                                   distill_alpha=recovery.distill_alpha,
                                   distill_temperature=recovery.distill_temperature,
-                                  precision=recovery.precision, freeze_batchnorm=recovery.freeze_batchnorm),
+                                  precision=recovery.precision or "auto",
+                                  freeze_batchnorm=bool(recovery.freeze_batchnorm)),
                       masks=masks, description="fine-tune (distilled)" if recovery.distill else "fine-tune",
                       show_progress=show_progress, teacher=teacher if recovery.distill else None)
         record["finetune"] = {**stats, "masked_tensors": len(masks)}

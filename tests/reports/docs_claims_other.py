@@ -166,7 +166,7 @@ def _finetune_lr(load: Load) -> str:
 def _distill_defaults(load: Load) -> str:
     from compressor.recovery.config import RecoveryConfig
 
-    config = RecoveryConfig()
+    config = RecoveryConfig(finetune_epochs=1).resolved([])  # the standard recipe's defaults
     return (f"(`--distill-alpha`, default {config.distill_alpha:g}; `--distill-temperature`, default "
             f"{config.distill_temperature:g})")
 

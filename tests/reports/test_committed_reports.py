@@ -412,7 +412,7 @@ def _recovery_defaults(load: Load) -> str:
     from compressor.models.baselines import FINETUNE_LR_FACTOR, get_recipe
     from compressor.recovery.config import RecoveryConfig
 
-    config = RecoveryConfig()
+    config = RecoveryConfig(finetune_epochs=1).resolved([])  # the standard recipe's defaults
     return (f"peak LR {FINETUNE_LR_FACTOR:g} x the baseline's (`FINETUNE_LR_FACTOR` in compressor/baseline.py; the "
             f"`anchor` recipe's baselines peak at {get_recipe('anchor').lr:g}), one-cycle schedule, precision chosen "
             f"by the probe; distilled cells use the defaults alpha {config.distill_alpha:g}, "
