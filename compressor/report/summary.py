@@ -324,7 +324,7 @@ def write_summary(report_paths: list[Path], out_dir: Path, *, title: str | None 
                   budget: dict[str, float | None] | None = None,
                   score_paths: list[Path] | None = None, reference: str | None = None) -> list[dict[str, Any]]:
     """Read run reports / sweep directories; write results.json, results.csv, tradeoffs.png, layers.png (and with
-    a `reference` pipeline, difference.png) and README.md.
+    a `reference` pipeline, difference.png), README.md and the fragments the docs include (runs.md).
 
     Returns the rows written (`RunRow.as_dict()` of each run, sorted by pipeline, parameters, fine-tuning, seeds)."""
 
@@ -357,5 +357,8 @@ def write_summary(report_paths: list[Path], out_dir: Path, *, title: str | None 
     readme = _readme(rows, title, command, note, budget, scores, failed_cells(report_paths), reference, diffs,
                      bool(layered))
     write_atomic(out_dir / "README.md", lambda tmp: tmp.write_text(readme))
+    from compressor.report.fragments import write_fragments  # it imports this module
+
+    write_fragments(results, out_dir)
     return rows
 

@@ -77,3 +77,10 @@ def test_runs_that_got_different_help_get_no_verdict(tmp_path: Path):
     assert diff["mean"] == pytest.approx(10.0) and diff["recovery_differs"] is True
     assert diff["verdict"] == "not comparable: recovery differs"  # 10 points, yet no "better"
     assert "| not comparable: recovery differs |" in (tmp_path / "out" / "README.md").read_text()
+
+
+def test_the_report_writes_its_run_table_as_a_fragment_for_the_docs(summary):
+    out, results = summary
+    fragment = (out / "runs.md").read_text()
+    assert fragment.startswith("| pipeline |") and fragment in (out / "README.md").read_text()
+    assert fragment.count("\n") == 2 + 1 + len(results["rows"])  # header, rule, baseline, one line per run

@@ -8,8 +8,8 @@ import re
 from pathlib import PurePath
 from typing import Any
 
-from docs_claims_common import _mb, _one, _pct, _two_modes, files
-from test_committed_reports import REPORTS, Claim, Load
+from docs_claims_common import _mb, _one, _pct, _two_modes
+from test_committed_reports import Claim, Load
 
 STRATEGIES_REPORT = "resnet18-fashion-mnist-strategies"
 UNSTRUCTURED = ("l1", "layer-sensitive", "nm", "obd", "woodfisher", "fishleg")  # strategies that keep the dense graph
@@ -47,28 +47,6 @@ def _within_one_point(load: Load) -> list[dict[str, Any]]:
 
 def _epochs_of(checkpoint: str) -> str:
     return re.search(r"-e(\d+)-", checkpoint)[1]
-
-
-def _strategies_table(load: Load) -> list[str]:
-    """docs/strategies.md's table: the report's run table (compressor.report's rendering) without its seed,
-    before-fine-tuning and fp32 columns, top-1 without its ± SE; the header, then the baseline and one line per run."""
-    from compressor.report.summary import markdown_table
-
-    lines = []
-    for number, line in enumerate(markdown_table(_rows(load)).splitlines()):
-        if number == 1:  # the |---| line
-            continue
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        cells = [c.split(" ± ")[0] for i, c in enumerate(cells) if i not in (3, 4, 10)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
-
-
-def _strategies_table_claims() -> tuple[Claim, ...]:
-    """One claim per line of the table: the header, the baseline and each run of the committed results.json."""
-    lines = 2 + len(files(REPORTS / STRATEGIES_REPORT)("results.json")["rows"])
-    return tuple(Claim(f"table line {i + 1}" if i else "table header", "results.json (rows)",
-                       lambda load, i=i: _strategies_table(load)[i]) for i in range(lines))
 
 
 def _strategy_speedups(load: Load) -> str:
