@@ -22,6 +22,7 @@ _HOMES = {
     "compressor.data.loaders": ("LoaderSplit", "Split"),
     "compressor.models.zoo": ("build_model", "list_archs", "register_arch"),
     "compressor.pipeline": ("RunConfig", "RunResult", "run"),
+    "compressor.recovery.config": ("RecoveryConfig",),
     "compressor._util.progress": ("ProgressCallback", "RichProgress", "silent_progress"),
     "compressor.strategies.registry": ("Strategy", "StrategyContext", "StrategyOutput", "build_strategy",
                                        "check_fraction", "check_int", "get_strategy", "list_strategies", "param",
@@ -78,6 +79,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from compressor.models.checkpoint import Checkpoint, ModelSpec, load_checkpoint, save_checkpoint  # noqa: F401
     from compressor.models.zoo import build_model, list_archs, register_arch  # noqa: F401
     from compressor.pipeline import RunConfig, RunResult, run  # noqa: F401
+    from compressor.recovery.config import RecoveryConfig  # noqa: F401
     from compressor.strategies.registry import (  # noqa: F401
         Strategy,
         StrategyContext,

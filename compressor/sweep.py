@@ -27,6 +27,7 @@ from compressor import parse_steps
 from compressor._util.fileio import write_atomic, write_json_atomic
 from compressor.errors import CompressorError
 from compressor.models.training import whole_if_integral
+from compressor.recovery.config import RecoveryConfig
 from compressor.report.schema import (
     CELL_SCHEMA,  # noqa: F401  (the schema of DIR/cells/KEY.json)
     CellRecord,
@@ -91,6 +92,7 @@ class SweepSpec:
     seeds: tuple[int, ...] = (0,)  # of strategies, calibration and fine-tuning
     baseline_seeds: tuple[int | None, ...] = (None,)  # of the baseline's training; None: the cell's seed
     run_args: list[str] = field(default_factory=list)
+    recovery: dict[str, Any] = field(default_factory=dict)  # a grid's [recovery] table: RecoveryConfig fields
 
     def cells(self) -> list[Cell]:
         """Every cell in a fixed order; a pipeline with no `amount` parameter runs once, not once per amount."""
@@ -136,7 +138,7 @@ def load_grid(path: Path) -> SweepSpec:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise CompressorError(f"sweep file {path} is not valid TOML: {exc}") from None
     known = {"strategies", "pipeline", "amounts", "archs", "datasets", "finetune_epochs", "seeds", "baseline_seeds",
-             "run_args"}
+             "run_args", "recovery"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise CompressorError(f"sweep file {path}: unknown keys {', '.join(unknown)}; "
@@ -148,7 +150,14 @@ def load_grid(path: Path) -> SweepSpec:
         amounts = table.get("amounts")
         pipelines.append(Pipeline(table["strategy"], tuple(table.get("params", [])),
                                   tuple(float(a) for a in amounts) if amounts else None))
-    spec = SweepSpec(pipelines=pipelines, run_args=[str(a) for a in data.get("run_args", [])])
+    recovery = data.get("recovery", {})
+    if not isinstance(recovery, dict):
+        raise CompressorError(f"sweep file {path}: recovery must be a [recovery] table of RecoveryConfig fields")
+    if "finetune_epochs" in recovery:
+        raise CompressorError(f"sweep file {path}: finetune_epochs is a sweep axis; set it at the top level, "
+                              "not in [recovery]")
+    RecoveryConfig.from_mapping(recovery, f"sweep file {path} [recovery]")  # the same checks as run --config
+    spec = SweepSpec(pipelines=pipelines, run_args=[str(a) for a in data.get("run_args", [])], recovery=recovery)
     for name in ("amounts", "archs", "datasets", "finetune_epochs", "seeds", "baseline_seeds"):
         if name in data:
             setattr(spec, name, tuple(data[name]))
@@ -162,9 +171,8 @@ def validate(spec: SweepSpec) -> None:
     """Fail before running anything if a pipeline, parameter or amount is wrong."""
     if not spec.pipelines:
         raise CompressorError("the sweep has no strategies; pass --strategies or a grid file with some")
-    bad = [e for e in spec.finetune_epochs if not e >= 0]
-    if bad:
-        raise CompressorError(f"fine-tuning epochs must be ≥ 0; got {bad[0]:g}")
+    for epochs in spec.finetune_epochs:  # each cell's recovery, checked as `compressor run` will check it
+        RecoveryConfig.from_mapping({**spec.recovery, "finetune_epochs": epochs}, "sweep recovery")
     for cell in spec.cells():
         parse_steps([cell.strategy], cell.amount, list(cell.params))
 
@@ -178,15 +186,21 @@ def sweep_bn_flag(spec: SweepSpec) -> str:
     given = [arg for arg in spec.run_args if arg in BN_FLAGS]
     if given:
         return given[-1]
+    if spec.recovery.get("bn_recalibrate") is not None:
+        return BN_FLAGS[0] if spec.recovery["bn_recalibrate"] else BN_FLAGS[1]
     wanted = any(recalibration_recommended(parse_steps([cell.strategy], cell.amount, list(cell.params)))
                  for cell in spec.cells())
     return BN_FLAGS[0] if wanted else BN_FLAGS[1]
 
 
-def cell_command(cell: Cell, spec: SweepSpec, report: Path, bn_flag: str | None = None) -> list[str]:
-    """The `compressor run` command line of one cell (`bn_flag`: `sweep_bn_flag(spec)`, computed once per sweep)."""
+def cell_command(cell: Cell, spec: SweepSpec, report: Path, bn_flag: str | None = None,
+                 recovery_file: Path | None = None) -> list[str]:
+    """The `compressor run` command line of one cell (`bn_flag`: `sweep_bn_flag(spec)`, computed once per sweep;
+    `recovery_file`: the grid's [recovery] table written out for `run --config`)."""
     args = ["run", "--strategy", cell.strategy, "--seed", str(cell.seed), "--finetune-epochs",
             str(cell.finetune_epochs), "--output", str(report), "--quiet"]
+    if recovery_file is not None:
+        args += ["--config", str(recovery_file)]
     if cell.amount is not None:
         args += ["--amount", f"{cell.amount:g}"]
     for param in cell.params:
@@ -199,6 +213,17 @@ def cell_command(cell: Cell, spec: SweepSpec, report: Path, bn_flag: str | None 
         args += ["--baseline-seed", str(cell.baseline_seed)]
     extra = [] if any(arg in BN_FLAGS for arg in spec.run_args) else [bn_flag or sweep_bn_flag(spec)]
     return [sys.executable, "-m", "compressor", *args, *spec.run_args, *extra]
+
+
+def write_recovery_file(recovery: dict[str, Any], path: Path) -> Path:
+    """The grid's [recovery] table as a TOML file every cell reads with `run --config` (atomically)."""
+
+    def toml(value: Any) -> str:
+        return ("true" if value else "false") if isinstance(value, bool) else json.dumps(value)
+
+    text = "[recovery]\n" + "".join(f"{key} = {toml(value)}\n" for key, value in sorted(recovery.items()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
 def override_run_args(run_args: list[str], options: list[str]) -> list[str]:
@@ -238,6 +263,7 @@ def run_sweep(spec: SweepSpec, out_dir: Path, *, shard: tuple[int, int] = (0, 1)
     console = console or Console(stderr=True)
     validate(spec)
     bn_flag = sweep_bn_flag(spec)  # from the whole grid, so every shard gives its cells the same help
+    recovery_file = write_recovery_file(spec.recovery, out_dir / "recovery.toml") if spec.recovery else None
     cells = [c for i, c in enumerate(spec.cells()) if i % shard[1] == shard[0]]
     recorded = read_cell_records(out_dir)
     todo = [c for c in cells if c.key not in recorded or (retry_failed and recorded[c.key].status != "done")]
@@ -250,7 +276,7 @@ def run_sweep(spec: SweepSpec, out_dir: Path, *, shard: tuple[int, int] = (0, 1)
         current = progress.add_task("cell", total=None)
         for cell in todo:
             progress.update(current, description=cell.key, completed=0)
-            record = _run_cell(cell, spec, out_dir, bn_flag)
+            record = _run_cell(cell, spec, out_dir, bn_flag, recovery_file)
             counts[record.status] += 1
             write_json_atomic(record.to_dict(), out_dir / "cells" / f"{cell.key}.json")
             write_results(out_dir)
@@ -261,9 +287,9 @@ def run_sweep(spec: SweepSpec, out_dir: Path, *, shard: tuple[int, int] = (0, 1)
     return counts
 
 
-def _run_cell(cell: Cell, spec: SweepSpec, out_dir: Path, bn_flag: str) -> CellRecord:
+def _run_cell(cell: Cell, spec: SweepSpec, out_dir: Path, bn_flag: str, recovery_file: Path | None) -> CellRecord:
     report_path = out_dir / "runs" / f"{cell.key}.json"
-    command = cell_command(cell, spec, report_path, bn_flag)
+    command = cell_command(cell, spec, report_path, bn_flag, recovery_file)
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     record = CellRecord(key=cell.key, command=command[2:], cell=cell.settings(),

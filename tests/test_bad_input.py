@@ -55,7 +55,7 @@ COMPRESSOR_BAD = [
     ("sweep shard out of range", ["sweep", "--out", "{tmp}/s", "--strategies", "l1", "--shard", "2/2"],
      "--shard must be i/n"),
     ("sweep negative fine-tune", ["sweep", "--out", "{tmp}/s", "--strategies", "l1", "--finetune-epochs", "-1"],
-     "fine-tuning epochs must be ≥ 0"),
+     "--finetune-epochs must be a finite number ≥ 0"),
     ("report budget negative", ["report", "{tmp}", "--out", "{tmp}/r", "--max-size-mb", "-1"],
      "--max-size-mb must be a positive number"),
     ("report accuracy floor > 1", ["report", "{tmp}", "--out", "{tmp}/r", "--min-accuracy", "90"],

@@ -78,7 +78,7 @@ def test_fractional_finetune_epochs_and_stable_keys(tmp_path: Path):
     path.write_text('strategies = ["l1"]\nfinetune_epochs = ["1"]\n')
     with pytest.raises(CompressorError, match="finetune_epochs takes numbers"):
         load_grid(path)
-    with pytest.raises(CompressorError, match="fine-tuning epochs must be ≥ 0; got -1"):
+    with pytest.raises(CompressorError, match="--finetune-epochs must be a finite number ≥ 0; got -1"):
         validate(SweepSpec([Pipeline("l1")], finetune_epochs=(-1,)))
 
 
@@ -258,3 +258,30 @@ def test_every_cell_of_a_sweep_gets_the_same_batchnorm_recalibration(tmp_path, s
     for cell in spec.cells():
         command = compressor_sweep_command(cell, spec, tmp_path / "r.json")
         assert [arg for arg in command if arg in ("--bn-recalibrate", "--no-bn-recalibrate")] == [expected]
+
+
+def test_a_grids_recovery_table_is_checked_like_run_config_and_reaches_every_cell(tmp_path: Path):
+    """A grid's [recovery] table is RecoveryConfig's schema: checked at load, written once, read by every cell."""
+    from compressor.recovery.config import RecoveryConfig, read_recovery_file
+    from compressor.sweep import cell_command, sweep_bn_flag, write_recovery_file
+
+    path = tmp_path / "grid.toml"
+    path.write_text('strategies = ["channels"]\nfinetune_epochs = [0.5, 1]\n'
+                    '[recovery]\ndistill = true\nlabel_smoothing = 0.1\nbn_recalibrate = false\n')
+    spec = load_grid(path)
+    validate(spec)
+    written = write_recovery_file(spec.recovery, tmp_path / "s" / "recovery.toml")
+    assert RecoveryConfig.from_mapping(read_recovery_file(written)) == \
+        RecoveryConfig(distill=True, label_smoothing=0.1, bn_recalibrate=False)
+    command = cell_command(spec.cells()[0], spec, tmp_path / "r.json", sweep_bn_flag(spec), written)
+    assert command[command.index("--config") + 1] == str(written)
+    assert command[-1] == "--no-bn-recalibrate", "the table's choice, not the steps' recommendation"
+    for table, message in (("distil = true", "unknown setting\\(s\\) distil"),
+                           ("finetune_epochs = 1", "finetune_epochs is a sweep axis"),
+                           ("label_smoothing = 1.5", "--label-smoothing must be a number in \\[0, 1\\)")):
+        path.write_text(f'strategies = ["l1"]\n[recovery]\n{table}\n')
+        with pytest.raises(CompressorError, match=message):
+            load_grid(path)
+    path.write_text('strategies = ["l1"]\nfinetune_epochs = [0, 1]\n[recovery]\nprune_steps = 2\n')
+    with pytest.raises(CompressorError, match="--prune-steps fine-tunes between its rounds"):
+        validate(load_grid(path))  # the cells without fine-tuning could not prune gradually
