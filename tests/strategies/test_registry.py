@@ -12,7 +12,7 @@ import pytest
 from compressor.errors import CompressorError
 from compressor.strategies.registry import build_strategy, get_strategy, list_strategies
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "compressor-plugin-random"
 
 
