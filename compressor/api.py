@@ -2,7 +2,7 @@
 
 `compress` runs a pipeline of registered strategies (optionally followed by BatchNorm recalibration and
 fine-tuning with pruned weights held at zero) on a copy of the model; `measure` gives size, latency, MACs and
-accuracy the same way `compressor run` does. The CLI's `run` uses the same `apply_steps` and `recover`.
+accuracy the same way `compressor run` does. `compress` and the CLI's `run` share one engine, `apply_and_recover`.
 """
 
 from __future__ import annotations
