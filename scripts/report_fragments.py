@@ -1,4 +1,4 @@
-"""Write the docs fragments (runs.md) of committed `compressor report` directories from their results.json.
+"""Write the docs fragments (runs.md, headline.md) of committed `compressor report` directories from their results.json.
 
 `compressor report` writes them itself; this re-renders them for reports made before it did, and is what
 tests/reports/test_fragments.py compares the committed fragments with.

@@ -324,7 +324,7 @@ def write_summary(report_paths: list[Path], out_dir: Path, *, title: str | None 
                   budget: dict[str, float | None] | None = None,
                   score_paths: list[Path] | None = None, reference: str | None = None) -> list[dict[str, Any]]:
     """Read run reports / sweep directories; write results.json, results.csv, tradeoffs.png, layers.png (and with
-    a `reference` pipeline, difference.png), README.md and the fragments the docs include (runs.md).
+    a `reference` pipeline, difference.png), README.md and the fragments the docs include (runs.md, headline.md).
 
     Returns the rows written (`RunRow.as_dict()` of each run, sorted by pipeline, parameters, fine-tuning, seeds)."""
 
