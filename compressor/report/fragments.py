@@ -71,30 +71,32 @@ def _best_near_dense(rows: Sequence[Row]) -> str:
                 f"at {_pct(best['accuracy'])} % (dense {_pct(best['baseline_accuracy'])} %).")
     smallest = min(near, key=lambda r: r["deployable_bytes"])
     size = (f"{smallest['deployable_bytes'] / 1e6:.2f} MB deployable (dense "
-            f"{smallest['baseline_deployable_bytes'] / 1e6:.2f} MB) at {_pct(smallest['accuracy'])} %")
+            f"{smallest['baseline_deployable_bytes'] / 1e6:.2f} MB)")
     timed = [r for r in near if _ratio(r) is not None]
     if not timed:
-        return f"Within {100 * WITHIN:g} point of dense top-1, the smallest file is {label(smallest)}: {size}."
+        return (f"Within {100 * WITHIN:g} point of dense top-1, the smallest file is {label(smallest)}: {size} at "
+                f"{_pct(smallest['accuracy'])} %.")
     fastest = min(timed, key=lambda r: _ratio(r) or 0.0)
-    speed = (f"x{_ratio(fastest):.2f} of the dense latency timed beside it ({fastest['deployed_latency_ms']:.2f} ms) "
-             f"at {_pct(fastest['accuracy'])} %")
+    speed = f"x{_ratio(fastest):.2f} of the dense latency timed beside it ({fastest['deployed_latency_ms']:.2f} ms)"
     if fastest is smallest:
         return (f"Within {100 * WITHIN:g} point of dense top-1, the smallest file and the fastest model are the same "
-                f"run, {label(smallest)}: {size}, {speed}.")
-    return (f"Within {100 * WITHIN:g} point of dense top-1, the smallest file is {label(smallest)}, {size}; the "
-            f"fastest model is {label(fastest)}, {speed}.")
+                f"run, {label(smallest)}: {size} and {speed}, at {_pct(smallest['accuracy'])} %.")
+    return (f"Within {100 * WITHIN:g} point of dense top-1, the smallest file is {label(smallest)}, {size} at "
+            f"{_pct(smallest['accuracy'])} %; the fastest model is {label(fastest)}, {speed} at "
+            f"{_pct(fastest['accuracy'])} %.")
 
 
 def _verdicts(results: Mapping[str, Any]) -> str:
     diffs = results.get("differences") or []
     if not diffs:
         return ""
-    counts = Counter(d["verdict"] for d in diffs)
-    parts = ", ".join(f"{counts[v]} {v}" for v in sorted(counts))
+    counts = Counter(d["verdict"].replace(": ", " (") + (")" if ": " in d["verdict"] else "") for d in diffs)
+    order = ["better", "worse", "no difference"]
+    parts = ", ".join(f"{counts[v]} {v}" for v in sorted(counts, key=lambda v: (order + [v]).index(v)))
     seeds = sorted({d.get("pairs") or 0 for d in diffs})
     rests = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"
     return (f" Against `{results.get('reference')}` at the same amount and fine-tuning, {len(diffs)} settings: "
-            f"{parts} (each verdict rests on {rests} paired seed(s); the report's difference table has each one).")
+            f"{parts}; each verdict rests on {rests} paired seed(s), and the report's difference table has each one.")
 
 
 def headline(results: Mapping[str, Any]) -> str:
@@ -107,5 +109,5 @@ def headline(results: Mapping[str, Any]) -> str:
     load = f"; {under_load} timed under load" if under_load else ""
     return (f"{len(rows)} runs of {first['arch']} on {first['dataset']} at {first['input_size']} px (dense "
             f"{dense_text} test top-1), at commit {_one_or_many([r.get('git_commit') for r in rows], 'commit')} on "
-            f"{_one_or_many([(r.get('machine') or '').split(';')[0] for r in rows], 'machine')}{load}. "
+            f"{_one_or_many([(r.get('machine') or '').split(', torch')[0] for r in rows], 'machine')}{load}. "
             f"{_best_near_dense(rows)}{_verdicts(results)}\n")
