@@ -156,7 +156,8 @@ def load_grid(path: Path) -> SweepSpec:
     if "finetune_epochs" in recovery:
         raise CompressorError(f"sweep file {path}: finetune_epochs is a sweep axis; set it at the top level, "
                               "not in [recovery]")
-    RecoveryConfig.from_mapping(recovery, f"sweep file {path} [recovery]")  # the same checks as run --config
+    # each field checked as run --config checks it; how it combines with each finetune_epochs value: validate()
+    RecoveryConfig.from_mapping({**recovery, "finetune_epochs": 1}, f"sweep file {path} [recovery]")
     spec = SweepSpec(pipelines=pipelines, run_args=[str(a) for a in data.get("run_args", [])], recovery=recovery)
     for name in ("amounts", "archs", "datasets", "finetune_epochs", "seeds", "baseline_seeds"):
         if name in data:

@@ -271,8 +271,9 @@ def test_a_grids_recovery_table_is_checked_like_run_config_and_reaches_every_cel
     spec = load_grid(path)
     validate(spec)
     written = write_recovery_file(spec.recovery, tmp_path / "s" / "recovery.toml")
-    assert RecoveryConfig.from_mapping(read_recovery_file(written)) == \
-        RecoveryConfig(distill=True, label_smoothing=0.1, bn_recalibrate=False)
+    assert read_recovery_file(written) == {"bn_recalibrate": False, "distill": True, "label_smoothing": 0.1}
+    assert RecoveryConfig.from_mapping({**read_recovery_file(written), "finetune_epochs": 0.5}) == \
+        RecoveryConfig(finetune_epochs=0.5, distill=True, label_smoothing=0.1, bn_recalibrate=False)
     command = cell_command(spec.cells()[0], spec, tmp_path / "r.json", sweep_bn_flag(spec), written)
     assert command[command.index("--config") + 1] == str(written)
     assert command[-1] == "--no-bn-recalibrate", "the table's choice, not the steps' recommendation"
