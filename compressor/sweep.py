@@ -15,7 +15,6 @@ import json
 import subprocess
 import sys
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from compressor import parse_steps
-from compressor._util.fileio import write_atomic, write_json_atomic
+from compressor._util.fileio import read_toml, write_atomic, write_json_atomic
 from compressor.errors import CompressorError
 from compressor.models.training import whole_if_integral
 from compressor.recovery.config import RecoveryConfig
@@ -131,12 +130,7 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 
 def load_grid(path: Path) -> SweepSpec:
     """A sweep from a TOML file (keys as in `compressor sweep --help`; [[pipeline]] tables for fixed params)."""
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise CompressorError(f"sweep file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise CompressorError(f"sweep file {path} is not valid TOML: {exc}") from None
+    data = read_toml(path, "sweep file")
     known = {"strategies", "pipeline", "amounts", "archs", "datasets", "finetune_epochs", "seeds", "baseline_seeds",
              "run_args", "recovery"}
     unknown = sorted(set(data) - known)

@@ -14,6 +14,7 @@ import pickle
 import shutil
 import tempfile
 import time
+import tomllib
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -131,3 +132,13 @@ def load_torch_file(path: str | os.PathLike[str], what: str = "checkpoint") -> A
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CompressorError(f"cannot read {what} {path}: empty, truncated or not a torch file ({first})") from exc
+
+
+def read_toml(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
+    """The TOML document in `path` (`what` names it in errors: "sweep file"); one-line CompressorError otherwise."""
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise CompressorError(f"{what} {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise CompressorError(f"{what} {path} is not valid TOML: {exc}") from None

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from compressor._util.fileio import read_toml
 from compressor.errors import CompressorError
 from compressor.models.training import PRECISIONS
 from compressor.recovery.recipes import AUTO, get_recovery_recipe, recovery_recipe_names
@@ -109,12 +109,7 @@ def read_recovery_file(path: Path | None) -> dict[str, Any]:
     """The [recovery] table of a TOML file (`run --config FILE`), or {} without a file; one-line errors."""
     if path is None:
         return {}
-    try:
-        document = tomllib.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise CompressorError(f"--config {path}: no such file") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise CompressorError(f"--config {path}: not a readable TOML file ({exc})") from None
+    document = read_toml(path, "--config file")
     table = document.get("recovery")
     if not isinstance(table, dict):
         raise CompressorError(f"--config {path}: needs a [recovery] table (keys: "
