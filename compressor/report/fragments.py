@@ -6,18 +6,17 @@ results.json alone, which is how the docs check knows a committed fragment still
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from compressor._util.fileio import write_atomic
+from compressor.report.pareto import WITHIN_DENSE, label, near_dense_picks
 from compressor.report.summary import markdown_table
 
 RUNS_TABLE = "runs.md"  # every run of the report: the README's run table
 HEADLINE = "headline.md"  # what the runs say, in sentences: provenance, the best runs near dense, the verdicts
-WITHIN = 0.01  # "near dense": at most one point of top-1 below the run's own baseline
 
 Row = Mapping[str, Any]
 
@@ -46,16 +45,6 @@ def _ratio(row: Row) -> float | None:
     return row["deployed_latency_ms"] / row["baseline_deployed_latency_ms"]
 
 
-def label(row: Row) -> str:
-    """A run in words: `channels 90 % fine-tuned`, `blocks → l1 → int8 one-shot`, `int8 fine-tuned`."""
-    tuned = " fine-tuned" if row["finetune_epochs"] else " one-shot"
-    if "+" in row["pipeline"]:
-        return " → ".join(row["pipeline"].split("+")) + tuned
-    amount = re.search(rf"{re.escape(row['pipeline'])}\.amount=([\d.]+)", row["params"] or "")
-    name = row["pipeline"] + (f" {100 * float(amount[1]):g} %" if amount else "")
-    return name + tuned + (f", seed {row['seed']}" if row.get("seed") else "")
-
-
 def _one_or_many(values: Sequence[Any], what: str) -> str:
     distinct = sorted({str(v) for v in values if v})
     if not distinct:
@@ -64,26 +53,25 @@ def _one_or_many(values: Sequence[Any], what: str) -> str:
 
 
 def _best_near_dense(rows: Sequence[Row]) -> str:
-    near = [r for r in rows if r["accuracy"] >= r["baseline_accuracy"] - WITHIN]
-    if not near:
+    """The README's picks (`near_dense_picks`) in a sentence, speed also against the dense model timed beside it."""
+    smallest, fastest = near_dense_picks(rows)
+    within = f"Within {100 * WITHIN_DENSE:g} point of dense top-1"
+    if smallest is None:
         best = max(rows, key=lambda r: r["accuracy"])
-        return (f"No run comes within {100 * WITHIN:g} point of its dense model; the most accurate is {label(best)} "
-                f"at {_pct(best['accuracy'])} % (dense {_pct(best['baseline_accuracy'])} %).")
-    smallest = min(near, key=lambda r: r["deployable_bytes"])
+        return (f"No run comes within {100 * WITHIN_DENSE:g} point of dense top-1; the most accurate is "
+                f"{label(best)} at {_pct(best['accuracy'])} %.")
     size = (f"{smallest['deployable_bytes'] / 1e6:.2f} MB deployable (dense "
             f"{smallest['baseline_deployable_bytes'] / 1e6:.2f} MB)")
-    timed = [r for r in near if _ratio(r) is not None]
-    if not timed:
-        return (f"Within {100 * WITHIN:g} point of dense top-1, the smallest file is {label(smallest)}: {size} at "
-                f"{_pct(smallest['accuracy'])} %.")
-    fastest = min(timed, key=lambda r: _ratio(r) or 0.0)
-    speed = f"x{_ratio(fastest):.2f} of the dense latency timed beside it ({fastest['deployed_latency_ms']:.2f} ms)"
+    if fastest is None:
+        return f"{within}, the smallest file is {label(smallest)}: {size} at {_pct(smallest['accuracy'])} %."
+    ratio = _ratio(fastest)
+    beside = f", x{ratio:.2f} of the dense model timed beside it" if ratio is not None else ""
+    speed = f"{fastest['deployed_latency_ms']:.2f} ms{beside}"
     if fastest is smallest:
-        return (f"Within {100 * WITHIN:g} point of dense top-1, the smallest file and the fastest model are the same "
-                f"run, {label(smallest)}: {size} and {speed}, at {_pct(smallest['accuracy'])} %.")
-    return (f"Within {100 * WITHIN:g} point of dense top-1, the smallest file is {label(smallest)}, {size} at "
-            f"{_pct(smallest['accuracy'])} %; the fastest model is {label(fastest)}, {speed} at "
-            f"{_pct(fastest['accuracy'])} %.")
+        return (f"{within}, the smallest file and the fastest model are the same run, {label(smallest)}: {size} "
+                f"and {speed}, at {_pct(smallest['accuracy'])} %.")
+    return (f"{within}, the smallest file is {label(smallest)}, {size} at {_pct(smallest['accuracy'])} %; the "
+            f"fastest model is {label(fastest)}, {speed} at {_pct(fastest['accuracy'])} %.")
 
 
 def _verdicts(results: Mapping[str, Any]) -> str:

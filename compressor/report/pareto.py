@@ -30,6 +30,18 @@ def pareto_front(rows: Sequence[Row], cost: str) -> list[int]:
     return [i for c, a, i in sorted(points) if not dominated(c, a)]
 
 
+WITHIN_DENSE = 0.01  # "near dense": at most one point of top-1 below the baseline
+
+
+def near_dense_picks(rows: Sequence[Row]) -> tuple[Row | None, Row | None]:
+    """The smallest file and the fastest model among the runs within one point of the baseline's top-1 (None when
+    no run qualifies)."""
+    floor = rows[0]["baseline_accuracy"] - WITHIN_DENSE
+    smallest = pick_under_budget(rows, min_accuracy=floor)["pick"]
+    within = [r for r in rows if r["accuracy"] >= floor and r["deployed_latency_ms"] is not None]
+    return smallest, min(within, key=lambda r: r["deployed_latency_ms"], default=None)
+
+
 def pick_under_budget(rows: Sequence[Row], *, max_size_mb: float | None = None,
                       max_latency_ms: float | None = None, min_accuracy: float | None = None) -> dict[str, Any]:
     """The best row within the budget, and a sentence saying why it won.

@@ -16,7 +16,7 @@ from compressor.errors import CompressorError
 from compressor.measure.load import UNDER_LOAD_CORES
 from compressor.report.difference_plot import plot_differences
 from compressor.report.layer_plots import plot_layer_heatmap
-from compressor.report.pareto import label, pareto_front, pick_under_budget, typical_baseline
+from compressor.report.pareto import label, near_dense_picks, pareto_front, pick_under_budget, typical_baseline
 from compressor.report.schema import RESULTS_SCHEMA, RunReport, RunRow, read_cell_records, read_run_report
 from compressor.report.tradeoff_plot import key_names, plot_tradeoffs
 from compressor.report.uncertainty import (
@@ -191,13 +191,10 @@ def tradeoff_section(rows: Sequence[Row], budget: dict[str, float | None] | None
     for cost, name in (("deployable_bytes", "size"), ("deployed_latency_ms", "latency")):
         front = [label(rows[i]) for i in pareto_front(rows, cost)]
         lines.append(f"Pareto front, accuracy vs {name} (cheapest first): " + (", ".join(front) or "-") + ".\n")
-    floor = rows[0]["baseline_accuracy"] - 0.01
-    smallest = pick_under_budget(rows, min_accuracy=floor)
-    within = [r for r in rows if r["accuracy"] >= floor and r["deployed_latency_ms"] is not None]
-    fastest = min(within, key=lambda r: r["deployed_latency_ms"], default=None)
+    smallest, fastest = near_dense_picks(rows)
     lines.append(f"Within 1 point of the baseline ({_pct(rows[0]['baseline_accuracy'])} %): smallest file "
-                 + (f"**{label(smallest['pick'])}**, {smallest['pick']['deployable_bytes'] / 1e6:.2f} MB at "
-                    f"{_pct(smallest['pick']['accuracy'])} %" if smallest["pick"] else "none")
+                 + (f"**{label(smallest)}**, {smallest['deployable_bytes'] / 1e6:.2f} MB at "
+                    f"{_pct(smallest['accuracy'])} %" if smallest else "none")
                  + "; fastest " + (f"**{label(fastest)}**, {fastest['deployed_latency_ms']:.2f} ms at "
                                    f"{_pct(fastest['accuracy'])} %" if fastest else "none") + ".\n")
     if budget and any(v is not None for v in budget.values()):

@@ -185,7 +185,7 @@ def register_strategy(name: str) -> Callable[[T], T]:
 
 def list_strategies(pattern: str = "*") -> list[StrategyInfo]:
     """Registered strategies whose name matches the shell-style `pattern`, sorted by name."""
-    return [info for name in STRATEGIES.names(pattern) if (info := STRATEGIES.find(name)) is not None]
+    return sorted(STRATEGIES.entries(pattern), key=lambda info: info.name)
 
 
 def plugin_errors() -> dict[str, str]:

@@ -60,9 +60,10 @@ def test_the_headline_names_the_smallest_and_the_fastest_run_near_dense_and_coun
         {"verdict": "worse", "pairs": 3}, {"verdict": "no difference", "pairs": 3}]})
     assert text.startswith("3 runs of resnet18 on fashion-mnist at 32 px (dense 92.00 % test top-1), at commit "
                            "abc1234 on Xeon (avx512f), 2 cores; 1 timed under load.")
-    assert ("the smallest file and the fastest model are the same run, channels 50 % one-shot: 10.00 MB deployable "
-            "(dense 40.00 MB) and x0.40 of the dense latency timed beside it (0.40 ms), at 91.20 %.") in text, \
+    assert ("the smallest file and the fastest model are the same run, channels (channels.amount=0.5): 10.00 MB "
+            "deployable (dense 40.00 MB) and 0.40 ms, x0.40 of the dense model timed beside it, at 91.20 %.") in text, \
         "blocks is smaller and faster but 12 points below dense"
     assert "2 settings: 1 worse, 1 no difference; each verdict rests on 3 paired seed(s)" in text
     far = headline({"rows": [_row("blocks", "blocks.amount=0.9", 0.80, 2.0, 0.1)]})
-    assert "No run comes within 1 point of its dense model; the most accurate is blocks 90 % one-shot" in far
+    assert ("No run comes within 1 point of dense top-1; the most accurate is blocks (blocks.amount=0.9) at "
+            "80.00 %") in far
