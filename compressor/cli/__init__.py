@@ -1,14 +1,15 @@
 """`compressor` command line: a thin typer layer over the Python API.
 
-`options` holds what every command shares; `compress` (run, bench, train, list), `results` (report, sweep) and
-`competition` (export, score) hold the commands, which are registered on `app` here. Exit codes: 0 success,
+`options` holds what every command shares; `compress` (run, bench, train), `listing` (list), `results` (report,
+sweep) and `competition` (export, score) hold the commands, which are registered on `app` here. Exit codes: 0 success,
 1 runtime failure, 2 usage error, 130 interrupted (see `options.run_app`).
 """
 
 from __future__ import annotations
 
 from compressor.cli.competition import export_command, score_command
-from compressor.cli.compress import bench_command, list_command, run_command, train_command
+from compressor.cli.compress import bench_command, run_command, train_command
+from compressor.cli.listing import list_command
 from compressor.cli.options import new_app, record_argv, run_app
 from compressor.cli.results import report_command, sweep_command
 

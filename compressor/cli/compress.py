@@ -1,14 +1,11 @@
-"""`compressor run | bench | train | list`: compress one model, measure one model, train a baseline, list what
-exists."""
+"""`compressor run | bench | train`: compress one model, measure one model, train a baseline."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from compressor._util.preflight import ensure_writable_file
 from compressor.cli.options import (
@@ -41,7 +38,6 @@ from compressor.cli.options import (
     in_panels,
     names,
     out,
-    plain_lines,
     print_json,
 )
 from compressor.errors import CompressorError
@@ -299,82 +295,6 @@ def train_command(
     save_checkpoint(checkpoint, output)
     out.print(f"test accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['f1_macro']:.4f} "
               f"on {metrics['samples']} images; saved {output}")
-
-
-def _json_value(value: Any) -> Any:
-    """`value` if JSON can hold it as it is, else its repr."""
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
-    return value
-
-
-def failed_plugins() -> list[dict[str, str]]:
-    """Every entry point (strategy, architecture, dataset) that failed to load: its kind, name and the reason."""
-    from compressor.data import dataset_plugin_errors
-    from compressor.models.zoo import arch_plugin_errors
-    from compressor.strategies.registry import plugin_errors
-
-    return [{"kind": kind, "name": name, "reason": reason}
-            for kind, errors in (("strategy", plugin_errors()), ("architecture", arch_plugin_errors()),
-                                 ("dataset", dataset_plugin_errors()))
-            for name, reason in errors.items()]
-
-
-def listing() -> dict[str, Any]:
-    """What `compressor list --json` prints: strategies with their parameters, architectures, datasets, and the
-    plugins that failed to load."""
-    from compressor.data import list_datasets
-    from compressor.models.zoo import ARCH_FORMS, list_archs
-    from compressor.strategies.registry import list_strategies
-
-    strategies = [{"name": info.name, "description": info.description, "source": info.source,
-                   "params": [{"name": p.name, "type": p.type_name, "default": _json_value(p.default), "help": p.help}
-                              for p in info.params]}
-                  for info in list_strategies()]
-    return {"strategies": strategies, "architectures": list(list_archs()), "architecture_forms": ARCH_FORMS,
-            "datasets": list(list_datasets()), "plugin_errors": failed_plugins()}
-
-
-def list_command(
-    as_json: Annotated[bool, typer.Option("--json", help="print strategies (with parameters), architectures and "
-                                                         "datasets as one JSON document")] = False,
-) -> None:
-    """List strategies (with parameters and defaults), architectures and datasets.
-
-    On a terminal the strategies are a table; piped, every row is one tab-separated line that is never wrapped.
-    """
-    from compressor.data import list_datasets
-    from compressor.models.zoo import list_archs
-    from compressor.strategies.registry import list_strategies
-
-    if as_json:
-        plain_lines([json.dumps(listing(), indent=2)])
-        return
-    strategies = list_strategies()
-    for failed in failed_plugins():
-        err.print(f"{failed['kind']} plugin {failed['name']!r} failed to load: {failed['reason']}", style="yellow",
-                  markup=False, soft_wrap=True)
-    tail = [f"architectures: {', '.join(list_archs())}; also torchvision:NAME, timm:NAME, package.module:factory",
-            f"datasets: {', '.join(list_datasets())}"]
-    if not out.is_terminal:
-        lines = ["\t".join(("strategy", "parameter", "type", "default", "description"))]
-        for info in strategies:
-            lines.append("\t".join((info.name, "", "", "", info.description)))
-            lines += ["\t".join((info.name, p.name, p.type_name, repr(p.default), p.help)) for p in info.params]
-        plain_lines([*lines, *tail])
-        return
-    table = Table(title="strategies")
-    for column in ("strategy", "parameter", "type", "default", "description"):
-        table.add_column(column, style="bold" if column == "strategy" else None)
-    for info in strategies:
-        table.add_row(info.name, "", "", "", info.description, end_section=not info.params)
-        for i, p in enumerate(info.params):
-            table.add_row("", p.name, p.type_name, repr(p.default), p.help, end_section=i == len(info.params) - 1)
-    out.print(table)
-    for line in tail:
-        out.print(line, soft_wrap=True)
 
 
 def _warn_if_timed_under_load(report: Any) -> None:

@@ -1,11 +1,16 @@
 """Markdown fragments of a report for the docs to include (MkDocs snippets), so no measured figure is copied by hand.
 
-`compressor report` writes them beside README.md; `render_fragments(results)` renders them again from the report's
-results.json alone, which is how the docs check knows a committed fragment still says what its rows say.
+`compressor report` writes them beside README.md; `render_fragments(results, scores)` renders them again from the
+report's results.json (and its OpenAImer score files), which is how the docs check knows a committed fragment still
+says what its rows say. README.md, which GitHub shows without MkDocs, embeds fragments between markers
+(`embed_fragments`) instead of including them.
 """
 
 from __future__ import annotations
 
+import json
+import re
+import statistics
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -13,29 +18,46 @@ from typing import Any
 
 from compressor._util.fileio import write_atomic
 from compressor.report.pareto import WITHIN_DENSE, label, near_dense_picks
-from compressor.report.summary import markdown_table
+from compressor.report.summary import difference_table, load_scores, markdown_table, percent, scored_models
 
 RUNS_TABLE = "runs.md"  # every run of the report: the README's run table
 HEADLINE = "headline.md"  # what the runs say, in sentences: provenance, the best runs near dense, the verdicts
+ACCURACY = "accuracy.md"  # top-1 of every strategy that takes an amount, by amount and fine-tuning budget
+DIFFERENCES = "differences.md"  # the README's difference table (with --reference)
+OPENAIMER = "openaimer.md"  # the OpenAImer score's winner against the most accurate scored model (with --openaimer)
+FRAGMENT_NAMES = (RUNS_TABLE, HEADLINE, ACCURACY, DIFFERENCES, OPENAIMER)
 
 Row = Mapping[str, Any]
 
 
-def render_fragments(results: Mapping[str, Any]) -> dict[str, str]:
-    """The fragments of a report, by file name, from its results.json document."""
-    return {RUNS_TABLE: markdown_table(results["rows"]), HEADLINE: headline(results)}
+def render_fragments(results: Mapping[str, Any], scores: Sequence[Mapping[str, Any]] = ()) -> dict[str, str]:
+    """The fragments of a report, by file name, from its results.json document and its OpenAImer score records."""
+    rows = results["rows"]
+    fragments = {RUNS_TABLE: markdown_table(rows), HEADLINE: headline(results)}
+    if any(_amount_setting(row) for row in rows):
+        fragments[ACCURACY] = accuracy_by_amount(rows)
+    if results.get("differences"):
+        fragments[DIFFERENCES] = difference_table(results["differences"])
+    if scores:
+        fragments[OPENAIMER] = openaimer_summary(rows, scores)
+    return fragments
 
 
-def write_fragments(results: Mapping[str, Any], out_dir: Path) -> list[Path]:
+def render_report_fragments(report_dir: Path) -> dict[str, str]:
+    """The fragments of a committed report directory: its results.json, and the OpenAImer score files that
+    `compressor report --openaimer` read, where they were kept beside it in `openaimer/`."""
+    results = json.loads((report_dir / "results.json").read_text())
+    scores_dir = report_dir / "openaimer"
+    return render_fragments(results, load_scores([scores_dir]) if scores_dir.is_dir() else [])
+
+
+def write_fragments(results: Mapping[str, Any], out_dir: Path,
+                    scores: Sequence[Mapping[str, Any]] = ()) -> list[Path]:
     """Write every fragment of the report into `out_dir` (atomically); returns their paths."""
     paths = []
-    for name, text in render_fragments(results).items():
+    for name, text in render_fragments(results, scores).items():
         paths.append(write_atomic(out_dir / name, lambda tmp, text=text: tmp.write_text(text)))
     return paths
-
-
-def _pct(value: float) -> str:
-    return f"{100 * value:.2f}"
 
 
 def _ratio(row: Row) -> float | None:
@@ -59,19 +81,19 @@ def _best_near_dense(rows: Sequence[Row]) -> str:
     if smallest is None:
         best = max(rows, key=lambda r: r["accuracy"])
         return (f"No run comes within {100 * WITHIN_DENSE:g} point of dense top-1; the most accurate is "
-                f"{label(best)} at {_pct(best['accuracy'])} %.")
+                f"{label(best)} at {percent(best['accuracy'])} %.")
     size = (f"{smallest['deployable_bytes'] / 1e6:.2f} MB deployable (dense "
             f"{smallest['baseline_deployable_bytes'] / 1e6:.2f} MB)")
     if fastest is None:
-        return f"{within}, the smallest file is {label(smallest)}: {size} at {_pct(smallest['accuracy'])} %."
+        return f"{within}, the smallest file is {label(smallest)}: {size} at {percent(smallest['accuracy'])} %."
     ratio = _ratio(fastest)
     beside = f", x{ratio:.2f} of the dense model timed beside it" if ratio is not None else ""
     speed = f"{fastest['deployed_latency_ms']:.2f} ms{beside}"
     if fastest is smallest:
         return (f"{within}, the smallest file and the fastest model are the same run, {label(smallest)}: {size} "
-                f"and {speed}, at {_pct(smallest['accuracy'])} %.")
-    return (f"{within}, the smallest file is {label(smallest)}, {size} at {_pct(smallest['accuracy'])} %; the "
-            f"fastest model is {label(fastest)}, {speed} at {_pct(fastest['accuracy'])} %.")
+                f"and {speed}, at {percent(smallest['accuracy'])} %.")
+    return (f"{within}, the smallest file is {label(smallest)}, {size} at {percent(smallest['accuracy'])} %; the "
+            f"fastest model is {label(fastest)}, {speed} at {percent(fastest['accuracy'])} %.")
 
 
 def _verdicts(results: Mapping[str, Any]) -> str:
@@ -92,10 +114,69 @@ def headline(results: Mapping[str, Any]) -> str:
     rows = results["rows"]
     first = rows[0]
     dense = sorted({r["baseline_accuracy"] for r in rows})
-    dense_text = f"{_pct(dense[0])} %" if len(dense) == 1 else f"{_pct(dense[0])}-{_pct(dense[-1])} %"
+    dense_text = f"{percent(dense[0])} %" if len(dense) == 1 else f"{percent(dense[0])}-{percent(dense[-1])} %"
     under_load = sum(1 for r in rows if r.get("timed_under_load"))
     load = f"; {under_load} timed under load" if under_load else ""
     return (f"{len(rows)} runs of {first['arch']} on {first['dataset']} at {first['input_size']} px (dense "
             f"{dense_text} test top-1), at commit {_one_or_many([r.get('git_commit') for r in rows], 'commit')} on "
             f"{_one_or_many([(r.get('machine') or '').split(', torch')[0] for r in rows], 'machine')}{load}. "
             f"{_best_near_dense(rows)}{_verdicts(results)}\n")
+
+
+def _amount_setting(row: Row) -> tuple[str, str] | None:
+    """(pipeline, its parameters other than the amount) of a one-strategy run that takes an amount, else None."""
+    if row.get("amount") is None or "+" in row["pipeline"]:
+        return None
+    amount_key = f"{row['pipeline']}.amount="
+    return row["pipeline"], " ".join(p for p in (row.get("params") or "").split() if not p.startswith(amount_key))
+
+
+def accuracy_by_amount(rows: Sequence[Row]) -> str:
+    """Top-1 of every one-strategy run that takes an amount, one line per strategy and one column per (amount,
+    fine-tuning budget): the report's accuracy curve as a table (a mean with its run count where seeds repeat)."""
+    cells: dict[tuple[str, str], dict[tuple[float, float], list[float]]] = {}
+    for row in rows:
+        setting = _amount_setting(row)
+        if setting:
+            cells.setdefault(setting, {}).setdefault((row["amount"], row["finetune_epochs"]), []).append(
+                row["accuracy"])
+    columns = sorted({column for by_column in cells.values() for column in by_column})
+    header = [f"{100 * amount:g} %" + (f" ft{epochs:g}" if epochs else " one-shot") for amount, epochs in columns]
+    lines = [f"Top-1 % by amount and fine-tuning (dense {percent(rows[0]['baseline_accuracy'])} %; a mean over runs "
+             "shows their count in brackets):\n",
+             "| strategy | " + " | ".join(header) + " |", "|---|" + "---:|" * len(columns)]
+    for (pipeline, params), by_column in sorted(cells.items()):
+        values = []
+        for column in columns:
+            runs = by_column.get(column, [])
+            mean = f"{100 * statistics.fmean(runs):.2f}" if runs else "-"
+            values.append(mean if len(runs) <= 1 else f"{mean} ({len(runs)})")
+        lines.append(f"| {pipeline}{f' ({params})' if params else ''} | " + " | ".join(values) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def openaimer_summary(rows: Sequence[Row], scores: Sequence[Mapping[str, Any]]) -> str:
+    """The OpenAImer score's winner beside the least and the most accurate scored models, in one sentence."""
+    names, ranked = scored_models(rows, scores)
+    top = ranked[0]
+    worst, best = min(ranked, key=lambda s: s["accuracy"]), max(ranked, key=lambda s: s["accuracy"])
+
+    def model(score: Mapping[str, Any]) -> str:
+        return f"{names[score['checkpoint']]} at {score['accuracy']:.2f} %"
+
+    return (f"Under the OpenAImer score ({top['images']} test images at the protocol's 224 px), the top score, "
+            f"{top['total_score']:.2f}, goes to {model(top)} top-1; the least accurate scored model, {model(worst)}, "
+            f"scores {worst['total_score']:.2f}, and the most accurate, {model(best)}, {best['total_score']:.2f}.\n")
+
+
+EMBED = re.compile(r"(<!-- fragment: (?P<path>[^ ]+) -->\n)(?P<body>.*?)(<!-- /fragment -->)", re.S)
+
+
+def embedded_fragments(text: str) -> list[tuple[str, str]]:
+    """(fragment path, embedded text) of every `<!-- fragment: PATH -->` ... `<!-- /fragment -->` block in `text`."""
+    return [(match["path"], match["body"]) for match in EMBED.finditer(text)]
+
+
+def embed_fragments(text: str, root: Path) -> str:
+    """`text` with every fragment block's body replaced by the current file it names (paths from `root`)."""
+    return EMBED.sub(lambda m: m[1] + (root / m["path"]).read_text() + m[4], text)

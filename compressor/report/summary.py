@@ -66,7 +66,8 @@ def failed_cells(paths: list[Path]) -> list[tuple[str, str]]:
     return sorted(set(failed))
 
 
-def _pct(value: float | None) -> str:
+def percent(value: float | None) -> str:
+    """A fraction as a percentage with two decimals, `-` when missing."""
     return "-" if value is None else f"{100 * value:.2f}"
 
 
@@ -88,7 +89,7 @@ def markdown_table(rows: Sequence[Row]) -> str:
               "ORT ms (vs base) | strategy s |")
     lines = [header, "|" + "---|" * header.count(" | ") + "---|"]
     first = rows[0]
-    lines.append(f"| *baseline* | | | | | {_pct(first['baseline_accuracy'])} | | 0.00 | | | | "
+    lines.append(f"| *baseline* | | | | | {percent(first['baseline_accuracy'])} | | 0.00 | | | | "
                  f"{first['baseline_deployable_bytes'] / 1e6:.2f} | "
                  f"{_ms(typical_baseline(rows, 'baseline_latency_torch_ms'), None)} | "
                  f"{_ms(typical_baseline(rows, 'baseline_latency_ort_ms'), None)} | |")
@@ -97,8 +98,9 @@ def markdown_table(rows: Sequence[Row]) -> str:
                if row["latency_int8_ms"] is not None else _ms(row["latency_ort_ms"], row["baseline_latency_ort_ms"]))
         lines.append(
             f"| {row['pipeline']} | {row['params'] or '-'} | {row['finetune_epochs']} | {_seed_text(row)} | "
-            f"{_pct(row['accuracy_before_recovery']) if row['finetune_epochs'] else ''} | {_pct_se(row)} | "
-            f"{row['f1_macro']:.3f} | {_pct(row['sparsity'])} | {row['params_nonzero']:,} | {row['macs'] / 1e6:.1f} | "
+            f"{percent(row['accuracy_before_recovery']) if row['finetune_epochs'] else ''} | {_pct_se(row)} | "
+            f"{row['f1_macro']:.3f} | {percent(row['sparsity'])} | {row['params_nonzero']:,} | "
+            f"{row['macs'] / 1e6:.1f} | "
             f"{_mb(row['fp32_bytes'])} | {row['deployable_bytes'] / 1e6:.2f} | "
             f"{_ms(row['latency_torch_ms'], row['baseline_latency_torch_ms'])} | "
             f"{ort} | {row['strategy_seconds']:g} |")
@@ -123,7 +125,7 @@ def seeds_table(rows: Sequence[Row]) -> str:
         lines.append(f"| {group.setting['pipeline']} | {group.setting['params'] or '-'} | "
                      f"{group.setting['finetune_epochs']} | {group.n} | {seeds} | "
                      f"{accuracy_text(group.mean, group.spread, group.spread_kind, group.n)} | "
-                     f"{_pct(before) if group.setting['finetune_epochs'] else ''} | "
+                     f"{percent(before) if group.setting['finetune_epochs'] else ''} | "
                      f"{group.mean_of('deployable_bytes') / 1e6:.2f} | {group.mean_of('macs') / 1e6:.1f} | "
                      f"{'-' if latency is None else f'{latency:.2f}'} |")
     return "\n".join(lines) + "\n"
@@ -151,12 +153,19 @@ def difference_section(diffs: Sequence[Difference], reference: str) -> str:
              "reference's (BatchNorm recalibration, by the recovery or inside the strategy) is paired with them but "
              "gets no verdict: "
              f"*{NOT_COMPARABLE}*.\n",
-             "| pipeline | parameters | fine-tune epochs | pairs | difference (points) | SE | test | p | verdict |",
+             difference_table([d.as_dict() for d in diffs])]
+    return "\n".join(lines)
+
+
+def difference_table(diffs: Sequence[Row]) -> str:
+    """The differences (`Difference.as_dict()` records, as results.json keeps them) as a Markdown table."""
+    lines = ["| pipeline | parameters | fine-tune epochs | pairs | difference (points) | SE | test | p | verdict |",
              "|---|---|---|---:|---:|---:|---|---:|---|"]
     for d in diffs:
-        spread = f" ± {d.sd:.2f}" if d.sd is not None else ""
-        lines.append(f"| {d.pipeline} | {d.params or '-'} | {d.finetune_epochs} | {d.pairs} | {d.mean:+.2f}{spread} | "
-                     f"{'-' if d.se is None else f'{d.se:.2f}'} | {d.test} | {_p(d.p)} | {d.verdict} |")
+        spread = f" ± {d['sd']:.2f}" if d["sd"] is not None else ""
+        se = "-" if d["se"] is None else f"{d['se']:.2f}"
+        lines.append(f"| {d['pipeline']} | {d['params'] or '-'} | {d['finetune_epochs']} | {d['pairs']} | "
+                     f"{d['mean']:+.2f}{spread} | {se} | {d['test']} | {_p(d['p'])} | {d['verdict']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -192,11 +201,11 @@ def tradeoff_section(rows: Sequence[Row], budget: dict[str, float | None] | None
         front = [label(rows[i]) for i in pareto_front(rows, cost)]
         lines.append(f"Pareto front, accuracy vs {name} (cheapest first): " + (", ".join(front) or "-") + ".\n")
     smallest, fastest = near_dense_picks(rows)
-    lines.append(f"Within 1 point of the baseline ({_pct(rows[0]['baseline_accuracy'])} %): smallest file "
+    lines.append(f"Within 1 point of the baseline ({percent(rows[0]['baseline_accuracy'])} %): smallest file "
                  + (f"**{label(smallest)}**, {smallest['deployable_bytes'] / 1e6:.2f} MB at "
-                    f"{_pct(smallest['accuracy'])} %" if smallest else "none")
+                    f"{percent(smallest['accuracy'])} %" if smallest else "none")
                  + "; fastest " + (f"**{label(fastest)}**, {fastest['deployed_latency_ms']:.2f} ms at "
-                                   f"{_pct(fastest['accuracy'])} %" if fastest else "none") + ".\n")
+                                   f"{percent(fastest['accuracy'])} %" if fastest else "none") + ".\n")
     if budget and any(v is not None for v in budget.values()):
         lines.append(f"Budget pick: {pick_under_budget(rows, **budget)['why']}.\n")
     return "\n".join(lines)
@@ -218,17 +227,23 @@ def load_scores(paths: list[Path]) -> list[dict[str, Any]]:
     return scores
 
 
-def openaimer_section(rows: Sequence[Row], scores: Sequence[Mapping[str, Any]]) -> str:
-    """The competition score of every scored model beside its Pareto standing, and why the score misleads."""
+def scored_models(rows: Sequence[Row], scores: Sequence[Mapping[str, Any]]
+                  ) -> tuple[dict[str, str], list[Mapping[str, Any]]]:
+    """({checkpoint: the run's label}, the scores highest first); a score that matches no run is an error."""
     names = {str(rows[0]["baseline_checkpoint"]): "dense baseline"}
-    fronts = {i for cost in ("deployable_bytes", "deployed_latency_ms") for i in pareto_front(rows, cost)}
-    on_front = {str(r["checkpoint"]): i in fronts for i, r in enumerate(rows)}
     names.update({str(r["checkpoint"]): label(r) for r in rows})
     unknown = [s["checkpoint"] for s in scores if s["checkpoint"] not in names]
     if unknown:
         raise CompressorError(f"score of {unknown[0]} matches no run in this report (scores are matched by "
                               "checkpoint path)")
-    ranked = sorted(scores, key=lambda s: -s["total_score"])
+    return names, sorted(scores, key=lambda s: -s["total_score"])
+
+
+def openaimer_section(rows: Sequence[Row], scores: Sequence[Mapping[str, Any]]) -> str:
+    """The competition score of every scored model beside its Pareto standing, and why the score misleads."""
+    names, ranked = scored_models(rows, scores)
+    fronts = {i for cost in ("deployable_bytes", "deployed_latency_ms") for i in pareto_front(rows, cost)}
+    on_front = {str(r["checkpoint"]): i in fronts for i, r in enumerate(rows)}
     base = ranked[0]["baseline"]
     lines = ["## OpenAImer Track-2 score\n",
              f"The competition's score, 0.3·({base['size_mb']} MB / size) + 0.3·({base['latency_ms']} ms / latency) "
@@ -244,8 +259,8 @@ def openaimer_section(rows: Sequence[Row], scores: Sequence[Mapping[str, Any]]) 
         front = {True: "yes", False: "no"}.get(on_front.get(s["checkpoint"]), "-")
         lines.append(f"| {names[s['checkpoint']]} | {s['accuracy']:.2f} | {s['model_size']:.3f} | "
                      f"{s['latency']:.2f} | {s['total_score']:.2f} | {front} |")
-    best = max(ranked, key=lambda s: s["accuracy"])
-    lines.append(f"\nThe top score goes to **{names[ranked[0]['checkpoint']]}** ({ranked[0]['accuracy']:.2f} %); "
+    top, best = ranked[0], max(ranked, key=lambda s: s["accuracy"])
+    lines.append(f"\nThe top score goes to **{names[top['checkpoint']]}** ({top['accuracy']:.2f} %); "
                  f"the most accurate scored model, {names[best['checkpoint']]} ({best['accuracy']:.2f} %), scores "
                  f"{best['total_score']:.2f}. The size and latency terms are unbounded ratios while accuracy adds at "
                  "most 0.4·100/40 = 1.0, so the score is maximized by shrinking the file whatever the model "
@@ -356,6 +371,6 @@ def write_summary(report_paths: list[Path], out_dir: Path, *, title: str | None 
     write_atomic(out_dir / "README.md", lambda tmp: tmp.write_text(readme))
     from compressor.report.fragments import write_fragments  # it imports this module
 
-    write_fragments(results, out_dir)
+    write_fragments(results, out_dir, scores)
     return rows
 
