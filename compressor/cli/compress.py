@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from compressor._util.preflight import ensure_writable_file
+from compressor._util.timing_gate import join_timing_gate
 from compressor.cli.options import (
     ArchOpt,
     ArtifactsOpt,
@@ -158,6 +159,8 @@ def run_command(
     from compressor.recovery.config import RecoveryConfig, read_recovery_file
     from compressor.report import deployment_table, run_table, sensitivity_table
     from compressor.strategies.steps import parse_steps
+
+    join_timing_gate()  # in a `sweep --timing serial`: compute beside other cells, time alone
 
     check_device(device)
     measure = _measure_config(backends, batch_size, threads, compress, processes=processes)

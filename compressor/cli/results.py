@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -27,6 +27,7 @@ from compressor.cli.options import (
     names,
     out,
     output_path,
+    plain_lines,
     print_json,
 )
 from compressor.errors import CompressorError
@@ -118,6 +119,17 @@ def sweep_command(
                                                                             "(default: the run default)")] = None,
     run_arg: Annotated[list[str] | None, typer.Option("--run-arg", help="one more `compressor run` argument for "
                                                       "every cell, e.g. --run-arg=--distill (repeatable)")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="cells at once on this machine, each with its share of "
+                                                           "the CPU threads (and its own GPU when several are "
+                                                           "visible)")] = 1,
+    timing: Annotated[str, typer.Option("--timing", help="with --jobs > 1: serial (a cell times only while no other "
+                                                         "computes) or parallel (timed beside the others, recorded "
+                                                         "as timed under load)")] = "serial",
+    cell_timeout: Annotated[float | None, typer.Option("--cell-timeout", help="seconds; a cell still running then "
+                                                                              "is killed and recorded as failed")
+                            ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list the cells and check every cell's arguments "
+                                                            "(as `run --dry-run` does), then stop")] = False,
     quiet: QuietOpt = False,
     legacy_out: LegacyOutOpt = None,
 ) -> None:
@@ -126,7 +138,15 @@ def sweep_command(
     Exit code 1 when a cell failed (its reason is in DIR/cells); rerun with --retry-failed.
     """
     from compressor.models.training import whole_if_integral
-    from compressor.sweep import Pipeline, SweepSpec, load_grid, override_run_args, parse_shard, run_sweep
+    from compressor.sweep import (
+        Pipeline,
+        SweepSpec,
+        check_cell_timeout,
+        load_grid,
+        override_run_args,
+        parse_shard,
+        run_sweep,
+    )
 
     out_dir = output_path(output, legacy_out)
     ensure_writable_dir(out_dir, "the sweep directory")
@@ -157,11 +177,58 @@ def sweep_command(
             extra += [name, str(value)]
     params = [token for item in param or [] for token in ("--param", item)]
     spec.run_args = [*override_run_args(spec.run_args, extra), *params, *(run_arg or [])]
-    counts = run_sweep(spec, out_dir, shard=parse_shard(shard), retry_failed=retry_failed, show_progress=not quiet,
-                       console=err)
+    if cell_timeout is not None:
+        spec.cell_timeout = check_cell_timeout(cell_timeout)
+    if dry_run:
+        dry_run_sweep(spec, out_dir, parse_shard(shard), retry_failed)
+        return
+    counts = run_sweep(spec, out_dir, shard=parse_shard(shard), retry_failed=retry_failed, jobs=jobs,
+                       timing=timing, show_progress=not quiet, console=err)  # type: ignore[arg-type]
     out.print(f"{counts['cells']} cells in this shard: {counts['done']} run, {counts['failed']} failed, "
               f"{counts['skipped']} already recorded; rows in {out_dir / 'results.jsonl'}")
     if counts["failed"]:
         err.print(f"{counts['failed']} cells failed (reasons in {out_dir / 'cells'}); rerun with --retry-failed",
                   markup=False, highlight=False)
         raise typer.Exit(1)
+
+
+def dry_run_sweep(spec: Any, out_dir: Path, shard: tuple[int, int], retry_failed: bool) -> None:
+    """Print every cell of this shard (recorded or to run, with its `compressor run` command) after checking each
+    one's arguments as `run --dry-run` does; every bad cell is named, and then the exit code is 2. Nothing is
+    written to the sweep directory."""
+    import shlex
+    import tempfile
+
+    import click
+
+    from compressor.cli import app
+    from compressor.sweep import cell_command, pending_cells, sweep_bn_flag, validate, write_recovery_file
+
+    validate(spec)
+    cells, todo = pending_cells(spec, out_dir, shard, retry_failed)
+    bn_flag, waiting = sweep_bn_flag(spec), {cell.key for cell in todo}
+    command = typer.main.get_command(app)
+    problems, lines = [], []
+    quiet_before, out.quiet = out.quiet, True  # each cell's own "dry run OK" line
+    try:
+        with tempfile.TemporaryDirectory(prefix="compressor-dry-run-") as scratch:
+            # the [recovery] table as the sweep would write it, but outside the sweep directory
+            checked = write_recovery_file(spec.recovery, Path(scratch) / "recovery.toml") if spec.recovery else None
+            for cell in cells:
+                report = out_dir / "runs" / f"{cell.key}.json"
+                try:
+                    args = cell_command(cell, spec, report, bn_flag, checked)[3:]
+                    command.main(args=[*args, "--dry-run"], prog_name="compressor", standalone_mode=False)
+                except (CompressorError, click.ClickException) as exc:
+                    message = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
+                    problems.append(f"{cell.key}: {message}")
+                shown = cell_command(cell, spec, report, bn_flag, out_dir / "recovery.toml" if checked else None)
+                status = "to run" if cell.key in waiting else "recorded"
+                lines.append(f"{cell.key}\t{status}\tcompressor {shlex.join(shown[3:])}")
+    finally:
+        out.quiet = quiet_before
+    plain_lines(lines)
+    if problems:
+        raise CompressorError(f"{len(problems)} of {len(cells)} cells would fail: " + "; ".join(problems))
+    out.print(f"dry run OK: {len(cells)} cells in this shard, {len(todo)} to run, {len(cells) - len(todo)} "
+              "recorded; every cell's arguments check out", markup=False, highlight=False)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from compressor._util.timing_gate import timing_alone
 from compressor.measure.load import watch_load
 
 BACKENDS = ("torch", "onnxruntime", "cuda")
@@ -169,14 +170,15 @@ def time_runners(runners: dict[str, Runner], *, batch_size: int, input_size: int
     """Warm up every runner, then time them in alternating rounds (A B A B ...) so drift hits all alike.
 
     Each runner gets `plan` in total, split evenly over the rounds; its stats come from all its samples. Each
-    result carries `load`: the CPU other processes used during the timing (`compressor.measure.load`).
+    result carries `load`: the CPU other processes used during the timing (`compressor.measure.load`). In a
+    `--timing serial` sweep the timing waits until no other cell computes (`compressor._util.timing_gate`).
     """
     chunk = TimingPlan(warmup_runs=0, warmup_seconds=0.0, min_runs=-(-plan.min_runs // rounds),
                        min_seconds=plan.min_seconds / rounds, max_runs=max(1, plan.max_runs // rounds))
     warm = TimingPlan(warmup_runs=plan.warmup_runs, warmup_seconds=plan.warmup_seconds, min_runs=0,
                       min_seconds=0.0)
     samples: dict[str, list[float]] = {name: [] for name in runners}
-    with torch_threads(threads), torch.inference_mode(), watch_load() as load:
+    with timing_alone(), torch_threads(threads), torch.inference_mode(), watch_load() as load:
         for runner in runners.values():
             sample_latencies(runner.call, warm)
         for _ in range(rounds):

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from compressor._util.timing_gate import timing_alone
 from compressor.errors import RuntimeFailure
 from compressor.measure.latency import TimingPlan, onnxruntime_runner, summarize, time_runners, torch_threads
 
@@ -68,7 +69,7 @@ def time_in_processes(files: dict[tuple[str, str], Path], *, in_channels: int, i
            "in_channels": in_channels, "input_size": input_size, "batch_size": batch_size, "threads": threads,
            "plan": asdict(plan), "rounds": rounds}
     runs = []
-    with tempfile.TemporaryDirectory(prefix="compressor-processes-") as scratch:
+    with timing_alone(), tempfile.TemporaryDirectory(prefix="compressor-processes-") as scratch:
         job_path = Path(scratch) / "job.json"
         job_path.write_text(json.dumps(job))
         for _ in range(processes):

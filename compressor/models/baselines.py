@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from filelock import FileLock, Timeout
 from rich.console import Console
 
 from compressor._util.device import resolve_device
@@ -129,17 +132,42 @@ def train_baseline(request: BaselineRequest, dataset: Dataset, *, show_progress:
 def get_baseline(request: BaselineRequest, dataset: Dataset, *, cache_dir: Path | None = None,
                  show_progress: bool = True, console: Console | None = None,
                  device: str | torch.device = "cpu") -> tuple[Checkpoint, Path]:
-    """The cached baseline for `request`, training and caching it first if there is none (or it is unreadable)."""
+    """The cached baseline for `request`, training and caching it first if there is none (or it is unreadable).
+
+    Processes that ask for the same baseline at once (sweep jobs starting cold) train it once: the first holds a
+    lock file beside it while it trains, the others wait and then load what it saved."""
     path = baseline_path(request, dataset, cache_dir)
     console = console or Console(stderr=True)
-    if path.exists():
+    with _only_one_trainer(path, console):
+        if path.exists():
+            try:
+                checkpoint = load_checkpoint(path)
+                console.print(f"[dim]using cached baseline {path}[/dim]")
+                return checkpoint, path
+            except CompressorError as exc:
+                console.print(f"[yellow]cached baseline unusable, retraining: {exc}[/yellow]")
+        checkpoint = train_baseline(request, dataset, show_progress=show_progress, device=device)
+        save_checkpoint(checkpoint, path)
+        console.print(f"[dim]cached baseline at {path}[/dim]")
+        return checkpoint, path
+
+
+@contextlib.contextmanager
+def _only_one_trainer(path: Path, console: Console) -> Iterator[None]:
+    """Hold `PATH.lock` for the block, saying so when another process holds it; without a writable cache
+    directory (a read-only shared cache), go on unlocked: then nothing can be trained into it anyway."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(f"{path}.lock")
         try:
-            checkpoint = load_checkpoint(path)
-            console.print(f"[dim]using cached baseline {path}[/dim]")
-            return checkpoint, path
-        except CompressorError as exc:
-            console.print(f"[yellow]cached baseline unusable, retraining: {exc}[/yellow]")
-    checkpoint = train_baseline(request, dataset, show_progress=show_progress, device=device)
-    save_checkpoint(checkpoint, path)
-    console.print(f"[dim]cached baseline at {path}[/dim]")
-    return checkpoint, path
+            lock.acquire(timeout=0)
+        except Timeout:
+            console.print(f"[dim]another process is training this baseline; waiting for it ({path}.lock)[/dim]")
+            lock.acquire()
+    except OSError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()

@@ -151,3 +151,29 @@ def test_auto_precision_probes_only_runs_long_enough_to_pay(digits: Dataset) -> 
     assert probe["choice"] in ("fp32", "bf16") and set(probe["seconds_per_step"]) == {"fp32", "bf16"}
     with pytest.raises(CompressorError, match="precision must be one of fp32, bf16, auto; got 'fp16'"):
         train(small_cnn(10, 1), digits.train, 8, TrainConfig(epochs=1, precision="fp16"), show_progress=False)
+
+
+def test_processes_asking_for_one_baseline_at_once_train_it_once(digits: Dataset, tmp_path, monkeypatch) -> None:
+    import threading
+    import time
+
+    import compressor.models.baselines as baselines
+
+    trained = []
+
+    def slow_train(request: BaselineRequest, dataset: Dataset, **_: object) -> Checkpoint:
+        trained.append(request)
+        time.sleep(0.5)  # long enough that the second asker arrives while the first trains
+        spec = ModelSpec("resnet18", 10, 1, 16, "digits", dataset.info.classes, dataset.info.mean, dataset.info.std)
+        return Checkpoint(spec, build_model("resnet18", 10, 1))
+
+    monkeypatch.setattr(baselines, "train_baseline", slow_train)
+    got = []
+    askers = [threading.Thread(target=lambda: got.append(baselines.get_baseline(
+        BaselineRequest("resnet18"), digits, cache_dir=tmp_path, show_progress=False))) for _ in range(2)]
+    for asker in askers:
+        asker.start()
+    for asker in askers:
+        asker.join(timeout=120)
+    assert len(trained) == 1, "the second asker waited for the first and loaded what it saved"
+    assert len(got) == 2 and got[0][1] == got[1][1] and got[0][1].exists()

@@ -132,16 +132,6 @@ def _strategies_baseline(load: Load) -> str:
             f"top-1), measured on the {first['samples']:,} test images at {first['input_size']} px")
 
 
-def _dn_best(load: Load) -> str:
-    base = _baseline(load)
-    within = _within_one_point(load)
-    pruned = [r for r in within if r["pipeline"] != "int8"]
-    lead = "no pruned cell comes" if not pruned else f"{len(pruned)} pruned cells come"
-    int8 = _one([r for r in within if r["pipeline"] == "int8"], "int8 run within 1 point")
-    return (f"{lead} within 1 point of dense ({_pct(base)} %); int8 alone does, {_pct(int8['accuracy'])} % in "
-            f"{_mb(int8['deployable_bytes'])} MB")
-
-
 def _dn_headline(load: Load) -> str:
     within = _within_one_point(load)
     smallest = min(within, key=lambda r: r["deployable_bytes"])
@@ -292,5 +282,4 @@ DENSENET_SWEEP: tuple[Claim, ...] = (
     Claim("one-shot layer-sensitive and OBD", "results.json (rows)", _dn_obd),
     Claim("what the fine-tune recipe costs", "results.json (rows: int8 fine-tuned, every fine-tuned cell)",
           _dn_finetune_cost),
-    Claim("OpenAImer winner, twin, most accurate", "openaimer/*.json", _openaimer),
 )

@@ -150,7 +150,6 @@ from docs_claims_sweeps import (
     _chain,
     _chain_is_best,
     _difference,
-    _dn_best,
     _dn_recovery,
     _dn_unstructured_ratios,
     _epochs_of,
@@ -188,8 +187,6 @@ PAGES: dict[str, list[tuple[str | None, tuple[Claim, ...]]]] = {
             Claim("distilled channels 0.5", "results.json (cells)", _readme_recovery),)),
         ("second-order-fashion-mnist", (
             Claim("FishLeg and l1 at 98 %", "results.json (aggregates)", _so_readme),)),
-        ("densenet201-supcon-fashion-mnist", (
-            Claim("no pruned cell within 1 point; int8", "results.json (rows)", _dn_best),)),
         (SWEEP_REPORT, (
             Claim("OpenAImer winner and most accurate scored model", "openaimer/*.json", _openaimer_readme),)),
         ("deploy-224px", (Claim("channels 0.5 round_to 16 + int8 at 224 px", RUN_224, _readme_224),)),
