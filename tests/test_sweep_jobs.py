@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import compressor.sweep
+import compressor.sweep.runner
 from compressor._util.timing_gate import GATE_ENV, TimingGate
 from compressor.sweep import Pipeline, SweepSpec, run_sweep
 
@@ -73,7 +74,7 @@ def _fake_cells(monkeypatch: pytest.MonkeyPatch, log: Path, code: str) -> None:
     def fake_command(cell: object, spec: object, report: Path, *_: object) -> list[str]:
         return [sys.executable, "-c", code, str(report), str(log)]
 
-    monkeypatch.setattr(compressor.sweep, "cell_command", fake_command)
+    monkeypatch.setattr(compressor.sweep.runner, "cell_command", fake_command)
 
 
 REPORTING_CELL = f"""
@@ -200,3 +201,53 @@ def test_timing_waits_for_computing_cells_and_child_processes_pass_through(
     assert nested is None, "a process started while this one times passes the gate instead of waiting on it"
     assert timing_gate.HELD_ENV not in os.environ and timing_gate._process_gate.shared, "back to computing"
     timing_gate._process_gate.close()
+
+
+def _tiny_checkpoint(path: Path, digits) -> Path:
+    """An untrained ResNet18 at 16 px: enough to prune and measure when what is tested is the bookkeeping."""
+    import torch
+
+    from compressor.models.checkpoint import Checkpoint, ModelSpec, save_checkpoint
+    from compressor.models.zoo import build_model
+
+    torch.manual_seed(0)
+    info = digits.info
+    save_checkpoint(Checkpoint(ModelSpec("resnet18", 10, 1, 16, "digits", info.classes, info.mean, info.std),
+                               build_model("resnet18", 10, 1)), path)
+    return path
+
+
+def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.run([sys.executable, "-m", "compressor", *args], cwd=cwd, capture_output=True, text=True,
+                          env=env, timeout=600)
+
+
+def test_the_submitit_local_executor_runs_cells_that_record_themselves_and_report_reads(
+        tmp_path: Path, digits) -> None:
+    pytest.importorskip("submitit")
+    _tiny_checkpoint(tmp_path / "base.pt", digits)
+    grid = ["--strategies", "l1", "--amounts", "0.9", "--model", "base.pt", "--backends", "torch", "--compress",
+            "none", "--quiet"]
+    submitted = _cli(["sweep", "-o", "slurm-like", "--executor", "submitit-local", "--executor-param",
+                      "timeout_min=20", *grid], tmp_path)
+    assert submitted.returncode == 0, submitted.stderr
+    assert "1 cells in this shard: 1 run, 0 failed" in submitted.stdout
+    assert list((tmp_path / "slurm-like" / "submitit").glob("*_log.err")), "submitit kept the job's logs"
+    again = _cli(["sweep", "-o", "slurm-like", "--executor", "submitit-local", *grid], tmp_path)
+    assert "1 cells in this shard: 0 run, 0 failed, 1 already recorded" in again.stdout, "recorded cells are skipped"
+    merged = _cli(["report", "slurm-like", "-o", "merged"], tmp_path)
+    assert merged.returncode == 0, merged.stderr
+    rows = json.loads((tmp_path / "merged" / "results.json").read_text())["rows"]
+    assert [row["amount"] for row in rows] == [0.9]
+
+
+def test_bad_executor_choices_are_one_line_usage_errors(tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    for option, message in ((["--executor", "cloud"], "--executor must be one of local, submitit-local, slurm"),
+                            (["--executor-param", "a=1"], "--executor-param is for --executor slurm"),
+                            (["--executor", "submitit-local", "--executor-param", "nonsense"],
+                             "--executor-param takes KEY=VALUE; got 'nonsense'")):
+        code, _, stderr = run_cli("compressor", ["sweep", "-o", str(tmp_path / "s"), "--strategies", "l1", *option])
+        assert code == 2 and message in stderr, stderr

@@ -130,6 +130,11 @@ def sweep_command(
                             ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="list the cells and check every cell's arguments "
                                                             "(as `run --dry-run` does), then stop")] = False,
+    executor: Annotated[str, typer.Option("--executor", help="local (this machine), slurm (one job per cell, "
+                                                             "through submitit) or submitit-local")] = "local",
+    executor_param: Annotated[list[str] | None, typer.Option(
+        "--executor-param", help="KEY=VALUE for submitit's update_parameters, e.g. slurm_partition=gpu or "
+                                 "gpus_per_node=1 (repeatable)")] = None,
     quiet: QuietOpt = False,
     legacy_out: LegacyOutOpt = None,
 ) -> None:
@@ -147,6 +152,7 @@ def sweep_command(
         parse_shard,
         run_sweep,
     )
+    from compressor.sweep.submitted import EXECUTORS, make_executor, submit_sweep
 
     out_dir = output_path(output, legacy_out)
     ensure_writable_dir(out_dir, "the sweep directory")
@@ -179,17 +185,40 @@ def sweep_command(
     spec.run_args = [*override_run_args(spec.run_args, extra), *params, *(run_arg or [])]
     if cell_timeout is not None:
         spec.cell_timeout = check_cell_timeout(cell_timeout)
+    if executor not in EXECUTORS:
+        raise CompressorError(f"--executor must be one of {', '.join(EXECUTORS)}; got {executor!r}")
+    if executor == "local" and executor_param:
+        raise CompressorError("--executor-param is for --executor slurm or submitit-local")
     if dry_run:
         dry_run_sweep(spec, out_dir, parse_shard(shard), retry_failed)
         return
-    counts = run_sweep(spec, out_dir, shard=parse_shard(shard), retry_failed=retry_failed, jobs=jobs,
-                       timing=timing, show_progress=not quiet, console=err)  # type: ignore[arg-type]
+    if executor == "local":
+        counts = run_sweep(spec, out_dir, shard=parse_shard(shard), retry_failed=retry_failed, jobs=jobs,
+                           timing=timing, show_progress=not quiet, console=err)  # type: ignore[arg-type]
+    else:
+        params = dict(_key_value(item) for item in executor_param or [])
+        counts = submit_sweep(spec, out_dir, make_executor(executor, out_dir / "submitit", params, spec.cell_timeout),
+                              shard=parse_shard(shard), retry_failed=retry_failed, show_progress=not quiet,
+                              console=err)
     out.print(f"{counts['cells']} cells in this shard: {counts['done']} run, {counts['failed']} failed, "
               f"{counts['skipped']} already recorded; rows in {out_dir / 'results.jsonl'}")
     if counts["failed"]:
         err.print(f"{counts['failed']} cells failed (reasons in {out_dir / 'cells'}); rerun with --retry-failed",
                   markup=False, highlight=False)
         raise typer.Exit(1)
+
+
+def _key_value(item: str) -> tuple[str, int | float | str]:
+    """`KEY=VALUE` of --executor-param, the value as an int or float where it reads as one."""
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise CompressorError(f"--executor-param takes KEY=VALUE; got {item!r}")
+    for kind in (int, float):
+        try:
+            return key, kind(value)
+        except ValueError:
+            pass
+    return key, value
 
 
 def dry_run_sweep(spec: Any, out_dir: Path, shard: tuple[int, int], retry_failed: bool) -> None:
