@@ -1,6 +1,6 @@
 """The one batch interface of built-in datasets: `DatasetInfo`, in-memory and on-disk splits, `Dataset`.
 
-`TensorSplit` holds uint8 images in memory; `FolderSplit` reads an ImageFolder image by image. Both answer
+`TensorSplit` holds uint8 images in memory; `FolderSplit` decodes an ImageFolder in DataLoader workers. Both answer
 `batches(input_size, batch_size, *, shuffle, augment, seed)` and `len()`, the `Split` interface strategies see
 (compressor.data.loaders wraps a user's DataLoader in the same interface). `with_calib` carves the calibration split a
 dataset loader returns beside train and test.
@@ -9,8 +9,10 @@ dataset loader returns beside train and test.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -79,12 +81,19 @@ class TensorSplit:
 
 
 class FolderSplit:
-    """A split of an ImageFolder read from disk image by image (RGB, ImageNet normalization)."""
+    """A split of an ImageFolder on disk (RGB, ImageNet normalization), decoded and transformed by DataLoader workers.
 
-    def __init__(self, info: DatasetInfo, samples: list[tuple[str, int]]) -> None:
+    Each image's random crop and flip are a function of (seed, image index) alone, so the same seed gives the same
+    batches whatever the number of workers, whatever the caller draws from torch's RNG in between, and whichever
+    epoch came before. Loaders are kept per (input size, batch size, augment) with persistent workers, so an epoch
+    does not pay the workers' start-up again."""
+
+    def __init__(self, info: DatasetInfo, samples: list[tuple[str, int]], workers: int | None = None) -> None:
         self.info = info
         self.samples = samples
         self.labels = torch.tensor([label for _, label in samples], dtype=torch.long)
+        self.workers = data_workers(len(samples)) if workers is None else workers
+        self._loaders: dict[tuple[int, int, bool], tuple[torch.utils.data.DataLoader, _Keys]] = {}
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -95,38 +104,109 @@ class FolderSplit:
 
     def batches(self, input_size: int, batch_size: int, *, shuffle: bool = False, augment: bool = False,
                 seed: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield normalized float batches at `input_size` (resize + center crop; random crops when augmenting).
-
-        torchvision's random transforms draw from torch's global generator: each batch is transformed inside
-        `fork_rng` from this iterator's own generator state (seeded with `seed`), so the caller's global RNG is
-        never reseeded or advanced, and the same seed gives the same batches whatever the caller draws in between.
-        """
-        from PIL import Image
-        from torchvision import transforms as T
-
-        if augment:
-            transform = T.Compose([T.RandomResizedCrop(input_size, scale=(0.35, 1.0)), T.RandomHorizontalFlip(),
-                                   T.ToTensor(), T.Normalize(self.info.mean, self.info.std)])
-        else:
-            transform = T.Compose([T.Resize(int(round(input_size * 256 / 224))), T.CenterCrop(input_size),
-                                   T.ToTensor(), T.Normalize(self.info.mean, self.info.std)])
+        """Yield normalized float batches at `input_size` (resize + center crop; random crops when augmenting)."""
         generator = torch.Generator().manual_seed(seed)
         order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
-        rng_state = torch.Generator().manual_seed(seed).get_state()  # = the global state after manual_seed(seed)
-        for start in range(0, len(order), batch_size):
-            index = order[start:start + batch_size].tolist()
-            images = []
-            with torch.random.fork_rng(devices=[]):
-                torch.set_rng_state(rng_state)
-                for i in index:
-                    path = self.samples[i][0]
-                    try:
-                        with Image.open(path) as image:
-                            images.append(transform(image.convert("RGB")))
-                    except OSError as exc:
-                        raise CompressorError(f"cannot read image {path}: {exc}") from exc
-                rng_state = torch.get_rng_state()
-            yield torch.stack(images), self.labels[index]
+        loader, keys = self._loader(input_size, batch_size, augment)
+        keys.keys = [(index, seed) for index in order.tolist()]
+        for images, labels, errors in loader:
+            failed = next((error for error in errors if error), None)
+            if failed:
+                raise CompressorError(failed)
+            yield images, labels
+
+    def _loader(self, input_size: int, batch_size: int, augment: bool
+                ) -> tuple[torch.utils.data.DataLoader, _Keys]:
+        key = (input_size, batch_size, augment)
+        if key not in self._loaders:
+            keys = _Keys()
+            images = _FolderImages(self.samples, _folder_transform(self.info, input_size, augment), input_size)
+            loader = torch.utils.data.DataLoader(
+                images, batch_size=batch_size, sampler=keys, num_workers=self.workers,
+                pin_memory=torch.cuda.is_available(), persistent_workers=self.workers > 0,
+                generator=torch.Generator().manual_seed(SPLIT_SEED))
+            self._loaders[key] = (loader, keys)
+        return self._loaders[key]
+
+
+FOLDER_WORKERS_ENV = "COMPRESSOR_DATA_WORKERS"  # how many DataLoader workers decode an ImageFolder
+SMALL_FOLDER = 512  # fewer images than this decode in the main process: workers would cost more than they save
+
+
+def data_workers(images: int) -> int:
+    """DataLoader workers for a folder of `images` images: $COMPRESSOR_DATA_WORKERS if set, else one per core up to
+    8 (none for a small folder)."""
+    value = os.environ.get(FOLDER_WORKERS_ENV)
+    if value is not None:
+        try:
+            workers = int(value)
+        except ValueError:
+            workers = -1
+        if workers < 0:
+            raise CompressorError(f"{FOLDER_WORKERS_ENV} must be a whole number of workers, 0 or more; got {value!r}")
+        return workers
+    return 0 if images < SMALL_FOLDER else min(8, len(os.sched_getaffinity(0)))
+
+
+class _Keys(torch.utils.data.Sampler):
+    """The (image index, seed) pairs of the current epoch, set by `FolderSplit.batches` before each one."""
+
+    def __init__(self) -> None:
+        self.keys: list[tuple[int, int]] = []
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return iter(self.keys)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+class _FolderImages(torch.utils.data.Dataset):
+    """Decode and transform one image, its randomness seeded by (seed, index); a failure travels as a message."""
+
+    def __init__(self, samples: list[tuple[str, int]], transform: Any, input_size: int) -> None:
+        self.samples, self.transform, self.input_size = samples, transform, input_size
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int, str]:
+        index, seed = key
+        path, label = self.samples[index]
+        try:
+            image = _decode_rgb(path)
+        except (OSError, RuntimeError, ValueError) as exc:  # the main process raises it, as one line
+            return torch.zeros(3, self.input_size, self.input_size), label, f"cannot read image {path}: {exc}"
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed * 1_000_003 + index)
+            return self.transform(image), label, ""
+
+
+def _decode_rgb(path: str) -> torch.Tensor:
+    """An image file as a uint8 RGB tensor [3, H, W]: torchvision's decoders, PIL for the formats they lack."""
+    from torchvision.io import ImageReadMode, decode_image
+
+    try:
+        return decode_image(path, mode=ImageReadMode.RGB)
+    except RuntimeError:
+        from PIL import Image
+        from torchvision.transforms.v2.functional import pil_to_tensor
+
+        with Image.open(path) as image:
+            return pil_to_tensor(image.convert("RGB"))
+
+
+def _folder_transform(info: DatasetInfo, input_size: int, augment: bool) -> Any:
+    """torchvision transforms v2 on uint8 tensors: a random resized crop and flip when augmenting, else resize to
+    256/224 of the input size and center crop; then scale to [0, 1] and normalize."""
+    from torchvision.transforms import v2
+
+    tail = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(info.mean, info.std)]
+    if augment:
+        return v2.Compose([v2.RandomResizedCrop(input_size, scale=(0.35, 1.0), antialias=True),
+                           v2.RandomHorizontalFlip(), *tail])
+    return v2.Compose([v2.Resize(int(round(input_size * 256 / 224)), antialias=True), v2.CenterCrop(input_size),
+                       *tail])
 
 
 Split = TensorSplit | FolderSplit

@@ -115,6 +115,50 @@ def test_imagefolder_is_split_and_resized_to_input_size(tmp_path: Path) -> None:
     assert x.shape == (4, 3, 40, 40)
 
 
+def _folder_split(root: Path, workers: int) -> data.FolderSplit:
+    info = DatasetInfo("imagefolder:x", ("cat", "dog"), 3, 224, data.splits.IMAGENET_MEAN, data.splits.IMAGENET_STD)
+    samples = [(str(path), int(path.parent.name == "dog")) for path in sorted(root.rglob("*.png"))]
+    return data.FolderSplit(info, samples, workers=workers)
+
+
+def _epoch(split: data.FolderSplit, seed: int) -> list[torch.Tensor]:
+    return [x for x, _ in split.batches(16, 4, shuffle=True, augment=True, seed=seed)]
+
+
+def test_folder_batches_depend_on_the_seed_alone_not_on_workers_or_the_callers_rng(tmp_path: Path) -> None:
+    _image_folder(tmp_path, ["cat", "dog"], per_class=6)
+    alone, workers = _folder_split(tmp_path, 0), _folder_split(tmp_path, 2)
+    first = _epoch(alone, seed=3)
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    with_workers = _epoch(workers, seed=3)
+    assert torch.rand(1) == before, "the caller's global RNG is neither reseeded nor advanced"
+    assert all(torch.equal(a, b) for a, b in zip(first, with_workers, strict=True)), "2 workers, the same batches"
+    _epoch(workers, seed=4)  # another epoch in between changes nothing for seed 3
+    assert all(torch.equal(a, b) for a, b in zip(first, _epoch(workers, seed=3), strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(first, _epoch(alone, seed=4), strict=True))
+
+
+def test_an_unreadable_image_read_by_a_worker_is_one_line_naming_it(tmp_path: Path) -> None:
+    _image_folder(tmp_path, ["cat", "dog"], per_class=4)
+    (tmp_path / "dog" / "2.png").write_bytes(b"not an image")
+    with pytest.raises(CompressorError, match=r"^cannot read image .*dog/2\.png: ") as info:
+        list(_folder_split(tmp_path, 2).batches(16, 4))
+    assert "\n" not in str(info.value)
+
+
+def test_the_worker_count_comes_from_the_environment_or_the_folder_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(data.splits.FOLDER_WORKERS_ENV, raising=False)
+    assert data.splits.data_workers(10) == 0, "a small folder decodes in the main process"
+    assert data.splits.data_workers(100_000) >= 1
+    monkeypatch.setenv(data.splits.FOLDER_WORKERS_ENV, "3")
+    assert data.splits.data_workers(10) == 3
+    monkeypatch.setenv(data.splits.FOLDER_WORKERS_ENV, "many")
+    with pytest.raises(CompressorError, match="COMPRESSOR_DATA_WORKERS must be a whole number"):
+        data.splits.data_workers(10)
+
+
 def test_imagefolder_with_one_class_is_refused(tmp_path: Path) -> None:
     _image_folder(tmp_path, ["only"], per_class=10)
     with pytest.raises(CompressorError, match="1 class"):

@@ -3,7 +3,6 @@ shared by the sweep reports (rows, provenance, OpenAImer score files)."""
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import PurePath
 from typing import Any
@@ -49,73 +48,12 @@ def _epochs_of(checkpoint: str) -> str:
     return re.search(r"-e(\d+)-", checkpoint)[1]
 
 
-def _strategy_speedups(load: Load) -> str:
-    speedups = [1 / _ratio(r) for r in _rows(load) if r["pipeline"] in ("blocks", "channels")]
-    return f"run {min(speedups):.1f}-{max(speedups):.1f}x faster under ONNX Runtime"
-
-
-def _strategy_collapse(load: Load) -> str:
-    base = _baseline(load)
-    blocks0, channels0 = _row(load, "blocks", 0), _row(load, "channels", 0)
-    blocks1, channels1 = _row(load, "blocks", 1), _row(load, "channels", 1)
-    return (f"collapse one-shot ({_pct(blocks0['accuracy'])} % and {_pct(channels0['accuracy'])} %) and need the "
-            f"fine-tuning epoch to come back to {_pct(base - blocks1['accuracy'])} and "
-            f"{_pct(base - channels1['accuracy'])} points below dense")
-
-
-def _unstructured_cost(load: Load) -> str:
-    base = _baseline(load)
-    one_shot = max(base - _row(load, p, 0)["accuracy"] for p in ("l1", "layer-sensitive"))
-    tuned = max(base - _row(load, p, 1)["accuracy"] for p in ("l1", "layer-sensitive"))
-    after = "nothing" if tuned <= 0 else f"at most {_pct(tuned)} points"
-    return f"costs at most {_pct(one_shot)} points one-shot and {after} after one epoch"
-
-
-def _finetune_drift(load: Load) -> str:
-    """What the fine-tuning epoch does to l1 and int8, against two binomial standard errors of a difference."""
-    from compressor.report.uncertainty import binomial_se
-
-    pairs = [(_row(load, p, 0)["accuracy"], _row(load, p, 1)["accuracy"]) for p in ("l1", "int8")]
-    samples = _rows(load)[0]["samples"]
-    se = max(math.hypot(binomial_se(a, samples), binomial_se(b, samples)) for a, b in pairs)
-    largest = max(abs(b - a) for a, b in pairs)
-    within = "less" if largest < 2 * se else "more"
-    return (f"moves the runs that lost little by {within} than two standard errors of a difference "
-            f"({100 * 2 * se:.2f} points): l1 {_pct(pairs[0][0])} → {_pct(pairs[0][1])} %, "
-            f"int8 {_pct(pairs[1][0])} → {_pct(pairs[1][1])} %")
-
-
 def _script_minutes(load: Load) -> str:
     """The script's wall time, from the `/usr/bin/time -v` output kept in script.log."""
     lines = [line for line in load("script.log").splitlines() if "Elapsed (wall clock)" in line]
     elapsed = _one([line.split(": ")[-1] for line in lines], "elapsed line of script.log")
     minutes, seconds = elapsed.split(":")[-2:]
     return f"({round(int(minutes) + float(seconds) / 60)} minutes on this 2-core machine"
-
-
-def _chain(load: Load) -> str:
-    zero, one = _row(load, "blocks+l1+int8", 0), _row(load, "blocks+l1+int8", 1)
-    return (f"one-shot {_mb(zero['deployable_bytes'])} MB at {_pct(zero['accuracy'])} %; after one epoch of "
-            f"fine-tuning {_mb(one['deployable_bytes'])} MB at {_pct(one['accuracy'])} %, "
-            f"{_pct(_baseline(load) - one['accuracy'])} points below dense")
-
-
-def _chain_is_best(load: Load) -> str:
-    within = _within_one_point(load)
-    smallest = min(within, key=lambda r: r["deployable_bytes"])
-    fastest = min(within, key=lambda r: r["deployed_latency_ms"])
-    chain = _row(load, "blocks+l1+int8", 1)
-    if smallest == chain and fastest == chain:
-        return "the smallest file (and the fastest model) within 1 point of dense in this report"
-    return f"smallest within 1 point: {smallest['pipeline']}; fastest: {fastest['pipeline']}"
-
-
-def _readme_chain(load: Load) -> str:
-    r = _row(load, "blocks+l1+int8", 1)
-    return (f"keeps {_pct(r['accuracy'])} % (dense {_pct(r['baseline_accuracy'])} %) in a "
-            f"{_mb(r['deployable_bytes'])} MB deployable file (dense {_mb(r['baseline_deployable_bytes'])} MB), "
-            f"{r['latency_int8_ms']:.2f} ms under ONNX Runtime int8 (dense "
-            f"{_typical(load, 'baseline_latency_ort_ms'):.2f} ms)")
 
 
 def _difference(load: Load) -> str:

@@ -147,22 +147,15 @@ from docs_claims_sweeps import (
     DENSENET_SWEEP,
     STRATEGIES_REPORT,
     _baseline,
-    _chain,
-    _chain_is_best,
     _difference,
     _dn_recovery,
     _dn_unstructured_ratios,
     _epochs_of,
-    _finetune_drift,
     _process_modes,
-    _readme_chain,
     _row,
     _rows,
     _script_minutes,
     _strategies_baseline,
-    _strategy_collapse,
-    _strategy_speedups,
-    _unstructured_cost,
 )
 from test_committed_reports import REPO, REPORTS, Claim, check_claims
 
@@ -180,7 +173,6 @@ PAGES: dict[str, list[tuple[str | None, tuple[Claim, ...]]]] = {
         ("make-test", (Claim("make test's wall time", "fresh-clone.txt (/usr/bin/time -v)", _wall_clock),)),
         ("demo", (Claim("the demo's machine", "resnet18-digits-l1-0.5.json (environment)", _demo_machine),)),
         (STRATEGIES_REPORT, (
-            Claim("blocks+l1+int8 after one epoch", "results.json (rows)", _readme_chain),
             Claim("layer-sensitive minus l1 after one epoch", "results.json (differences)", _difference),
         )),
         ("recovery-fashion-mnist", (
@@ -235,15 +227,6 @@ PAGES: dict[str, list[tuple[str | None, tuple[Claim, ...]]]] = {
         (STRATEGIES_REPORT, (
             Claim("the baseline", "results.json (rows: baseline_*, samples, input_size)", _strategies_baseline),
             Claim("the script's run time", "script.log (/usr/bin/time -v)", _script_minutes),
-            Claim("what unstructured pruning costs", "results.json (rows)", _unstructured_cost),
-            Claim("what the fine-tuning epoch does to l1 and int8", "results.json (rows)", _finetune_drift),
-            Claim("structured speed-ups", "results.json (rows: deployed latencies)", _strategy_speedups),
-            Claim("structured collapse and recovery", "results.json (rows)", _strategy_collapse),
-            Claim("int8 file reduction", "results.json (rows)",
-                  lambda load: "shrinks the file {:.0f}x".format(
-                      _row(load, "int8", 0)["baseline_deployable_bytes"] / _row(load, "int8", 0)["deployable_bytes"])),
-            Claim("the chain", "results.json (rows)", _chain),
-            Claim("the chain is the smallest and fastest within 1 point", "results.json (rows)", _chain_is_best),
             Claim("fine-tuning LR", "runs/*-ft1.json (recovery.finetune.lr)", _finetune_settings),
         )),
     ],
