@@ -46,7 +46,7 @@ COMPRESSOR_BAD = [
     ("threads zero", ["run", "-s", "l1", "--threads", "0"], "--threads must be at least 1"),
     ("step after int8", ["run", "-s", "int8+l1"], "int8 acts on the exported model and must be the last step"),
     ("blocks on an arch without blocks", ["run", "-s", "blocks", "-p", "blocks=layer4", "--arch", "inception_v3",
-                                          "--dry-run"], "blocks supports ResNet and DenseNet models; got Inception3"),
+                                          "--dry-run"], "blocks found no removable block in Inception3"),
     ("unknown block", ["run", "-s", "blocks", "-p", "blocks=layer9", "--dry-run"], "unknown ResNet block 'layer9'"),
     ("--arch contradicts --model", ["run", "-s", "l1", "--model", "{ckpt}", "--arch", "densenet201"],
      "--arch densenet201 contradicts the checkpoint"),

@@ -20,7 +20,7 @@ from compressor._util.fileio import load_torch_file, save_torch_atomic
 from compressor.data import Dataset, load_dataset
 from compressor.data.loaders import RepeatChannels
 from compressor.errors import CompressorError
-from compressor.models.zoo import build_model, get_arch, model_channels, set_submodule
+from compressor.models.zoo import Skip, build_model, get_arch, model_channels, set_submodule
 
 FORMAT = "compressor.checkpoint"
 VERSION = 1
@@ -41,6 +41,7 @@ _LAYERS: dict[str, tuple[type[nn.Module], Any]] = {
                                                "momentum": m.momentum, "affine": m.affine,
                                                "track_running_stats": m.track_running_stats}),
     "Identity": (nn.Identity, lambda m: {}),
+    "Skip": (Skip, lambda m: {}),
     "ReLU": (nn.ReLU, lambda m: {"inplace": m.inplace}),
     "Flatten": (nn.Flatten, lambda m: {"start_dim": m.start_dim, "end_dim": m.end_dim}),
     "Dropout": (nn.Dropout, lambda m: {"p": m.p, "inplace": m.inplace}),

@@ -43,6 +43,13 @@ ARCHITECTURES: Registry[ArchInfo] = Registry(
     source=lambda info: info.source, identity=lambda info: info.source)
 
 
+class Skip(nn.Module):
+    """A removed residual block: returns its first input unchanged (extra arguments, such as masks, ignored)."""
+
+    def forward(self, x: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+        return x
+
+
 def set_submodule(model: nn.Module, path: str, module: nn.Module) -> None:
     """Replace the submodule at dotted `path` with `module`."""
     parent_path, _, child = path.rpartition(".")

@@ -1,10 +1,13 @@
-"""Block removal: drop residual blocks and stages (ResNet) or dense layers and blocks (DenseNet), rewiring shapes.
+"""Block removal: drop residual blocks and stages (ResNet), dense layers and blocks (DenseNet), or the residual
+blocks any other model has (found from its graph: `compressor.strategies.residual`), rewiring shapes.
 
 ResNet: a removed block or stage is replaced by its shortcut (the identity, or the block's 1x1 downsample when
 it changes shape), so the rest of the network keeps its weights; stages removed at the end are replaced by the
 identity and the classifier is rebuilt for the narrower features (new weights: fine-tune afterwards).
 DenseNet: a removed dense layer's channels are cut out of every later consumer of the block's concatenation
 (later layers' norm1/conv1, the next transition, or norm5 and the classifier), keeping all other weights.
+Any other model: a block whose output is its input plus a branch (MobileNet/EfficientNet inverted residuals, ConvNeXt
+and transformer blocks) becomes its skip path; a model without such blocks is refused before any work.
 With `amount` and no names, each block's removal is scored alone on the calibration split; the scores are cached
 per model (all weights and buffers) so a sweep over amounts measures them once.
 """
@@ -23,7 +26,7 @@ from torchvision.models.resnet import ResNet
 
 from compressor._util.fileio import model_fingerprint, read_cached_json, write_json_atomic
 from compressor.errors import CompressorError
-from compressor.models.zoo import set_submodule
+from compressor.models.zoo import Skip, set_submodule
 from compressor.strategies.registry import (
     Strategy,
     StrategyContext,
@@ -32,6 +35,7 @@ from compressor.strategies.registry import (
     param,
     register_strategy,
 )
+from compressor.strategies.residual import residual_blocks
 from compressor.strategies.sensitivity import calib_scores
 
 COSTS_VERSION = 1
@@ -40,13 +44,30 @@ STAGES = ("layer1", "layer2", "layer3", "layer4")
 
 
 def removable_units(model: nn.Module) -> list[str]:
-    """Names of blocks that can be removed one at a time: ResNet blocks or DenseNet dense layers."""
+    """Names of blocks that can be removed one at a time: ResNet blocks, DenseNet dense layers, or the residual
+    blocks found in any other model's graph."""
     if isinstance(model, ResNet):
         return [f"{stage}.{i}" for stage in STAGES for i in range(len(model.get_submodule(stage)))]
     if isinstance(model, DenseNet):
         return [f"{block_name}.{layer}" for block_name, block in model.features.named_children()
                 if isinstance(block, _DenseBlock) for layer in block]
-    raise CompressorError(f"blocks supports ResNet and DenseNet models; got {type(model).__name__}")
+    found = residual_blocks(model)
+    if not found:
+        raise CompressorError(f"blocks found no removable block in {type(model).__name__}: no submodule's output is "
+                              "its input plus a branch (x + f(x)); use channels or l1 for this model")
+    return found
+
+
+def remove_residual(model: nn.Module, names: list[str]) -> list[str]:
+    """Replace the named residual blocks (of a model that is neither ResNet nor DenseNet) by their skip path."""
+    known = removable_units(model)
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise CompressorError(f"{unknown[0]!r} is not a removable residual block of {type(model).__name__}; "
+                              f"choose from: {', '.join(known)}")
+    for name in names:
+        set_submodule(model, name, Skip())
+    return [f"{name} -> skip" for name in names]
 
 
 def _shortcut(block: nn.Module) -> nn.Module:
@@ -160,12 +181,12 @@ def remove_dense(model: DenseNet, names: list[str]) -> list[str]:
 
 
 def remove_blocks(model: nn.Module, names: list[str]) -> list[str]:
-    """Remove the named blocks from a ResNet or DenseNet in place; returns what was done."""
+    """Remove the named blocks in place (ResNet, DenseNet, or any model's residual blocks); returns what was done."""
     if isinstance(model, ResNet):
         return remove_resnet(model, names)
     if isinstance(model, DenseNet):
         return remove_dense(model, names)
-    raise CompressorError(f"blocks supports ResNet and DenseNet models; got {type(model).__name__}")
+    return remove_residual(model, names)
 
 
 @register_strategy("blocks")

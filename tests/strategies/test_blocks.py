@@ -99,3 +99,65 @@ def test_blocks_that_do_not_fit_the_model_are_refused(digits: Dataset, arch: str
 def test_blocks_without_names_preset_or_amount_is_refused() -> None:
     with pytest.raises(CompressorError, match="blocks needs names"):
         build_strategy("blocks", {})
+
+
+def _count(model: torch.nn.Module, kind: type) -> int:
+    return sum(isinstance(m, kind) for m in model.modules())
+
+
+@pytest.mark.parametrize("arch, block_type", [
+    ("torchvision:mobilenet_v3_small", "InvertedResidual"),
+    ("torchvision:efficientnet_b0", "MBConv"),
+    ("torchvision:convnext_tiny", "CNBlock"),
+])
+def test_residual_blocks_are_found_from_the_graph_and_removed_keeping_shapes(arch: str, block_type: str) -> None:
+    from compressor.models.zoo import Skip
+    from compressor.strategies.blocks import removable_units, remove_blocks
+
+    model = build_model(arch, 10, 3).eval()
+    found = removable_units(model)
+    residual = [name for name, m in model.named_modules() if type(m).__name__ == block_type
+                and getattr(m, "use_res_connect", True)]
+    assert found == residual, "exactly the blocks whose output is input + branch, no class list consulted"
+    x = torch.randn(2, 3, 64, 64)
+    before = model(x)
+    remove_blocks(model, found[:2])
+    assert _count(model, Skip) == 2 and model(x).shape == before.shape
+
+
+def test_a_transformer_block_is_residual_and_a_plain_stack_has_no_removable_block() -> None:
+    from compressor.strategies.residual import is_residual, residual_blocks
+
+    pytest.importorskip("timm")
+    vit = build_model("timm:vit_tiny_patch16_224", 10, 3)
+    assert residual_blocks(vit) == [f"blocks.{i}" for i in range(12)], "timm's Block: x + attn, then + mlp"
+
+    class AfterTheSum(torch.nn.Module):  # ResNet's shape: an activation after the addition is not x + f(x)
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(4, 4, 3, padding=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.relu(x + self.conv(x))
+
+    assert not is_residual(AfterTheSum())
+    plain = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.LazyLinear(10))
+    with pytest.raises(CompressorError, match="blocks found no removable block in Sequential"):
+        build_strategy("blocks", {"amount": 0.5}).check(plain)
+
+
+def test_a_removed_residual_block_survives_a_checkpoint(tmp_path: Path, digits: Dataset) -> None:
+    from compressor.models.zoo import Skip
+    from compressor.strategies.blocks import removable_units, remove_blocks
+
+    arch = "torchvision:mobilenet_v3_small"
+    info = digits.info
+    model = build_model(arch, 10, 3).eval()
+    first = removable_units(model)[0]
+    remove_blocks(model, [first])
+    path = save_checkpoint(Checkpoint(ModelSpec(arch, 10, 3, 32, "digits", info.classes, info.mean, info.std),
+                                      model), tmp_path / "m.pt")
+    loaded = load_checkpoint(path).model.eval()
+    assert isinstance(loaded.get_submodule(first), Skip)
+    x = torch.randn(1, 3, 32, 32)
+    assert torch.equal(loaded(x), model(x))
