@@ -138,7 +138,8 @@ def structure_edits(base: nn.Module, model: nn.Module, path: str = "") -> list[d
     if type(base) is not type(model) or _config(base) != _config(model):
         return [{"op": "replace", "path": path, "module": module_spec(model, path)}]
     edits: list[dict[str, Any]] = []
-    if _config(model) is None and _own_shapes(base) != _own_shapes(model):
+    resized = _own_shapes(base) != _own_shapes(model) or _size_attributes(base) != _size_attributes(model)
+    if _config(model) is None and resized:  # (an attention block narrowed: only its head_dim changes)
         if set(_own_shapes(base)) != set(_own_shapes(model)):
             module_spec(model, path)  # tensors were added or removed: only a rebuildable type can say how
         edits.append(_resize_edit(base, model, path))

@@ -33,8 +33,20 @@ def _importance(name: str) -> Any:
     return tp.importance.BNScaleImportance()
 
 
+def attention_modules(model: nn.Module) -> list[nn.Module]:
+    """Multi-head attention written as one fused `qkv` Linear with `num_heads` and `head_dim` attributes (timm's
+    ViT, DeiT and their kin): torch-pruning is told the head count, so every head narrows alike and stays whole."""
+    return [m for m in model.modules() if isinstance(getattr(m, "qkv", None), nn.Linear)
+            and isinstance(getattr(m, "num_heads", None), int) and isinstance(getattr(m, "head_dim", None), int)]
+
+
 def _channel_counts(model: nn.Module) -> dict[str, int]:
-    return {name: m.out_channels for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    """Output channels of every conv and of every linear layer but the classifier (the last one, never pruned):
+    a transformer's widths live in its linear layers."""
+    linears = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    return {name: m.out_channels if isinstance(m, nn.Conv2d) else m.out_features
+            for name, m in model.named_modules()
+            if isinstance(m, nn.Conv2d) or (isinstance(m, nn.Linear) and name != linears[-1])}
 
 
 def _bn_scales_tie(model: nn.Module) -> bool:
@@ -104,12 +116,18 @@ class ChannelPruning(Strategy):
         if self.importance == "bn-scale" and self.amount > 0 and _bn_scales_tie(model):
             raise CompressorError(f"channels cannot rank channels at amount {self.amount}: every bn-scale score ties "
                                   "(an untrained model scored by bn-scale?); pick another importance")
+        attention = attention_modules(model)
         pruner = _Pruner(model, example, importance=_importance(self.importance), pruning_ratio=self.amount,
                          global_pruning=self.scope == "global", max_pruning_ratio=self.max_layer_ratio,
-                         ignored_layers=linears[-1:], round_to=self.round_to if self.round_to > 1 else None)
+                         ignored_layers=linears[-1:], round_to=self.round_to if self.round_to > 1 else None,
+                         num_heads={m.qkv: m.num_heads for m in attention})
         if self.importance == "taylor":
             self._accumulate_gradients(model, context)
         pruner.step()
+        for module in attention:  # the heads keep their count and narrow; the forward reshapes by these widths
+            module.head_dim = module.qkv.out_features // (3 * module.num_heads)
+            if isinstance(getattr(module, "attn_dim", None), int):
+                module.attn_dim = module.num_heads * module.head_dim
         model.zero_grad(set_to_none=True)
         model.eval()
         after = _channel_counts(model)
