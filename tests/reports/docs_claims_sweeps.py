@@ -7,8 +7,8 @@ import re
 from pathlib import PurePath
 from typing import Any
 
-from docs_claims_common import _mb, _one, _pct, _two_modes
-from test_committed_reports import Claim, Load
+from docs_claims_common import _one, _pct, _two_modes
+from test_committed_reports import Load
 
 STRATEGIES_REPORT = "resnet18-fashion-mnist-strategies"
 UNSTRUCTURED = ("l1", "layer-sensitive", "nm", "obd", "woodfisher", "fishleg")  # strategies that keep the dense graph
@@ -27,12 +27,6 @@ def _row(load: Load, pipeline: str, finetune_epochs: float, amount: str | None =
 
 def _baseline(load: Load, key: str = "baseline_accuracy") -> Any:
     return _one(sorted({r[key] for r in _rows(load)}), f"{key} over the runs")
-
-
-def _typical(load: Load, key: str) -> float:
-    from compressor.report.pareto import typical_baseline
-
-    return typical_baseline(_rows(load), key)
 
 
 def _ratio(row: dict[str, Any]) -> float:
@@ -68,19 +62,6 @@ def _strategies_baseline(load: Load) -> str:
     first = _rows(load)[0]
     return (f"same cached baseline ({_epochs_of(first['baseline_checkpoint'])} epochs, {_pct(_baseline(load))} % test "
             f"top-1), measured on the {first['samples']:,} test images at {first['input_size']} px")
-
-
-def _dn_headline(load: Load) -> str:
-    within = _within_one_point(load)
-    smallest = min(within, key=lambda r: r["deployable_bytes"])
-    fastest = min(within, key=lambda r: r["deployed_latency_ms"])
-    int8 = _row(load, "int8", 0)
-    if not smallest == fastest == int8:
-        return "int8 is not both the smallest and the fastest run within 1 point"
-    pruned = [r for r in within if r["pipeline"] != "int8"]
-    return (f"{_mb(int8['deployable_bytes'])} MB (x{int8['deployable_bytes'] / int8['baseline_deployable_bytes']:.2f}) "
-            f"and {int8['deployed_latency_ms']:.2f} ms (x{_ratio(int8):.2f} of its own baseline timing) at "
-            f"{_pct(int8['accuracy'])} % top-1. " + ("No pruned cell comes within 1 point." if not pruned else ""))
 
 
 def _name(row: dict[str, Any]) -> str:
@@ -122,47 +103,6 @@ def _openaimer(load: Load) -> str:
             f"{accurate['total_score']:.2f}")
 
 
-def _dn_best_pruned(load: Load) -> str:
-    best = max((r for r in _rows(load) if r["pipeline"] != "int8"), key=lambda r: r["accuracy"])
-    return (f"The best pruned one is {_name(best)}, {_pct(best['accuracy'])} % at {_mb(best['deployable_bytes'])} MB "
-            f"and {best['deployed_latency_ms']:.2f} ms (x{_ratio(best):.2f})")
-
-
-def _dn_blocks90(load: Load) -> str:
-    r = _row(load, "blocks", 0.25, "0.9")
-    return (f"{_name(r)} keeps {_pct(r['accuracy'])} % at {_mb(r['deployable_bytes'])} MB and "
-            f"{r['deployed_latency_ms']:.2f} ms")
-
-
-def _dn_fragile(load: Load) -> str:
-    return f"one-shot global l1 at 50 % falls to {_pct(_row(load, 'l1', 0, '0.5')['accuracy'])} %"
-
-
-def _dn_obd(load: Load) -> str:
-    one_shot = [r for r in _rows(load) if r["finetune_epochs"] == 0 and "amount=0.5" in r["params"]]
-    obd = _row(load, "obd", 0, "0.5")
-    most = "keeps the most" if obd == max(one_shot, key=lambda r: r["accuracy"]) else "does not keep the most"
-    return (f"layer-sensitive to {_pct(_row(load, 'layer-sensitive', 0, '0.5')['accuracy'])} %, and the diagonal "
-            f"second-order OBD {most}, {_pct(obd['accuracy'])} % ({_pct(_row(load, 'obd', 0, '0.7')['accuracy'])} % "
-            f"at 70 %)")
-
-
-def _dn_finetune_cost(load: Load) -> str:
-    r = _row(load, "int8", 0.25)
-    tuned = [x["accuracy"] for x in _rows(load) if x["finetune_epochs"]]
-    return (f"it costs the dense model itself {100 * (r['accuracy_before_recovery'] - r['accuracy']):.1f} points (the "
-            f"int8 cell fine-tuned a quarter epoch, no pruning: {_pct(r['accuracy'])} % against "
-            f"{_pct(r['accuracy_before_recovery'])} % before it), and every fine-tuned cell lands at "
-            f"{100 * min(tuned):.0f}-{100 * max(tuned):.0f} %")
-
-
-def _dn_setup(load: Load) -> str:
-    first = _rows(load)[0]
-    return (f"({_pct(_baseline(load))} % test top-1 at {first['input_size']} px, "
-            f"{_mb(_baseline(load, 'baseline_deployable_bytes'))} MB deployable, "
-            f"{_typical(load, 'baseline_latency_ort_ms'):.2f} ms ONNX Runtime at batch 1")
-
-
 def _dn_recovery(load: Load) -> str:
     channels, blocks = _row(load, "channels", 0.25, "0.5"), _row(load, "blocks", 0.25, "0.5")
     return (f"had left them at {_pct(channels['accuracy'])} % and {_pct(blocks['accuracy'])} % of "
@@ -176,17 +116,6 @@ def _provenance(load: Load) -> str:
     machine = _one(sorted({r["machine"].split(";")[0] for r in rows}), "machine of the sweep's cells")
     cpu, isa, cores = re.match(r"(.*?) \((.*?)\), (\d+) cores", machine).groups()
     return f"all recorded at one commit ({commit}) on a {cores}-core {cpu} ({isa})"
-
-
-def _dn_cells(load: Load) -> str:
-    return (f"`scripts/grids/densenet201-supcon-fashion-mnist.toml`): {len(_rows(load))} cells, "
-            + _provenance(load))
-
-
-def _dn_baseline_modes(load: Load) -> str:
-    """The two modes of the dense model's in-cell ONNX Runtime timing, split at the widest gap between cells."""
-    low, high = _two_modes([r["baseline_latency_ort_ms"] for r in _rows(load)], digits=1)
-    return f"fell into two modes, {low} cells and {high}"
 
 
 def _dn_unstructured_ratios(load: Load) -> str:
@@ -207,17 +136,3 @@ def _process_modes(load: Load) -> str:
             f"{min(medians['1']):.2f}-{max(medians['1']):.2f} ms with 1 thread")
 
 
-DENSENET_SWEEP: tuple[Claim, ...] = (
-    Claim("dense baseline, size and latency", "results.json (rows: baseline_*)", _dn_setup),
-    Claim("cells, commit and machine", "results.json (rows: git_commit, machine)", _dn_cells),
-    Claim("the two modes of the baseline timing", "results.json (rows: baseline_latency_ort_ms)",
-          _dn_baseline_modes),
-    Claim("unstructured cells against their own baseline", "results.json (rows)", _dn_unstructured_ratios),
-    Claim("headline pick: int8", "results.json (rows)", _dn_headline),
-    Claim("best pruned cell", "results.json (rows)", _dn_best_pruned),
-    Claim("blocks 90 % fine-tuned", "results.json (rows)", _dn_blocks90),
-    Claim("one-shot l1 at 50 %", "results.json (rows)", _dn_fragile),
-    Claim("one-shot layer-sensitive and OBD", "results.json (rows)", _dn_obd),
-    Claim("what the fine-tune recipe costs", "results.json (rows: int8 fine-tuned, every fine-tuned cell)",
-          _dn_finetune_cost),
-)

@@ -144,7 +144,6 @@ from docs_claims_second_order import (
     _woodfisher_vs_fishleg,
 )
 from docs_claims_sweeps import (
-    DENSENET_SWEEP,
     STRATEGIES_REPORT,
     _baseline,
     _difference,
@@ -325,7 +324,6 @@ PAGES: dict[str, list[tuple[str | None, tuple[Claim, ...]]]] = {
     ],
     "docs/sweeps-and-reports.md": [
         (SWEEP_REPORT, RESNET18_SWEEP),
-        ("densenet201-supcon-fashion-mnist", DENSENET_SWEEP),
         ("second-order-densenet201-supcon", (
             Claim("DenseNet201's prunable layers", "dense.json (prunable_layers)",
                   lambda load: f"readable at DenseNet201's {len(load('dense.json')['prunable_layers'])} prunable "
