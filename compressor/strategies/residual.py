@@ -3,10 +3,12 @@
 Such a block can be removed by replacing it with `compressor.models.zoo.Skip` (its output becomes its input: the
 skip path stays, the branch goes), which keeps every shape and every other weight. Each submodule is traced alone
 with torch.fx; it is residual when its output is reached from its first input through additions only (`x + f(x)`,
-`x += f(x)`, `(x + f(x)) + g(...)`, a skip path through `nn.Identity`). This covers MobileNet and EfficientNet
-inverted residuals, ConvNeXt blocks and transformer blocks, whatever their class names; an activation after the
-addition (ResNet's BasicBlock) is not `x + f(x)`, and a submodule torch.fx cannot trace (data-dependent control
-flow) is left out. Only the outermost residual blocks are listed: removing one removes whatever is inside it.
+`x += f(x)`, `(x + f(x)) + g(...)`, a skip path through `nn.Identity`, an activation after the sum as in RegNet's
+`relu(x + f(x))`, which removal drops with the branch, as ResNet's removal does). This covers MobileNet and
+EfficientNet inverted residuals, RegNet, ConvNeXt and transformer blocks, whatever their class names; a block whose
+skip path projects (a strided first block) is not `x + f(x)`, and a submodule torch.fx cannot trace
+(data-dependent control flow) is left out. Only the outermost residual blocks are listed: removing one removes
+whatever is inside it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import torch
 from torch import fx, nn
 
 ADDITIONS = {operator.add, operator.iadd, torch.add}
+ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Hardswish)
+ACTIVATION_FUNCTIONS = {torch.relu, torch.nn.functional.relu, torch.nn.functional.gelu, torch.nn.functional.silu}
 
 
 def is_residual(module: nn.Module) -> bool:
@@ -35,10 +39,13 @@ def is_residual(module: nn.Module) -> bool:
 
 
 def _skips_to(node: fx.Node, source: fx.Node, modules: dict[str, nn.Module]) -> bool:
-    """Whether `node` is `source`, or an addition one of whose operands is (through additions and identities)."""
+    """Whether `node` is `source`, or an addition one of whose operands is (through additions, identities and an
+    activation after the sum, as ResNet and RegNet blocks end)."""
     if node is source:
         return True
-    if node.op == "call_module" and isinstance(modules.get(str(node.target)), nn.Identity):
+    passes = (node.op == "call_module" and isinstance(modules.get(str(node.target)), (nn.Identity, *ACTIVATIONS))) \
+        or (node.op == "call_function" and node.target in ACTIVATION_FUNCTIONS)
+    if passes:
         return isinstance(node.args[0], fx.Node) and _skips_to(node.args[0], source, modules)
     adds = (node.op == "call_function" and node.target in ADDITIONS) or (
         node.op == "call_method" and node.target in ("add", "add_", "__add__", "__iadd__"))

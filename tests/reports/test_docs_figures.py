@@ -151,7 +151,6 @@ from docs_claims_sweeps import (
     _dn_unstructured_ratios,
     _epochs_of,
     _process_modes,
-    _row,
     _rows,
     _script_minutes,
     _strategies_baseline,
@@ -328,10 +327,6 @@ PAGES: dict[str, list[tuple[str | None, tuple[Claim, ...]]]] = {
             Claim("DenseNet201's prunable layers", "dense.json (prunable_layers)",
                   lambda load: f"readable at DenseNet201's {len(load('dense.json')['prunable_layers'])} prunable "
                                "layers"),)),
-        (STRATEGIES_REPORT, (
-            Claim("ResNet18 one-shot l1 at 50 %", "results.json (rows)",
-                  lambda load: f"`reports/resnet18-fashion-mnist-strategies/` lost "
-                               f"{100 * (_baseline(load) - _row(load, 'l1', 0)['accuracy']):.1f} points)"),)),
     ],
     "docs/harness.md": [
         (None, (Claim("the timing plan", "compressor.measure.latency.TimingPlan", _timing_plan),)),

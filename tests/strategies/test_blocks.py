@@ -109,6 +109,7 @@ def _count(model: torch.nn.Module, kind: type) -> int:
     ("torchvision:mobilenet_v3_small", "InvertedResidual"),
     ("torchvision:efficientnet_b0", "MBConv"),
     ("torchvision:convnext_tiny", "CNBlock"),
+    ("torchvision:regnet_y_400mf", "ResBottleneckBlock"),
 ])
 def test_residual_blocks_are_found_from_the_graph_and_removed_keeping_shapes(arch: str, block_type: str) -> None:
     from compressor.models.zoo import Skip
@@ -117,7 +118,7 @@ def test_residual_blocks_are_found_from_the_graph_and_removed_keeping_shapes(arc
     model = build_model(arch, 10, 3).eval()
     found = removable_units(model)
     residual = [name for name, m in model.named_modules() if type(m).__name__ == block_type
-                and getattr(m, "use_res_connect", True)]
+                and getattr(m, "use_res_connect", True) and getattr(m, "proj", None) is None]
     assert found == residual, "exactly the blocks whose output is input + branch, no class list consulted"
     x = torch.randn(2, 3, 64, 64)
     before = model(x)
@@ -132,15 +133,22 @@ def test_a_transformer_block_is_residual_and_a_plain_stack_has_no_removable_bloc
     vit = build_model("timm:vit_tiny_patch16_224", 10, 3)
     assert residual_blocks(vit) == [f"blocks.{i}" for i in range(12)], "timm's Block: x + attn, then + mlp"
 
-    class AfterTheSum(torch.nn.Module):  # ResNet's shape: an activation after the addition is not x + f(x)
-        def __init__(self) -> None:
+    class Projected(torch.nn.Module):  # a strided first block: its skip path is a convolution, not x
+        def __init__(self, activate: bool) -> None:
             super().__init__()
-            self.conv = torch.nn.Conv2d(4, 4, 3, padding=1)
+            self.conv, self.proj = torch.nn.Conv2d(4, 4, 3, padding=1), torch.nn.Conv2d(4, 4, 1)
+            self.activate = activate
 
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            total = self.proj(x) + self.conv(x)
+            return torch.relu(total) if self.activate else total
+
+    class AfterTheSum(Projected):  # RegNet's and ResNet's shape: relu(x + f(x)) loses the relu with the branch
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return torch.relu(x + self.conv(x))
 
-    assert not is_residual(AfterTheSum())
+    assert not is_residual(Projected(True)) and not is_residual(Projected(False))
+    assert is_residual(AfterTheSum(True))
     plain = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.LazyLinear(10))
     with pytest.raises(CompressorError, match="blocks found no removable block in Sequential"):
         build_strategy("blocks", {"amount": 0.5}).check(plain)
