@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -31,6 +31,9 @@ from compressor.cli.options import (
     print_json,
 )
 from compressor.errors import CompressorError
+
+if TYPE_CHECKING:
+    from compressor.sweep import SweepSpec
 
 
 def report_command(
@@ -189,6 +192,9 @@ def sweep_command(
         raise CompressorError(f"--executor must be one of {', '.join(EXECUTORS)}; got {executor!r}")
     if executor == "local" and executor_param:
         raise CompressorError("--executor-param is for --executor slurm or submitit-local")
+    if executor != "local" and jobs != 1:
+        raise CompressorError(f"--jobs is for --executor local; with {executor} every cell is its own job "
+                              "(bound how many run at once with --executor-param slurm_array_parallelism=N)")
     if dry_run:
         dry_run_sweep(spec, out_dir, parse_shard(shard), retry_failed)
         return
@@ -221,7 +227,7 @@ def _key_value(item: str) -> tuple[str, int | float | str]:
     return key, value
 
 
-def dry_run_sweep(spec: Any, out_dir: Path, shard: tuple[int, int], retry_failed: bool) -> None:
+def dry_run_sweep(spec: SweepSpec, out_dir: Path, shard: tuple[int, int], retry_failed: bool) -> None:
     """Print every cell of this shard (recorded or to run, with its `compressor run` command) after checking each
     one's arguments as `run --dry-run` does; every bad cell is named, and then the exit code is 2. Nothing is
     written to the sweep directory."""
