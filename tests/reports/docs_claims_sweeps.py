@@ -4,7 +4,6 @@ shared by the sweep reports (rows, provenance, OpenAImer score files)."""
 from __future__ import annotations
 
 import re
-from pathlib import PurePath
 from typing import Any
 
 from docs_claims_common import _one, _pct, _two_modes
@@ -34,10 +33,6 @@ def _ratio(row: dict[str, Any]) -> float:
     return row["deployed_latency_ms"] / row["baseline_deployed_latency_ms"]
 
 
-def _within_one_point(load: Load) -> list[dict[str, Any]]:
-    return [r for r in _rows(load) if r["accuracy"] >= _baseline(load) - 0.01]
-
-
 def _epochs_of(checkpoint: str) -> str:
     return re.search(r"-e(\d+)-", checkpoint)[1]
 
@@ -64,58 +59,10 @@ def _strategies_baseline(load: Load) -> str:
             f"top-1), measured on the {first['samples']:,} test images at {first['input_size']} px")
 
 
-def _name(row: dict[str, Any]) -> str:
-    amount = float(re.search(r"\.amount=([\d.]+)", row["params"])[1])
-    return f"{row['pipeline']} {100 * amount:g} %" + (" fine-tuned" if row["finetune_epochs"] else "")
-
-
-def _scores(load: Load) -> list[dict[str, Any]]:
-    """The OpenAImer score file of the baseline and of every run (`openaimer/NAME.json` for checkpoint NAME.pt)."""
-    rows = _rows(load)
-    checkpoints = [_baseline(load, "baseline_checkpoint")] + [r["checkpoint"] for r in rows]
-    return [load(f"openaimer/{PurePath(c).stem}.json") for c in checkpoints]
-
-
-def _scored(load: Load) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """The scores of the top-scored model, of its un-fine-tuned twin, and of the most accurate scored model."""
-    rows = {r["checkpoint"]: r for r in _rows(load)}
-    scores = sorted(_scores(load), key=lambda s: -s["total_score"])
-    top = scores[0]
-    row = rows[top["checkpoint"]]
-    twin = _one([s for s in scores if s["checkpoint"] in rows and s is not top
-                 and rows[s["checkpoint"]]["params"] == row["params"]
-                 and rows[s["checkpoint"]]["pipeline"] == row["pipeline"]], "twin of the top-scored model")
-    return top, twin, max(scores, key=lambda s: s["accuracy"])
-
-
-def _top_name(load: Load, top: dict[str, Any]) -> str:
-    """`90 % channel-pruned`: the strategy and amount of the run that `top` (a score file) scored."""
-    row = {r["checkpoint"]: r for r in _rows(load)}[top["checkpoint"]]
-    amount = float(re.search(r"\.amount=([\d.]+)", row["params"])[1])
-    return f"{100 * amount:g} % {row['pipeline'].replace('channels', 'channel').replace('blocks', 'block')}-pruned"
-
-
-def _openaimer(load: Load) -> str:
-    top, twin, accurate = _scored(load)
-    return (f"the winner is the {_top_name(load, top)} model ({top['total_score']:.2f} at {top['accuracy']:.2f} % on "
-            f"the protocol's 224-px input), its twin without fine-tuning at {twin['accuracy']:.2f} % scores "
-            f"{twin['total_score']:.2f}, and the most accurate scored model ({accurate['accuracy']:.2f} %) scores "
-            f"{accurate['total_score']:.2f}")
-
-
 def _dn_recovery(load: Load) -> str:
     channels, blocks = _row(load, "channels", 0.25, "0.5"), _row(load, "blocks", 0.25, "0.5")
     return (f"had left them at {_pct(channels['accuracy'])} % and {_pct(blocks['accuracy'])} % of "
             f"{_pct(_baseline(load))} %")
-
-
-def _provenance(load: Load) -> str:
-    """The one commit and the machine every row of a sweep report was recorded at."""
-    rows = _rows(load)
-    commit = _one(sorted({r["git_commit"] for r in rows}), "commit of the sweep's cells")
-    machine = _one(sorted({r["machine"].split(";")[0] for r in rows}), "machine of the sweep's cells")
-    cpu, isa, cores = re.match(r"(.*?) \((.*?)\), (\d+) cores", machine).groups()
-    return f"all recorded at one commit ({commit}) on a {cores}-core {cpu} ({isa})"
 
 
 def _dn_unstructured_ratios(load: Load) -> str:

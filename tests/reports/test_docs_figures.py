@@ -119,7 +119,6 @@ from docs_claims_recovery import (
     _recovery_machine,
     _targets_met,
 )
-from docs_claims_resnet18_sweep import RESNET18_SWEEP, SWEEP_REPORT, _openaimer_page, _openaimer_readme
 from docs_claims_second_order import (
     _accuracy_table,
     _all_kept,
@@ -177,8 +176,6 @@ PAGES: dict[str, list[tuple[str | None, tuple[Claim, ...]]]] = {
             Claim("distilled channels 0.5", "results.json (cells)", _readme_recovery),)),
         ("second-order-fashion-mnist", (
             Claim("FishLeg and l1 at 98 %", "results.json (aggregates)", _so_readme),)),
-        (SWEEP_REPORT, (
-            Claim("OpenAImer winner and most accurate scored model", "openaimer/*.json", _openaimer_readme),)),
         ("deploy-224px", (Claim("channels 0.5 round_to 16 + int8 at 224 px", RUN_224, _readme_224),)),
         ("supcon", (Claim("SupCon and cross-entropy accuracy", "results.json (rows)", _readme_supcon),)),
     ],
@@ -322,7 +319,6 @@ PAGES: dict[str, list[tuple[str | None, tuple[Claim, ...]]]] = {
         )),
     ],
     "docs/sweeps-and-reports.md": [
-        (SWEEP_REPORT, RESNET18_SWEEP),
         ("second-order-densenet201-supcon", (
             Claim("DenseNet201's prunable layers", "dense.json (prunable_layers)",
                   lambda load: f"readable at DenseNet201's {len(load('dense.json')['prunable_layers'])} prunable "
@@ -382,8 +378,6 @@ PAGES: dict[str, list[tuple[str | None, tuple[Claim, ...]]]] = {
         )),
     ],
     "docs/openaimer.md": [
-        (SWEEP_REPORT, (Claim("a useless model's score against the most accurate one's", "openaimer/*.json",
-                              _openaimer_page),)),
     ],
     "docs/supcon.md": [
         ("supcon", (
