@@ -138,3 +138,20 @@ def test_progress_goes_to_stderr_so_stdout_carries_only_results(tiny_net: nn.Mod
     out, err = capfd.readouterr()
     assert out == ""  # `compressor run > table.txt` must not fill the file with training log lines
     assert "train tiny: epoch 1/1 step" in err  # not a terminal: the progress is logged as lines, on stderr
+
+
+def test_a_network_built_with_slow_batchnorm_momentum_trains_above_chance_and_keeps_its_momentum(
+        digits: Dataset) -> None:
+    from compressor.models.checkpoint import dataset_for_arch
+    from compressor.models.zoo import build_model
+
+    arch = "torchvision:mobilenet_v3_small"  # torchvision builds it with BatchNorm momentum 0.01
+    data, _ = dataset_for_arch(digits, arch)
+    torch.manual_seed(0)
+    model = build_model(arch, 10, data.info.channels)
+    record = train(model, data.train, 32, TrainConfig(epochs=3, lr=0.05), show_progress=False)
+    assert record["batchnorm_momentum_raised"]["from"] == 0.01 and record["batchnorm_momentum_raised"]["to"] == 0.1
+    assert {m.momentum for m in model.modules() if isinstance(m, nn.BatchNorm2d)} == {0.01}
+    accuracy = evaluate(torch_forward(model), data.test, 32)["accuracy"]
+    chance, n = 0.1, len(data.test)
+    assert accuracy > chance + 6 * (chance * (1 - chance) / n) ** 0.5, "eval-mode statistics that track the data"
