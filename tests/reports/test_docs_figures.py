@@ -474,8 +474,9 @@ def test_page_figures_agree_with_committed_reports(page: str):
 
 
 def test_the_pages_check_many_figures():
-    """Guards the table itself: a claim list that was emptied by mistake would pass every page."""
-    assert sum(len(claims) for groups in PAGES.values() for _, claims in groups) > 150
+    """Guards the table itself: a claim list that was emptied by mistake would pass every page. (The count falls as
+    pages include report fragments instead of quoting figures; lower it with them, never to hide a loss.)"""
+    assert sum(len(claims) for groups in PAGES.values() for _, claims in groups) >= 140
 
 
 # (page, text in the page, the same text with one figure changed, text the problems must contain)
