@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from compressor.errors import CompressorError
 
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N, mps"
+
+
+def all_cores() -> int:
+    """The cores this process may use (affinity-aware where the OS tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:

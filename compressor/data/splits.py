@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 
+from compressor._util.device import all_cores
 from compressor.errors import CompressorError
 
 SPLIT_SEED = 0
@@ -145,7 +146,7 @@ def data_workers(images: int) -> int:
         if workers < 0:
             raise CompressorError(f"{FOLDER_WORKERS_ENV} must be a whole number of workers, 0 or more; got {value!r}")
         return workers
-    return 0 if images < SMALL_FOLDER else min(8, len(os.sched_getaffinity(0)))
+    return 0 if images < SMALL_FOLDER else min(8, all_cores())
 
 
 class _Keys(torch.utils.data.Sampler):

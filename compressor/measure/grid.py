@@ -8,7 +8,6 @@ times each model at each size from its own ONNX export (and int8 export when pla
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from compressor._util.device import all_cores
 from compressor.errors import CompressorError
 from compressor.measure.complexity import dense_macs
 from compressor.measure.export import export_onnx, quantize_onnx_int8
@@ -25,14 +25,6 @@ from compressor.measure.int8_kernels import int8_kernel_report
 from compressor.measure.processes import speedup
 
 STAT_KEYS = ("median_ms", "p90_ms", "p99_ms", "min_ms", "iqr_ms", "runs", "process_medians_ms", "process_spread")
-
-
-def all_cores() -> int:
-    """The cores this process may use (affinity-aware), the `all` of thread counts."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from compressor._util.device import all_cores
 from compressor._util.fileio import write_atomic, write_json_atomic
 from compressor._util.timing_gate import GATE_ENV
 from compressor.errors import CompressorError
@@ -109,7 +110,7 @@ def job_env(slot: int, jobs: int, run_args: list[str], gate: Path | None) -> dic
         return None
     env = dict(os.environ)
     if "--threads" not in run_args:
-        env["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // jobs))
+        env["OMP_NUM_THREADS"] = str(max(1, all_cores() // jobs))
     gpus = visible_gpus()
     if len(gpus) > 1:
         env["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
