@@ -81,7 +81,7 @@ def _fake_cells(monkeypatch: pytest.MonkeyPatch, log: Path, code: str) -> None:
 REPORTING_CELL = f"""
 import json, os, shutil, sys, time
 started = time.time()
-time.sleep(1.0)
+time.sleep(0.5)
 os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True)
 shutil.copy({str(REPORT)!r}, sys.argv[1])
 with open(sys.argv[2], "a") as log:
@@ -122,12 +122,12 @@ def test_a_cell_past_its_timeout_is_killed_with_what_it_started(tmp_path: Path, 
                "open(sys.argv[2], 'w').write(str(child.pid))\n"
                "time.sleep(120)\n")
     _fake_cells(monkeypatch, pids, hanging)
-    spec = SweepSpec([Pipeline("l1")], cell_timeout=3)
+    spec = SweepSpec([Pipeline("l1")], cell_timeout=1)
     started = time.monotonic()
     counts = run_sweep(spec, tmp_path / "out", show_progress=False)
     assert counts["failed"] == 1 and time.monotonic() - started < 60
     (record,) = [json.loads(p.read_text()) for p in (tmp_path / "out" / "cells").glob("*.json")]
-    assert record["status"] == "failed" and record["error"] == "timed out after 3 s (cell_timeout); killed"
+    assert record["status"] == "failed" and record["error"] == "timed out after 1 s (cell_timeout); killed"
     grandchild = int(pids.read_text())
     time.sleep(0.5)
     status = Path(f"/proc/{grandchild}/status")
@@ -225,20 +225,24 @@ def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_the_submitit_local_executor_runs_cells_that_record_themselves_and_report_reads(
-        tmp_path: Path, digits) -> None:
+        tmp_path: Path, digits, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("submitit")
+    from conftest import run_cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     _tiny_checkpoint(tmp_path / "base.pt", digits)
     grid = ["--strategies", "l1", "--amounts", "0.9", "--model", "base.pt", "--backends", "torch", "--compress",
             "none", "--quiet"]
-    submitted = _cli(["sweep", "-o", "slurm-like", "--executor", "submitit-local", "--executor-param",
-                      "timeout_min=20", *grid], tmp_path)
-    assert submitted.returncode == 0, submitted.stderr
-    assert "1 cells in this shard: 1 run, 0 failed" in submitted.stdout
+    code, stdout, stderr = run_cli("compressor", ["sweep", "-o", "slurm-like", "--executor", "submitit-local",
+                                                  "--executor-param", "timeout_min=20", *grid])
+    assert code == 0, stderr
+    assert "1 cells in this shard: 1 run, 0 failed" in stdout
     assert list((tmp_path / "slurm-like" / "submitit").glob("*_log.err")), "submitit kept the job's logs"
-    again = _cli(["sweep", "-o", "slurm-like", "--executor", "submitit-local", *grid], tmp_path)
-    assert "1 cells in this shard: 0 run, 0 failed, 1 already recorded" in again.stdout, "recorded cells are skipped"
-    merged = _cli(["report", "slurm-like", "-o", "merged"], tmp_path)
-    assert merged.returncode == 0, merged.stderr
+    _, stdout, _ = run_cli("compressor", ["sweep", "-o", "slurm-like", "--executor", "submitit-local", *grid])
+    assert "1 cells in this shard: 0 run, 0 failed, 1 already recorded" in stdout, "recorded cells are skipped"
+    code, _, stderr = run_cli("compressor", ["report", "slurm-like", "-o", "merged"])
+    assert code == 0, stderr
     rows = json.loads((tmp_path / "merged" / "results.json").read_text())["rows"]
     assert [row["amount"] for row in rows] == [0.9]
 
