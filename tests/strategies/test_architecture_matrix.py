@@ -1,7 +1,8 @@
 """Every strategy on the architecture families people deploy: each pair runs (the model still answers with the right
-shape; int8 exports, quantizes and runs under ONNX Runtime), or is refused before any work with one line naming
-what to use instead. `EXPECTED` is the table on docs/strategies.md (#strategies-on-other-architectures), and a test
-checks that the page shows it. Small inputs and calibration sets keep it fast; the slow marks cover the costly pairs.
+shape; int8 exports, quantizes and runs only integer conv and matmul kernels under ONNX Runtime), or is refused
+before any work with one line naming what to use instead. `EXPECTED` is the table on docs/strategies.md
+(#strategies-on-other-architectures), and a test checks that the page shows it. Small inputs and calibration sets
+keep it fast; the slow marks cover the costly pairs.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 from compressor.data import DatasetInfo, TensorSplit
 from compressor.errors import CompressorError
 from compressor.measure.export import export_onnx, quantize_onnx_int8
+from compressor.measure.int8_kernels import int8_kernel_report
 from compressor.measure.latency import onnxruntime_session
 from compressor.models.zoo import build_model
 from compressor.strategies.registry import StrategyContext, build_strategy
@@ -67,6 +69,8 @@ def test_a_strategy_runs_on_the_architecture_or_is_refused_in_one_line(arch: str
         quantize_onnx_int8(tmp_path / "model.onnx", tmp_path / "int8.onnx", calibration)
         out = onnxruntime_session(tmp_path / "int8.onnx", 1).run(None, {"input": calibration[0]})[0]
         assert out.shape == (1, 10)
+        kernels = int8_kernel_report(tmp_path / "int8.onnx", (1, 3, size, size), profile_runs=1)
+        assert kernels["runs_int8"], f"a conv or matmul left in float: {kernels['float_compute_ops']}"
 
 
 def test_the_strategies_page_shows_the_tested_table() -> None:
