@@ -93,6 +93,15 @@ COMPRESSOR_BAD = [
                           "--input-size", "32"], "cannot read image"),
     ("dataset without the model's classes", ["run", "-s", "l1", "--model", "{ckpt}", "--data",
                                              "imagefolder:{few}", "--dry-run"], "does not fit the checkpoint"),
+    ("sweep jobs zero", ["sweep", "-o", "{tmp}/s", "--strategies", "l1", "--jobs", "0"],
+     "--jobs must be 1 or more; got 0"),
+    ("sweep timing unknown", ["sweep", "-o", "{tmp}/s", "--strategies", "l1", "--jobs", "2", "--timing",
+                              "sometimes"],
+     "--timing must be serial or parallel; got 'sometimes'"),
+    ("sweep cell timeout zero", ["sweep", "-o", "{tmp}/s", "--strategies", "l1", "--cell-timeout", "0"],
+     "--cell-timeout must be a positive number of seconds; got 0.0"),
+    ("sweep executor unknown", ["sweep", "-o", "{tmp}/s", "--strategies", "l1", "--executor", "cloud"],
+     "--executor must be one of local, submitit-local, slurm; got 'cloud'"),
 ]
 
 SUPCON_BAD = [
