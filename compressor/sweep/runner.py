@@ -11,6 +11,7 @@ import signal
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,6 +54,42 @@ def pending_cells(spec: SweepSpec, out_dir: Path, shard: tuple[int, int] = (0, 1
 Timing = Literal["serial", "parallel"]
 
 
+@dataclass(frozen=True)
+class SweepStart:
+    """What every way of running a sweep prepares alike: this shard's cells, those still to run, and the one
+    BatchNorm flag and [recovery] file every cell gets."""
+
+    cells: list[Cell]
+    todo: list[Cell]
+    bn_flag: str
+    recovery_file: Path | None
+
+    def counts(self) -> dict[str, int]:
+        """The counts a sweep returns, before any cell ran."""
+        return {"cells": len(self.cells), "skipped": len(self.cells) - len(self.todo), "done": 0, "failed": 0}
+
+
+def start_sweep(spec: SweepSpec, out_dir: Path, shard: tuple[int, int], retry_failed: bool) -> SweepStart:
+    """Validate the grid, decide its BatchNorm flag, write its [recovery] file and the cells/ folder."""
+    validate(spec)
+    bn_flag = sweep_bn_flag(spec)  # from the whole grid, so every shard gives its cells the same help
+    recovery_file = write_recovery_file(spec.recovery, out_dir / "recovery.toml") if spec.recovery else None
+    cells, todo = pending_cells(spec, out_dir, shard, retry_failed)
+    (out_dir / "cells").mkdir(parents=True, exist_ok=True)
+    return SweepStart(cells, todo, bn_flag, recovery_file)
+
+
+def record_cell(record: CellRecord, out_dir: Path) -> None:
+    """Write a finished cell's record atomically as DIR/cells/KEY.json."""
+    write_json_atomic(record.to_dict(), out_dir / "cells" / f"{record.key}.json")
+
+
+def sweep_progress(console: Console, show_progress: bool) -> Progress:
+    """The progress display of a sweep: an overall bar and a line for what runs."""
+    return Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console, disable=not show_progress)
+
+
 def run_sweep(spec: SweepSpec, out_dir: Path, *, shard: tuple[int, int] = (0, 1), retry_failed: bool = False,
               jobs: int = 1, timing: Timing = "serial", show_progress: bool = True,
               console: Console | None = None) -> dict[str, int]:
@@ -62,12 +99,8 @@ def run_sweep(spec: SweepSpec, out_dir: Path, *, shard: tuple[int, int] = (0, 1)
         raise CompressorError(f"--jobs must be 1 or more; got {jobs}")
     if timing not in ("serial", "parallel"):
         raise CompressorError(f"--timing must be serial or parallel; got {timing!r}")
-    validate(spec)
-    bn_flag = sweep_bn_flag(spec)  # from the whole grid, so every shard gives its cells the same help
-    recovery_file = write_recovery_file(spec.recovery, out_dir / "recovery.toml") if spec.recovery else None
-    cells, todo = pending_cells(spec, out_dir, shard, retry_failed)
-    counts = {"cells": len(cells), "skipped": len(cells) - len(todo), "done": 0, "failed": 0}
-    (out_dir / "cells").mkdir(parents=True, exist_ok=True)
+    start = start_sweep(spec, out_dir, shard, retry_failed)
+    todo, counts = start.todo, start.counts()
     gate = out_dir / "timing.gate" if jobs > 1 and timing == "serial" else None
     slots: queue.SimpleQueue[int] = queue.SimpleQueue()
     for slot in range(jobs):
@@ -76,22 +109,21 @@ def run_sweep(spec: SweepSpec, out_dir: Path, *, shard: tuple[int, int] = (0, 1)
     def run_in_a_slot(cell: Cell) -> CellRecord:
         slot = slots.get()
         try:
-            return run_cell(cell, spec, out_dir, bn_flag, recovery_file, job_env(slot, jobs, spec.run_args, gate))
+            return run_cell(cell, spec, out_dir, start.bn_flag, start.recovery_file,
+                            job_env(slot, jobs, spec.run_args, gate))
         finally:
             slots.put(slot)
 
-    columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
-    with Progress(*columns, console=console, disable=not show_progress) as progress, \
+    with sweep_progress(console, show_progress) as progress, \
             ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="sweep-job") as pool:
-        overall = progress.add_task("sweep", total=len(cells), completed=counts["skipped"])
+        overall = progress.add_task("sweep", total=counts["cells"], completed=counts["skipped"])
         running = progress.add_task("cell", total=None)
         futures = {pool.submit(run_in_a_slot, cell): cell for cell in todo}
         for finished, future in enumerate(itertools.chain([None], as_completed(futures))):
             if future is not None:
                 cell, record = futures[future], future.result()
                 counts[record.status] += 1
-                write_json_atomic(record.to_dict(), out_dir / "cells" / f"{cell.key}.json")
+                record_cell(record, out_dir)
                 write_results(out_dir)
                 if record.status == "failed":
                     console.print(f"[yellow]cell {cell.key} failed: {record.error}[/yellow]")

@@ -14,12 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from compressor._util.fileio import write_json_atomic
 from compressor.errors import CompressorError
-from compressor.sweep.grid import Cell, SweepSpec, sweep_bn_flag, validate, write_recovery_file
-from compressor.sweep.runner import pending_cells, run_cell, write_results
+from compressor.sweep.grid import Cell, SweepSpec
+from compressor.sweep.runner import record_cell, run_cell, start_sweep, sweep_progress, write_results
 
 EXECUTORS = ("local", "submitit-local", "slurm")  # what `compressor sweep --executor` takes
 
@@ -45,7 +43,7 @@ def make_executor(kind: str, folder: Path, params: dict[str, Any], cell_timeout:
 def run_and_record(cell: Cell, spec: SweepSpec, out_dir: Path, bn_flag: str, recovery_file: Path | None) -> str:
     """The job: run the cell and write its record atomically; returns its status (done or failed)."""
     record = run_cell(cell, spec, out_dir, bn_flag, recovery_file)
-    write_json_atomic(record.to_dict(), out_dir / "cells" / f"{cell.key}.json")
+    record_cell(record, out_dir)
     return record.status
 
 
@@ -55,19 +53,13 @@ def submit_sweep(spec: SweepSpec, out_dir: Path, executor: Any, *, shard: tuple[
     """Submit this shard's unfinished cells as one job array, wait for them, rebuild results.jsonl; return counts
     of done, failed and skipped cells (a job that died before recording its cell counts as failed)."""
     console = console or Console(stderr=True)
-    validate(spec)
-    bn_flag = sweep_bn_flag(spec)
-    recovery_file = write_recovery_file(spec.recovery, out_dir / "recovery.toml") if spec.recovery else None
-    cells, todo = pending_cells(spec, out_dir, shard, retry_failed)
-    counts = {"cells": len(cells), "skipped": len(cells) - len(todo), "done": 0, "failed": 0}
-    (out_dir / "cells").mkdir(parents=True, exist_ok=True)
+    start = start_sweep(spec, out_dir, shard, retry_failed)
+    counts = start.counts()
     with executor.batch():
-        jobs = [(cell, executor.submit(run_and_record, cell, spec, out_dir, bn_flag, recovery_file))
-                for cell in todo]
-    columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
-    with Progress(*columns, console=console, disable=not show_progress) as progress:
-        overall = progress.add_task(f"{len(jobs)} jobs submitted", total=len(cells), completed=counts["skipped"])
+        jobs = [(cell, executor.submit(run_and_record, cell, spec, out_dir, start.bn_flag, start.recovery_file))
+                for cell in start.todo]
+    with sweep_progress(console, show_progress) as progress:
+        overall = progress.add_task(f"{len(jobs)} jobs submitted", total=counts["cells"], completed=counts["skipped"])
         for cell, job in jobs:
             try:
                 status = job.result()
