@@ -35,7 +35,7 @@ from compressor.strategies.registry import (
     param,
     register_strategy,
 )
-from compressor.strategies.residual import residual_blocks
+from compressor.strategies.residual import is_outermost_residual, residual_blocks
 from compressor.strategies.sensitivity import calib_scores
 
 COSTS_VERSION = 1
@@ -60,11 +60,10 @@ def removable_units(model: nn.Module) -> list[str]:
 
 def remove_residual(model: nn.Module, names: list[str]) -> list[str]:
     """Replace the named residual blocks (of a model that is neither ResNet nor DenseNet) by their skip path."""
-    known = removable_units(model)
-    unknown = [name for name in names if name not in known]
-    if unknown:
+    unknown = [name for name in names if not is_outermost_residual(model, name)]
+    if unknown:  # only now list them all: each check above traces a block and its ancestors, not the whole model
         raise CompressorError(f"{unknown[0]!r} is not a removable residual block of {type(model).__name__}; "
-                              f"choose from: {', '.join(known)}")
+                              f"choose from: {', '.join(removable_units(model))}")
     for name in names:
         set_submodule(model, name, Skip())
     return [f"{name} -> skip" for name in names]

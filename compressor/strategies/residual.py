@@ -61,3 +61,15 @@ def residual_blocks(model: nn.Module) -> list[str]:
         if is_residual(module):
             found.append(name)
     return found
+
+
+def is_outermost_residual(model: nn.Module, name: str) -> bool:
+    """Whether `name` is one of `residual_blocks(model)`, tracing only it and its ancestors: a submodule is listed
+    there exactly when it is residual and none of its ancestors (the root aside) is."""
+    try:
+        module = model.get_submodule(name)
+    except AttributeError:
+        return False
+    parts = name.split(".")
+    ancestors = [".".join(parts[:i]) for i in range(1, len(parts))]
+    return bool(name) and is_residual(module) and not any(is_residual(model.get_submodule(a)) for a in ancestors)

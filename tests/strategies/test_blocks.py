@@ -169,3 +169,12 @@ def test_a_removed_residual_block_survives_a_checkpoint(tmp_path: Path, digits: 
     assert isinstance(loaded.get_submodule(first), Skip)
     x = torch.randn(1, 3, 32, 32)
     assert torch.equal(loaded(x), model(x))
+
+
+def test_checking_one_name_agrees_with_listing_every_block() -> None:
+    from compressor.strategies.residual import is_outermost_residual, residual_blocks
+
+    model = build_model("torchvision:efficientnet_b0", 10, 3)
+    listed = residual_blocks(model)
+    assert [name for name, _ in model.named_modules() if is_outermost_residual(model, name)] == listed
+    assert not is_outermost_residual(model, "no.such.module")
