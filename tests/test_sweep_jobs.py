@@ -81,7 +81,7 @@ def _fake_cells(monkeypatch: pytest.MonkeyPatch, log: Path, code: str) -> None:
 REPORTING_CELL = f"""
 import json, os, shutil, sys, time
 started = time.time()
-time.sleep(0.5)
+time.sleep(1.0)  # long beside a process start-up, so two cells started together overlap even on a loaded machine
 os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True)
 shutil.copy({str(REPORT)!r}, sys.argv[1])
 with open(sys.argv[2], "a") as log:
@@ -122,12 +122,12 @@ def test_a_cell_past_its_timeout_is_killed_with_what_it_started(tmp_path: Path, 
                "open(sys.argv[2], 'w').write(str(child.pid))\n"
                "time.sleep(120)\n")
     _fake_cells(monkeypatch, pids, hanging)
-    spec = SweepSpec([Pipeline("l1")], cell_timeout=1)
+    spec = SweepSpec([Pipeline("l1")], cell_timeout=3)  # room for a loaded machine to start the grandchild
     started = time.monotonic()
     counts = run_sweep(spec, tmp_path / "out", show_progress=False)
     assert counts["failed"] == 1 and time.monotonic() - started < 60
     (record,) = [json.loads(p.read_text()) for p in (tmp_path / "out" / "cells").glob("*.json")]
-    assert record["status"] == "failed" and record["error"] == "timed out after 1 s (cell_timeout); killed"
+    assert record["status"] == "failed" and record["error"] == "timed out after 3 s (cell_timeout); killed"
     grandchild = int(pids.read_text())
     time.sleep(0.5)
     status = Path(f"/proc/{grandchild}/status")
