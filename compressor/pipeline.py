@@ -17,6 +17,7 @@ from torch import nn
 
 from compressor._util.device import resolve_device
 from compressor._util.environment import environment
+from compressor._util.memory import peak_memory
 from compressor._util.preflight import ensure_writable_dir, ensure_writable_file, measurement_bytes
 from compressor._util.progress import RichProgress, silent_progress
 from compressor.api import apply_and_recover, int8_plan, resolve_int8_plan
@@ -296,6 +297,7 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
                                 show_progress=config.show_progress, announce=announce,
                                 before_recovery=before_recovery)
     model, step_reports, deploy, recovered = applied.model, applied.steps, applied.deploy, applied.recovery
+    resources = peak_memory()  # what the strategies and recovery needed, before measurement adds its own
     if recovery.prune_steps > 1:
         history += [{"step": "gradual pruning", **{k: v for k, v in recovered.items() if k != "rounds"}}]
     else:
@@ -342,6 +344,7 @@ def run(config: RunConfig, console: Console | None = None) -> RunResult:
         baseline=Measurement.from_dict(measured["baseline"], "baseline."),
         compressed=Measurement.from_dict(measured["compressed"], "compressed."),
         deployment=deployment,
+        resources=resources,
     )
     run_report.plots.update(draw_run_plots(run_report.to_dict(), report_path))
     write_run_report(run_report, report_path)

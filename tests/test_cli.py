@@ -50,6 +50,7 @@ def test_run_trains_prunes_measures_and_reports(first_run: tuple[Path, subproces
         assert key in report
     assert report["strategy"] == "l1" and report["params"]["l1"]["amount"] == 0.5
     assert report["environment"]["torch_threads"] >= 1 and report["environment"]["packages"]["torch"]
+    assert report["resources"]["peak_rss_bytes"] > 100 * 2**20  # torch and a ResNet18 are in memory
     for role in ("baseline", "compressed"):
         assert all(k in report[role] for k in REQUIRED), role
     base, comp = report["baseline"], report["compressed"]

@@ -56,6 +56,9 @@ def report_command(
     reference: Annotated[str | None, typer.Option(
         "--reference", help="a pipeline (e.g. l1): every other method's top-1 minus its at the same amount and "
                             "budget, paired by seed, in a table and difference.png")] = None,
+    before_recovery: Annotated[bool, typer.Option(
+        "--before-recovery", help="with --reference: also compare the accuracy the strategies reached alone, before "
+                                  "the runs' BatchNorm recalibration or fine-tuning (runs that recorded it)")] = False,
     legacy_out: LegacyOutOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -72,7 +75,7 @@ def report_command(
         raise CompressorError(f"--min-accuracy is a fraction in (0, 1], e.g. 0.9; got {min_accuracy}")
     budget = {"max_size_mb": max_size_mb, "max_latency_ms": max_latency_ms, "min_accuracy": min_accuracy}
     rows = write_summary(reports, out_dir, title=title, note=note, command=command_line(), budget=budget,
-                         reference=reference,
+                         reference=reference, before_recovery=before_recovery,
                          score_paths=openaimer)
     pick = pick_under_budget(rows, **budget) if any(v is not None for v in budget.values()) else None
     if as_json:

@@ -3,7 +3,7 @@ recovery budget, with error bars, so a difference smaller than its noise is seen
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from compressor.report.plots import _figure, _save_png
@@ -13,18 +13,20 @@ from compressor.report.uncertainty import Difference
 
 def plot_differences(diffs: Sequence[Difference], reference: str, path: Path, title: str) -> Path:
     """Points of accuracy difference (method − reference) against amount, one colour per method, one marker per
-    budget; bars are the 95 % confidence intervals the verdicts rest on (t on pairs − 1 dof; one pair: z)."""
+    budget; bars are the 95 % confidence intervals the verdicts rest on (paired t over seeds; one pair: McNemar or
+    z)."""
     from matplotlib.ticker import FuncFormatter
 
-    colours = strategy_colours(d.pipeline for d in diffs)
+    method_of = _method_names(diffs)
+    colours = strategy_colours(method_of(d) for d in diffs)
     markers = budget_markers(d.finetune_epochs for d in diffs)
-    fig = _figure((7.5, 4.6))
+    fig = _figure((9.5, 4.6))
     ax = fig.subplots()
     amounts = sorted({d.amount for d in diffs if d.amount is not None})
     width = 0.6 * min((b - a for a, b in zip(amounts, amounts[1:])), default=0.1)
-    methods = sorted({(d.pipeline, d.finetune_epochs) for d in diffs})
+    methods = sorted({(method_of(d), d.finetune_epochs) for d in diffs})
     for index, (pipeline, budget) in enumerate(methods):
-        chosen = [d for d in diffs if (d.pipeline, d.finetune_epochs) == (pipeline, budget) and d.amount is not None]
+        chosen = [d for d in diffs if (method_of(d), d.finetune_epochs) == (pipeline, budget) and d.amount is not None]
         shift = width * ((index + 0.5) / len(methods) - 0.5)  # side by side, never on top of each other
         ax.errorbar([d.amount + shift for d in chosen], [d.mean for d in chosen],
                     yerr=[d.half_width or 0.0 for d in chosen], fmt=markers[budget], color=colours[pipeline],
@@ -39,7 +41,23 @@ def plot_differences(diffs: Sequence[Difference], reference: str, path: Path, ti
     ax.set_xlabel("amount")
     ax.set_ylabel(f"top-1 minus {reference} (points; linear within ±2, log beyond)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
-    ax.set_title(title + "\nbars: 95 % confidence intervals (paired t over seeds; one seed: binomial z)", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # never over a point
+    ax.set_title(title + "\nbars: 95 % confidence intervals (paired t over seeds; one seed: McNemar or binomial z)",
+                 fontsize=9)
     fig.tight_layout()
     return _save_png(fig, path)
+
+
+
+def _method_names(diffs: Sequence[Difference]) -> Callable[[Difference], str]:
+    """A difference's line in the figure: its pipeline, with its parameters other than the amount where the pipeline
+    runs with more than one set of them (`obd (obd.fisher=sampled)` beside `obd`)."""
+
+    def others(diff: Difference) -> str:
+        amount_key = f"{diff.pipeline}.amount="
+        return " ".join(p for p in (diff.params or "").split() if not p.startswith(amount_key))
+
+    variants: dict[str, set[str]] = {}
+    for diff in diffs:
+        variants.setdefault(diff.pipeline, set()).add(others(diff))
+    return lambda d: f"{d.pipeline} ({others(d)})" if len(variants[d.pipeline]) > 1 and others(d) else d.pipeline

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-import statistics
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from compressor._util.fileio import write_atomic
+from compressor.report.by_amount import accuracy_by_amount, amount_setting, cost_table
 from compressor.report.pareto import WITHIN_DENSE, label, near_dense_picks
 from compressor.report.summary import difference_table, load_scores, markdown_table, percent, scored_models
 
@@ -25,7 +25,12 @@ HEADLINE = "headline.md"  # what the runs say, in sentences: provenance, the bes
 ACCURACY = "accuracy.md"  # top-1 of every strategy that takes an amount, by amount and fine-tuning budget
 DIFFERENCES = "differences.md"  # the README's difference table (with --reference)
 OPENAIMER = "openaimer.md"  # the OpenAImer score's winner against the most accurate scored model (with --openaimer)
-FRAGMENT_NAMES = (RUNS_TABLE, HEADLINE, ACCURACY, DIFFERENCES, OPENAIMER)
+# with --before-recovery: top-1 of the strategies alone (before BatchNorm recalibration or fine-tuning), and the
+# difference table on it
+ACCURACY_BEFORE = "accuracy-before-recovery.md"
+DIFFERENCES_BEFORE = "differences-before-recovery.md"
+COST = "cost.md"  # strategy seconds and peak memory by strategy and amount (runs that recorded their peak memory)
+FRAGMENT_NAMES = (RUNS_TABLE, HEADLINE, ACCURACY, DIFFERENCES, OPENAIMER, ACCURACY_BEFORE, DIFFERENCES_BEFORE, COST)
 
 Row = Mapping[str, Any]
 
@@ -34,10 +39,15 @@ def render_fragments(results: Mapping[str, Any], scores: Sequence[Mapping[str, A
     """The fragments of a report, by file name, from its results.json document and its OpenAImer score records."""
     rows = results["rows"]
     fragments = {RUNS_TABLE: markdown_table(rows), HEADLINE: headline(results)}
-    if any(_amount_setting(row) for row in rows):
+    if any(amount_setting(row) for row in rows):
         fragments[ACCURACY] = accuracy_by_amount(rows)
     if results.get("differences"):
         fragments[DIFFERENCES] = difference_table(results["differences"])
+    if results.get("differences_before_recovery"):
+        fragments[ACCURACY_BEFORE] = accuracy_by_amount(rows, "accuracy_before_recovery")
+        fragments[DIFFERENCES_BEFORE] = difference_table(results["differences_before_recovery"])
+    if any(row.get("peak_rss_bytes") for row in rows):
+        fragments[COST] = cost_table(rows)
     if scores:
         fragments[OPENAIMER] = openaimer_summary(rows, scores)
     return fragments
@@ -121,38 +131,6 @@ def headline(results: Mapping[str, Any]) -> str:
             f"{dense_text} test top-1), at commit {_one_or_many([r.get('git_commit') for r in rows], 'commit')} on "
             f"{_one_or_many([(r.get('machine') or '').split(', torch')[0] for r in rows], 'machine')}{load}. "
             f"{_best_near_dense(rows)}{_verdicts(results)}\n")
-
-
-def _amount_setting(row: Row) -> tuple[str, str] | None:
-    """(pipeline, its parameters other than the amount) of a one-strategy run that takes an amount, else None."""
-    if row.get("amount") is None or "+" in row["pipeline"]:
-        return None
-    amount_key = f"{row['pipeline']}.amount="
-    return row["pipeline"], " ".join(p for p in (row.get("params") or "").split() if not p.startswith(amount_key))
-
-
-def accuracy_by_amount(rows: Sequence[Row]) -> str:
-    """Top-1 of every one-strategy run that takes an amount, one line per strategy and one column per (amount,
-    fine-tuning budget): the report's accuracy curve as a table (a mean with its run count where seeds repeat)."""
-    cells: dict[tuple[str, str], dict[tuple[float, float], list[float]]] = {}
-    for row in rows:
-        setting = _amount_setting(row)
-        if setting:
-            cells.setdefault(setting, {}).setdefault((row["amount"], row["finetune_epochs"]), []).append(
-                row["accuracy"])
-    columns = sorted({column for by_column in cells.values() for column in by_column})
-    header = [f"{100 * amount:g} %" + (f" ft{epochs:g}" if epochs else " one-shot") for amount, epochs in columns]
-    lines = [f"Top-1 % by amount and fine-tuning (dense {percent(rows[0]['baseline_accuracy'])} %; a mean over runs "
-             "shows their count in brackets):\n",
-             "| strategy | " + " | ".join(header) + " |", "|---|" + "---:|" * len(columns)]
-    for (pipeline, params), by_column in sorted(cells.items()):
-        values = []
-        for column in columns:
-            runs = by_column.get(column, [])
-            mean = f"{100 * statistics.fmean(runs):.2f}" if runs else "-"
-            values.append(mean if len(runs) <= 1 else f"{mean} ({len(runs)})")
-        lines.append(f"| {pipeline}{f' ({params})' if params else ''} | " + " | ".join(values) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def openaimer_summary(rows: Sequence[Row], scores: Sequence[Mapping[str, Any]]) -> str:

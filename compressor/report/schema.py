@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import types
 import typing
@@ -280,6 +281,8 @@ class RunReport(Record):
     compressed: Measurement
     plots: dict[str, str] = field(default_factory=dict)
     deployment: dict[str, Any] | None = optional()
+    # peak memory of the run's process after its strategies and recovery (compressor._util.memory.peak_memory)
+    resources: dict[str, Any] | None = optional()
     extra: dict[str, Any] = extra_keys()
 
     @classmethod
@@ -361,11 +364,27 @@ def read_cell_records(sweep_dir: Path) -> dict[str, CellRecord]:
     return records
 
 
+SHOWN_PARAMS = ("amount", "preset", "blocks", "pattern", "importance", "scope", "n", "m")
+
+
 def _params_text(steps: list[StepReport]) -> str:
-    """`step.key=value` for the parameters a reader needs to tell runs apart."""
-    return " ".join(f"{step.strategy}.{k}={v}" for step in steps for k, v in step.params.items()
-                    if k in ("amount", "preset", "blocks", "pattern", "importance", "scope", "n", "m")
-                    and v not in ("", None, "none"))
+    """`step.key=value` for the parameters a reader needs to tell runs apart: the usual ones (amount, scope, ...)
+    and any other the run set away from the strategy's default (e.g. `obd.fisher=sampled`)."""
+    return " ".join(f"{step.strategy}.{k}={v}" for step in steps for defaults in [_declared_defaults(step.strategy)]
+                    for k, v in step.params.items()
+                    if (k in SHOWN_PARAMS and v not in ("", None, "none"))
+                    or (k in defaults and v != defaults[k]))
+
+
+@functools.cache
+def _declared_defaults(strategy: str) -> dict[str, Any]:
+    """The defaults a registered strategy declares for its parameters; {} for one not installed here."""
+    from compressor.strategies.registry import get_strategy
+
+    try:
+        return {param.name: param.default for param in get_strategy(strategy).params}
+    except CompressorError:
+        return {}
 
 
 def _last_amount(steps: list[StepReport]) -> float | None:
@@ -391,6 +410,9 @@ def timed_under_load(report: Any) -> bool | None:
 
     walk(report)
     return any(flags) if flags else None
+
+
+OPTIONAL_COLUMNS = ("correct", "peak_rss_bytes")  # in a row only when its run recorded them; not in results.csv
 
 
 @dataclass(kw_only=True)
@@ -439,6 +461,9 @@ class RunRow:
     # another process used more than a tenth of a core during one of the run's timings (None: not checked)
     timed_under_load: bool | None = None
     correct: str | None = None  # which test images the deployed model got right (McNemar pairs); not in the CSV
+    # peak resident memory of the run's process through its strategies and recovery (None: not recorded); not in
+    # the CSV
+    peak_rss_bytes: int | None = None
 
     @classmethod
     def columns(cls) -> tuple[str, ...]:
@@ -467,16 +492,19 @@ class RunRow:
             baseline_seed=report.model.baseline_seed, baseline_macs=base.macs,
             bn_recalibrated=bool(report.recovery.bn_recalibrate
                                  or any("bn_images" in step.record for step in report.steps)),
-            timed_under_load=timed_under_load(report.to_dict()), correct=comp.correct)
+            timed_under_load=timed_under_load(report.to_dict()), correct=comp.correct,
+            peak_rss_bytes=(report.resources or {}).get("peak_rss_bytes"))
 
     @classmethod
     def csv_columns(cls) -> tuple[str, ...]:
-        """The columns of results.csv: all but the per-image record."""
-        return tuple(c for c in cls.columns() if c != "correct")
+        """The columns of results.csv: all but those only some runs record (the per-image record, peak memory)."""
+        return tuple(c for c in cls.columns() if c not in OPTIONAL_COLUMNS)
 
     def as_dict(self) -> dict[str, Any]:
-        """The row as a mapping; `correct` only when the run recorded it (rows of older reports stay as they were)."""
+        """The row as a mapping; `correct` and `peak_rss_bytes` only when the run recorded them (rows of older
+        reports stay as they were)."""
         row = dataclasses.asdict(self)
-        if row["correct"] is None:
-            del row["correct"]
+        for key in OPTIONAL_COLUMNS:
+            if row[key] is None:
+                del row[key]
         return row

@@ -14,6 +14,7 @@ from compressor._util.environment import environment
 from compressor._util.fileio import write_atomic, write_json_atomic
 from compressor.errors import CompressorError
 from compressor.measure.load import UNDER_LOAD_CORES
+from compressor.report.by_amount import cost_table, percent
 from compressor.report.difference_plot import plot_differences
 from compressor.report.layer_plots import plot_layer_heatmap
 from compressor.report.pareto import label, near_dense_picks, pareto_front, pick_under_budget, typical_baseline
@@ -64,11 +65,6 @@ def failed_cells(paths: list[Path]) -> list[tuple[str, str]]:
     failed = [(key, record.error or "") for path in paths if Path(path).is_dir()
               for key, record in read_cell_records(Path(path)).items() if record.status == "failed"]
     return sorted(set(failed))
-
-
-def percent(value: float | None) -> str:
-    """A fraction as a percentage with two decimals, `-` when missing."""
-    return "-" if value is None else f"{100 * value:.2f}"
 
 
 def _pct_se(row: Row) -> str:
@@ -140,19 +136,30 @@ def reference_differences(rows: Sequence[Row], reference: str) -> list[Differenc
     return diffs
 
 
-def difference_section(diffs: Sequence[Difference], reference: str) -> str:
-    """Each method minus the reference at the same amount and budget, paired by seed, with a verdict."""
-    lines = [f"## Difference from {reference}\n",
-             f"![top-1 minus {reference}, with 95 % confidence intervals](difference.png)\n",
-             f"Top-1 of each method minus {reference}'s at the same amount and fine-tuning budget, in points, "
+def difference_section(diffs: Sequence[Difference], reference: str, before_recovery: bool = False) -> str:
+    """Each method minus the reference at the same amount and budget, paired by seed, with a verdict (with
+    `before_recovery`: on the accuracy the strategies alone reached, before the run's recovery)."""
+    if before_recovery:
+        heading, figure = f"## Difference from {reference} before recovery\n", "difference-before-recovery.png"
+        what = (f"Top-1 before recovery (the strategies alone, measured before BatchNorm recalibration and "
+                f"fine-tuning in the same runs) of each method minus {reference}'s")
+    else:
+        heading, figure, what = f"## Difference from {reference}\n", "difference.png", \
+            f"Top-1 of each method minus {reference}'s"
+    lines = [heading,
+             f"![top-1 minus {reference}, with 95 % confidence intervals]({figure})\n",
+             f"{what} at the same amount and fine-tuning budget, in points, "
              "paired by seed (baseline and strategy seed). With two or more pairs: mean ± sd of the paired "
-             "differences, tested with Student's t on pairs − 1 degrees of freedom (2 or 3 seeds give wide "
-             "intervals, not a known error); with one pair: a z test on the two binomial standard errors "
-             f"combined. A difference whose two-sided p-value is {ALPHA:g} or more is reported as no difference; "
-             "`pairs` is the number of seeds the verdict rests on. A method whose runs got other help than the "
-             "reference's (BatchNorm recalibration, by the recovery or inside the strategy) is paired with them but "
-             "gets no verdict: "
-             f"*{NOT_COMPARABLE}*.\n",
+             "differences, tested with Student's t on the seeds' spread (sd²/pairs) plus the test set's own noise, "
+             "which every seed shares (the standard error of a paired difference of proportions from per-image "
+             "correctness where both runs recorded it, else the two binomial standard errors combined), on "
+             "Welch–Satterthwaite degrees of freedom (pairs − 1 when the seeds' spread dominates: 2 or 3 seeds give "
+             "wide intervals, not a known error); with one pair: McNemar's exact test on the images the two runs "
+             "disagree on where both recorded per-image correctness, else a z test on the two binomial standard "
+             f"errors combined. A difference whose two-sided p-value is {ALPHA:g} or more is reported as no "
+             "difference; `pairs` is the number of seeds the verdict rests on. A method whose runs got other help "
+             "than the reference's (BatchNorm recalibration, by the recovery or inside the strategy) is paired with "
+             f"them but gets no verdict: *{NOT_COMPARABLE}*.\n",
              difference_table([d.as_dict() for d in diffs])]
     return "\n".join(lines)
 
@@ -282,7 +289,8 @@ def _csv_text(rows: Sequence[Row]) -> str:
 def _readme(rows: Sequence[Row], title: str, command: str | None, note: str | None,
             budget: dict[str, float | None] | None, scores: Sequence[Mapping[str, Any]],
             failed: list[tuple[str, str]], reference: str | None = None,
-            diffs: Sequence[Difference] = (), layers: bool = False) -> str:
+            diffs: Sequence[Difference] = (), layers: bool = False,
+            diffs_before: Sequence[Difference] | None = None) -> str:
     env = environment()
     baselines = {(r["arch"], r["dataset"], r["input_size"], r["seed"]) for r in rows}
     first = rows[0]
@@ -304,6 +312,9 @@ def _readme(rows: Sequence[Row], title: str, command: str | None, note: str | No
         *([load_note(rows)] if any(r.get("timed_under_load") for r in rows) else []),
         tradeoff_section(rows, budget),
         *([difference_section(diffs, reference)] if reference else []),
+        *([difference_section(diffs_before, reference, before_recovery=True)]
+          if reference and diffs_before is not None else []),
+        *([f"## Cost\n\n{cost_table(rows)}"] if any(r.get("peak_rss_bytes") for r in rows) else []),
         *(["## Layers\n\n![% of each layer's weights non-zero, every run](layers.png)\n\nWhat each run kept of "
            "every conv and linear layer of the baseline (0 where a block was removed).\n"] if layers else []),
         *([openaimer_section(rows, scores)] if scores else []),
@@ -334,9 +345,12 @@ def environment_section(rows: Sequence[Row], summary_commit: str) -> str:
 def write_summary(report_paths: list[Path], out_dir: Path, *, title: str | None = None,
                   command: str | None = None, note: str | None = None,
                   budget: dict[str, float | None] | None = None,
-                  score_paths: list[Path] | None = None, reference: str | None = None) -> list[dict[str, Any]]:
+                  score_paths: list[Path] | None = None, reference: str | None = None,
+                  before_recovery: bool = False) -> list[dict[str, Any]]:
     """Read run reports / sweep directories; write results.json, results.csv, tradeoffs.png, layers.png (and with
     a `reference` pipeline, difference.png), README.md and the fragments the docs include (runs.md, headline.md).
+    With `before_recovery` (needs `reference`) the differences are also taken on the accuracy before recovery (the
+    strategies alone; difference-before-recovery.png), for runs that recorded it.
 
     Returns the rows written (`RunRow.as_dict()` of each run, sorted by pipeline, parameters, fine-tuning, seeds)."""
 
@@ -352,14 +366,27 @@ def write_summary(report_paths: list[Path], out_dir: Path, *, title: str | None 
     results: dict[str, Any] = {"schema": RESULTS_SCHEMA, "rows": rows,
                                "seed_groups": [group.as_dict() for group in seed_groups(rows)]}
     diffs = reference_differences(rows, reference) if reference else []  # refused before any file is written
+    diffs_before = None
+    if before_recovery:
+        if not reference:
+            raise CompressorError("--before-recovery compares with a --reference pipeline; pass one (e.g. l1)")
+        diffs_before = differences(rows, reference, "accuracy_before_recovery")
+        if not diffs_before:
+            raise CompressorError("--before-recovery: no run recorded its accuracy before recovery (runs record it "
+                                  "when their recovery does something: BatchNorm recalibration or fine-tuning)")
     if reference:
         results["reference"] = reference
         results["differences"] = [d.as_dict() for d in diffs]
+    if diffs_before is not None:
+        results["differences_before_recovery"] = [d.as_dict() for d in diffs_before]
     write_json_atomic(results, out_dir / "results.json")
     write_atomic(out_dir / "results.csv", lambda tmp: tmp.write_text(_csv_text(rows)))
     plot_tradeoffs(rows, out_dir / "tradeoffs.png", title)
     if reference:
         plot_differences(diffs, reference, out_dir / "difference.png", title)
+    if diffs_before is not None:
+        plot_differences(diffs_before, f"{reference} (before recovery)", out_dir / "difference-before-recovery.png",
+                         title)
     layered = [(f"{name} s{_seed_text(row)}", report.baseline.complexity["layers"],
                 report.compressed.complexity["layers"])
                for row, name, (_, report) in zip(rows, key_names(rows), collected)
@@ -367,7 +394,7 @@ def write_summary(report_paths: list[Path], out_dir: Path, *, title: str | None 
     if layered:
         plot_layer_heatmap(layered, out_dir / "layers.png", title)
     readme = _readme(rows, title, command, note, budget, scores, failed_cells(report_paths), reference, diffs,
-                     bool(layered))
+                     bool(layered), diffs_before)
     write_atomic(out_dir / "README.md", lambda tmp: tmp.write_text(readme))
     from compressor.report.fragments import write_fragments  # it imports this module
 

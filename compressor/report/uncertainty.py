@@ -1,6 +1,7 @@
 """How sure a report can be: runs of one setting over seeds as mean ± sd, one run with its binomial standard error,
 and differences from a reference method with the noise they carry, judged by tests that respect the sample size:
-Student's t with n−1 degrees of freedom for differences paired by seed (`paired_test`), and for one pair of runs
+Student's t for differences paired by seed (`paired_test`: the seeds' spread on n−1 degrees of freedom, plus the
+test set's own noise, which all seeds share, `test_set_se`), and for one pair of runs
 McNemar's exact test on the test images they disagree on (`mcnemar_test`, from the per-image correctness run
 reports record as `correct`; rows written before that field existed get a z test on the two binomial errors).
 
@@ -124,15 +125,36 @@ def mcnemar_test(only_first_correct: int, only_second_correct: int, samples: int
                       float(stats.norm.ppf(1 - ALPHA / 2)) * se)
 
 
-def _mcnemar_pair(first: Row, second: Row) -> PairedTest | None:
-    """McNemar's test of one pair of runs when both recorded which of the same test images they got right."""
+def _pair_correctness(first: Row, second: Row) -> tuple[int, int, int] | None:
+    """(images only the first run got right, only the second, test images) when both runs recorded which of the same
+    test images they got right, else None."""
     from compressor.measure.accuracy import unpack_correct
 
     n = first.get("samples")
     if not (first.get("correct") and second.get("correct") and n and n == second.get("samples")):
         return None
     b, c = discordant_counts(unpack_correct(first["correct"], n), unpack_correct(second["correct"], n))
-    return mcnemar_test(b, c, n)
+    return b, c, n
+
+
+def _mcnemar_pair(first: Row, second: Row) -> PairedTest | None:
+    """McNemar's test of one pair of runs when both recorded which of the same test images they got right."""
+    counts = _pair_correctness(first, second)
+    return None if counts is None else mcnemar_test(*counts)
+
+
+def test_set_se(pairs: Sequence[tuple[Row, Row]], metric: str = "accuracy") -> float:
+    """The test set's own noise in a mean difference, in points: a term that does not shrink with the seeds, because
+    every seed is scored on the same images. From the runs' per-image correctness when all recorded it (the standard
+    error of a difference of paired proportions, averaged over the pairs), else the two mean accuracies' binomial
+    standard errors combined as if independent (conservative); 0 when the test-set size is unknown."""
+    if metric == "accuracy":
+        counts = [_pair_correctness(a, b) for a, b in pairs]
+        if counts and None not in counts:
+            return statistics.fmean(mcnemar_test(*c).se or 0.0 for c in counts)  # type: ignore[misc]
+    means = [statistics.fmean(row[metric] for row in side) for side in zip(*pairs)]
+    errors = [binomial_se(mean, side[0].get("samples")) for mean, side in zip(means, zip(*pairs))]
+    return 0.0 if None in errors else 100 * math.hypot(*errors)  # type: ignore[arg-type]
 
 
 def seed_of(row: Row) -> tuple[int | None, int]:
@@ -224,14 +246,19 @@ class Difference:
         return {**asdict(self), "verdict": self.verdict}
 
 
-def differences(rows: Sequence[Row], reference: str) -> list[Difference]:
+def differences(rows: Sequence[Row], reference: str, metric: str = "accuracy") -> list[Difference]:
     """Every non-reference setting against the `reference` pipeline's runs at the same amount, budget, model and data.
 
-    Runs are paired by (baseline seed, seed); with two or more pairs the mean paired difference is tested with
-    Student's t on n−1 degrees of freedom (`paired_test`). One pair gets McNemar's exact test when both runs
-    recorded their per-image correctness, else the two binomial standard errors combined (conservative).
+    Runs are paired by (baseline seed, seed). With two or more pairs the mean paired difference is tested with
+    Student's t (`paired_test`) on se = sqrt(sd²/n + test_set_se²): the seeds' spread, plus the test set's own noise,
+    which every seed shares (Welch–Satterthwaite degrees of freedom, n−1 when the seeds' spread dominates). One pair
+    gets McNemar's exact test when both runs recorded their per-image correctness, else the two binomial standard
+    errors combined (conservative). `metric` is the row column compared: `accuracy`, or `accuracy_before_recovery`
+    (the strategies alone; runs that did not record it are left out, and per-image records, which are of the
+    recovered model, are not used).
     A reference run with the same help (BatchNorm recalibration) is preferred; where only runs with other help
     exist, the difference is shown with `recovery_differs` and no verdict."""
+    rows = [row for row in rows if row.get(metric) is not None]
     refs: dict[tuple[Any, ...], dict[tuple[int | None, int], Row]] = {}
     for row in rows:
         if row["pipeline"] == reference:
@@ -248,12 +275,9 @@ def differences(rows: Sequence[Row], reference: str) -> list[Difference]:
         pairs = [(row, counterpart[seed_of(row)]) for row in group.rows if seed_of(row) in counterpart]
         if not pairs:
             continue
-        deltas = [100 * (a["accuracy"] - b["accuracy"]) for a, b in pairs]
-        fixed = 0.0
-        if len(pairs) == 1:
-            errors = [binomial_se(r["accuracy"], r.get("samples")) for r in pairs[0]]
-            fixed = 0.0 if None in errors else 100 * math.hypot(*errors)  # type: ignore[arg-type]
-        tested = (_mcnemar_pair(*pairs[0]) if len(pairs) == 1 else None) or paired_test(deltas, fixed)
+        deltas = [100 * (a[metric] - b[metric]) for a, b in pairs]
+        mcnemar = _mcnemar_pair(*pairs[0]) if len(pairs) == 1 and metric == "accuracy" else None
+        tested = mcnemar or paired_test(deltas, test_set_se(pairs, metric))
         out.append(Difference(first["pipeline"], first["params"], first.get("amount"), first["finetune_epochs"],
                               len(pairs), tested.mean, tested.sd, tested.se, tested.test, tested.p,
                               tested.half_width, differs))

@@ -102,6 +102,19 @@ def test_row_fields_come_from_the_report():
     assert tuple(row.as_dict()) == RunRow.csv_columns()  # `correct` only when the report recorded it
 
 
+def test_row_names_every_parameter_set_away_from_its_default_and_the_peak_memory():
+    # two obd runs that differ only in their Fisher must not merge into one setting of a report
+    report = _report()
+    report.steps = [StepReport(strategy="obd", params={"amount": 0.9, "fisher": "sampled", "relative_damping": 0.1,
+                                                        "damping": 0.0001, "gradients": 128}, seconds=1.0),
+                    StepReport(strategy="a-plugin-not-installed", params={"x": 1, "scope": "layer"}, seconds=0.0)]
+    report.resources = {"peak_rss_bytes": 3 * 2**30}
+    row = RunRow.from_report(report)
+    assert row.params == ("obd.amount=0.9 obd.fisher=sampled obd.relative_damping=0.1 "
+                          "a-plugin-not-installed.scope=layer")
+    assert row.peak_rss_bytes == 3 * 2**30 and row.as_dict()["peak_rss_bytes"] == 3 * 2**30
+
+
 def _write(tmp_path: Path, data: object) -> Path:
     path = tmp_path / "r.json"
     path.write_text(json.dumps(data))

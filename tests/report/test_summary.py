@@ -13,12 +13,17 @@ from compressor.report.summary import write_summary
 RUNS = Path(__file__).resolve().parents[2] / "reports" / "resnet18-fashion-mnist-strategies" / "runs"
 
 
-def _seeded(tmp_path: Path, name: str, seed: int, accuracy: float, bn_recalibrate: bool | None = None) -> Path:
+def _seeded(tmp_path: Path, name: str, seed: int, accuracy: float, bn_recalibrate: bool | None = None,
+            before: float | None = None, peak_rss_bytes: int | None = None) -> Path:
     """A committed run report as if it had run with another seed and reached `accuracy` (and, when given, with the
-    recovery's BatchNorm recalibration on or off)."""
+    recovery's BatchNorm recalibration on or off, an accuracy before recovery, a peak memory)."""
     report = json.loads((RUNS / f"{name}.json").read_text())
     report["model"]["seed"] = seed
     report["compressed"]["accuracy"] = accuracy
+    if before is not None:
+        report["compressed"]["accuracy_before_recovery"] = before
+    if peak_rss_bytes is not None:
+        report["resources"] = {"peak_rss_bytes": peak_rss_bytes}
     if bn_recalibrate is not None:
         report["recovery"]["bn_recalibrate"] = bn_recalibrate
     path = tmp_path / "runs" / f"{name}-s{seed}.json"
@@ -32,7 +37,7 @@ def summary(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     tmp = tmp_path_factory.mktemp("summary")
     # layer-sensitive recalibrates BatchNorm inside the strategy (its record has bn_images): l1 gets the same help
     paths = [_seeded(tmp, "l1-ft0", seed, a, True) for seed, a in enumerate((0.900, 0.910, 0.920))]
-    paths += [_seeded(tmp, "layer-sensitive-ft0", seed, a) for seed, a in enumerate((0.905, 0.915, 0.925))]
+    paths += [_seeded(tmp, "layer-sensitive-ft0", seed, a) for seed, a in enumerate((0.920, 0.930, 0.940))]
     paths += [_seeded(tmp, "nm-ft0", 0, 0.80)]
     out = tmp / "out"
     write_summary(paths, out, reference="l1")
@@ -53,10 +58,11 @@ def test_runs_of_one_setting_aggregate_as_mean_sd_and_seed_count(summary):
 def test_differences_are_paired_by_seed_with_a_verdict(summary):
     out, results = summary
     (diff,) = [d for d in results["differences"] if d["pipeline"] == "layer-sensitive"]
-    assert diff["pairs"] == 3 and diff["mean"] == pytest.approx(0.5) and diff["verdict"] == "better"
+    # 2 points on every seed, beyond the seeds' spread (none) and the test set's noise (binomial, ~0.4 points)
+    assert diff["pairs"] == 3 and diff["mean"] == pytest.approx(2.0) and diff["verdict"] == "better"
     assert not any(d["pipeline"] == "nm" for d in results["differences"])  # nm has no amount: no counterpart
     readme = (out / "README.md").read_text()
-    assert "## Difference from l1" in readme and "| layer-sensitive |" in readme and "+0.50 ± 0.00" in readme
+    assert "## Difference from l1" in readme and "| layer-sensitive |" in readme and "+2.00 ± 0.00" in readme
     for name in ("difference.png", "layers.png", "tradeoffs.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
 
@@ -84,3 +90,31 @@ def test_the_report_writes_its_run_table_as_a_fragment_for_the_docs(summary):
     fragment = (out / "runs.md").read_text()
     assert fragment.startswith("| pipeline |") and fragment in (out / "README.md").read_text()
     assert fragment.count("\n") == 2 + 1 + len(results["rows"])  # header, rule, baseline, one line per run
+
+
+def test_before_recovery_compares_the_strategies_alone_and_reports_their_cost(tmp_path: Path):
+    # after the same recalibration the methods tie; before it, what the strategy alone reached differs by 40 points
+    paths = [_seeded(tmp_path, "l1-ft0", seed, 0.90, True, before=0.40 + 0.01 * seed, peak_rss_bytes=2**30)
+             for seed in range(3)]
+    paths += [_seeded(tmp_path, "layer-sensitive-ft0", seed, 0.90, before=0.80 + 0.01 * seed, peak_rss_bytes=2**31)
+              for seed in range(3)]
+    out = tmp_path / "out"
+    write_summary(paths, out, reference="l1", before_recovery=True)
+    results = json.loads((out / "results.json").read_text())
+    (after,), (before,) = results["differences"], results["differences_before_recovery"]
+    assert after["verdict"] == "no difference" and after["mean"] == pytest.approx(0.0)
+    assert before["verdict"] == "better" and before["mean"] == pytest.approx(40.0) and before["pairs"] == 3
+    readme = (out / "README.md").read_text()
+    assert "## Difference from l1 before recovery" in readme and "## Cost" in readme
+    assert (out / "difference-before-recovery.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| layer-sensitive | 81.00 (3) |" in (out / "accuracy-before-recovery.md").read_text()
+    assert "| +40.00 ± 0.00 |" in (out / "differences-before-recovery.md").read_text()
+    assert "2.00 GiB" in (out / "cost.md").read_text() and "1.00 GiB" in (out / "cost.md").read_text()
+    with pytest.raises(CompressorError, match="--before-recovery compares with a --reference"):
+        write_summary(paths, tmp_path / "none", before_recovery=True)
+
+
+def test_before_recovery_needs_runs_that_recorded_it(tmp_path: Path):
+    paths = [_seeded(tmp_path, "l1-ft0", 0, 0.9), _seeded(tmp_path, "layer-sensitive-ft0", 0, 0.9)]
+    with pytest.raises(CompressorError, match="no run recorded its accuracy before recovery"):
+        write_summary(paths, tmp_path / "out", reference="l1", before_recovery=True)

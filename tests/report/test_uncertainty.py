@@ -46,12 +46,42 @@ def test_runs_of_one_setting_over_seeds_are_mean_and_sample_sd():
 
 
 def test_differences_pair_runs_by_seed_so_shared_seed_noise_cancels():
-    # seed effects of ±3 points shared by both methods; obd is exactly 0.5 points better on every seed
+    # seed effects of ±3 points shared by both methods; obd is exactly 2 points better on every seed
     seeds = {0: 0.0, 1: 0.03, 2: -0.03}
-    rows = [_row("l1", 0.80 + e, s) for s, e in seeds.items()] + [_row("obd", 0.805 + e, s) for s, e in seeds.items()]
+    rows = [_row("l1", 0.80 + e, s) for s, e in seeds.items()] + [_row("obd", 0.82 + e, s) for s, e in seeds.items()]
     (diff,) = differences(rows, "l1")
-    assert diff.pairs == 3 and diff.mean == pytest.approx(0.5) and diff.sd == pytest.approx(0.0, abs=1e-9)
+    assert diff.pairs == 3 and diff.mean == pytest.approx(2.0) and diff.sd == pytest.approx(0.0, abs=1e-9)
     assert diff.verdict == "better"
+
+
+def test_the_test_sets_noise_does_not_shrink_with_more_seeds():
+    # 0.5 points on each of 8 seeds, all scored on the same 10,000 images: the seeds agree, but the test set's own
+    # noise (two binomial SEs combined, 0.57 points, when no per-image record says better) is shared by every seed
+    rows = [_row(name, start + 0.001 * s, s) for s in range(8) for name, start in (("l1", 0.800), ("obd", 0.805))]
+    (diff,) = differences(rows, "l1")
+    assert diff.pairs == 8 and diff.sd == pytest.approx(0.0, abs=1e-9) and diff.mean == pytest.approx(0.5)
+    assert diff.se == pytest.approx(100 * math.hypot(binomial_se(0.8085, 10_000), binomial_se(0.8035, 10_000)))
+    assert diff.verdict == "no difference"
+    # the same gap made of 50 one-way flips per seed (per-image records): the paired test-set noise is small
+    base = np.arange(10_000) % 5 != 0
+    better = base.copy()
+    better[np.flatnonzero(~base)[:50]] = True
+    rows = [_with_correct(_row(name, 0, s), correct) for s in range(3) for name, correct in (("l1", base),
+                                                                                           ("obd", better))]
+    (paired,) = differences(rows, "l1")
+    assert paired.pairs == 3 and paired.mean == pytest.approx(0.5)
+    assert paired.se == pytest.approx(mcnemar_test(50, 0, 10_000).se) and paired.verdict == "better"
+
+
+def test_differences_before_recovery_compare_what_the_strategies_alone_reached():
+    rows = [{**_row("l1", 0.90, s), "accuracy_before_recovery": 0.20} for s in range(3)]
+    rows += [{**_row("obd", 0.90, s), "accuracy_before_recovery": 0.80 + 0.01 * s} for s in range(3)]
+    rows += [_row("woodfisher", 0.90, 0)]  # recorded nothing before recovery: left out of that comparison
+    (after_obd, after_wf) = differences(rows, "l1")
+    assert after_obd.verdict == after_wf.verdict == "no difference" and after_obd.mean == pytest.approx(0.0)
+    (before,) = differences(rows, "l1", "accuracy_before_recovery")
+    assert before.pipeline == "obd" and before.pairs == 3 and before.mean == pytest.approx(61.0)
+    assert before.test.startswith("t (") and before.verdict == "better"
 
 
 def test_a_difference_within_its_noise_is_no_difference():
