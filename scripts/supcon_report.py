@@ -1,14 +1,21 @@
-"""Write reports/supcon/README.md and results.json from the two `supcon evaluate --out` results.
+"""Write reports/supcon/README.md, results.json and the fragments the docs include, from the two `supcon evaluate
+--out` results.
 
 Called by scripts/supcon-fashion-mnist.sh after both classifiers are trained and evaluated:
 
     .venv/bin/python scripts/supcon_report.py reports/supcon --command "scripts/supcon-fashion-mnist.sh 2"
+    .venv/bin/python scripts/supcon_report.py reports/supcon --fragments   # only the fragments, from results.json
+
+The fragments (`render_fragments`): `table.md`, the comparison table of docs/supcon.md; `headline.md`, the result in
+one sentence (README.md embeds it); `training.md`, the training budget, times and the SupCon epochs' seconds from
+`pretrain.log`. tests/reports/test_script_fragments.py checks that the committed ones still render from the files.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -73,17 +80,74 @@ def markdown(rows: list[dict[str, Any]], command: str, env: dict[str, Any]) -> s
     return "\n".join(lines)
 
 
+def _row(rows: list[dict[str, Any]], method: str) -> dict[str, Any]:
+    return next(row for row in rows if row["method"] == METHODS[method])
+
+
+def _epochs(row: dict[str, Any]) -> int:
+    return int(re.match(r"(\d+) epochs", row["budget"])[1])
+
+
+def _weakest(row: dict[str, Any], count: int = 4) -> list[str]:
+    return sorted(row["per_class_f1"], key=row["per_class_f1"].get)[:count]
+
+
+def render_fragments(report: Path) -> dict[str, str]:
+    """The report's fragments, from its results.json and pretrain.log."""
+    rows = json.loads((report / "results.json").read_text())["rows"]
+    supcon, ce = _row(rows, "supcon"), _row(rows, "cross-entropy")
+    minutes = sum(r["train_seconds"] + r["linear_seconds"] for r in rows) / 60
+
+    def metrics(row: dict[str, Any]) -> str:
+        return (f"{100 * row['accuracy']:.2f} % | {row['precision_macro']:.4f} | {row['recall_macro']:.4f} | "
+                f"{row['f1_macro']:.4f} |")
+
+    table = ("| method | train time | accuracy | macro precision | macro recall | macro F1 |\n"
+             "|---|---:|---:|---:|---:|---:|\n"
+             f"| SupCon ({_epochs(supcon)} epochs) + linear | {supcon['train_seconds'] / 60:.1f} min + "
+             f"{supcon['linear_seconds'] / 60:.0f} min linear | {metrics(supcon)}\n"
+             f"| cross-entropy ({ce['budget']}) | {ce['train_seconds'] / 60:.1f} min | {metrics(ce)}\n")
+    gap = 100 * (ce["accuracy"] - supcon["accuracy"])
+    weak = ", ".join(f"{name} {supcon['per_class_f1'][name]:.2f} / {ce['per_class_f1'][name]:.2f}"
+                     for name in _weakest(supcon))
+    same = "the same" if set(_weakest(supcon)) == set(_weakest(ce)) else "not the same"
+    headline = (f"DenseNet201 after {_epochs(supcon)} SupCon epochs + linear: {100 * supcon['accuracy']:.2f} % test "
+                f"top-1; cross-entropy on the same budget ({ce['budget']}): {100 * ce['accuracy']:.2f} % "
+                f"({'ahead' if gap > 0 else 'behind'} by {abs(gap):.1f} points; `reports/supcon/README.md`).\n")
+    log = (report / "pretrain.log").read_text()
+    steps = int(re.search(r"step \d+/(\d+)", log)[1])
+    epoch_seconds = [int(m[1]) for m in re.finditer(r"^epoch \d+/\d+: loss [\d.]+, (\d+) s", log, re.M)]
+    training = ("Training times (`train_seconds` and `linear_seconds` in `reports/supcon/results.json`) sum to "
+                f"{minutes:.0f} min; SupCon ran {len(epoch_seconds)} epochs of {steps} steps in "
+                + " and ".join(f"{s:,} s" for s in epoch_seconds)
+                + f" ({epoch_seconds[-1] / steps:.1f} s per step in the last; `reports/supcon/pretrain.log`). Test "
+                f"split, {supcon['samples']:,} images; the four weakest classes are {same} for both (F1 SupCon / "
+                f"cross-entropy: {weak}).\n")
+    return {"table.md": table, "headline.md": headline, "training.md": training}
+
+
+def write_fragments(report: Path) -> None:
+    for name, text in render_fragments(report).items():
+        write_atomic(report / name, lambda tmp, text=text: tmp.write_text(text))
+        print(f"wrote {report / name}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("report", type=Path, help="directory holding supcon/ and cross-entropy/ metrics")
-    parser.add_argument("--command", required=True, help="the command that regenerates the report")
+    parser.add_argument("--command", help="the command that regenerates the report")
+    parser.add_argument("--fragments", action="store_true", help="only write the fragments, from results.json")
     args = parser.parse_args()
-    rows = [method_row(name, json.loads((args.report / name / "metrics.json").read_text())) for name in METHODS]
-    env = environment()
-    write_json_atomic({"command": args.command, "rows": rows, "environment": env}, args.report / "results.json")
-    text = markdown(rows, args.command, env)
-    write_atomic(args.report / "README.md", lambda tmp: tmp.write_text(text))
-    print(f"wrote {args.report / 'README.md'} and {args.report / 'results.json'}")
+    if not args.fragments:
+        if not args.command:
+            parser.error("--command is required unless --fragments")
+        rows = [method_row(name, json.loads((args.report / name / "metrics.json").read_text())) for name in METHODS]
+        env = environment()
+        write_json_atomic({"command": args.command, "rows": rows, "environment": env}, args.report / "results.json")
+        text = markdown(rows, args.command, env)
+        write_atomic(args.report / "README.md", lambda tmp: tmp.write_text(text))
+        print(f"wrote {args.report / 'README.md'} and {args.report / 'results.json'}")
+    write_fragments(args.report)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Claims from reports/supcon/, digits-examples/, demo/, make-test/, and defaults the pages quote from the code."""
+"""Claims from reports/digits-examples/, demo/, make-test/, and defaults the pages quote from the code."""
 
 from __future__ import annotations
 
@@ -15,57 +15,7 @@ from docs_claims_sweeps import _rows
 from test_committed_reports import Load
 
 # ---------------------------------------------------------------------------------------------------------------
-# reports/supcon/, reports/digits-examples/, reports/demo/, reports/make-test/
-
-
-def _supcon_row(load: Load, method: str) -> dict[str, Any]:
-    return _one([r for r in load("results.json")["rows"] if r["method"] == method], method)
-
-
-def _supcon_epochs(load: Load) -> str:
-    return re.match(r"(\d+) epochs x (\d+) views", _supcon_row(load, "SupCon + linear")["budget"])[1]
-
-
-def _supcon_table(load: Load) -> list[str]:
-    supcon, ce = _supcon_row(load, "SupCon + linear"), _supcon_row(load, "cross-entropy")
-
-    def metrics(r: dict[str, Any]) -> str:
-        return (f"{_pct(r['accuracy'])} % | {r['precision_macro']:.4f} | {r['recall_macro']:.4f} | "
-                f"{r['f1_macro']:.4f} |")
-    return [f"| SupCon ({_supcon_epochs(load)} epochs) + linear | {supcon['train_seconds'] / 60:.1f} min + "
-            f"{supcon['linear_seconds'] / 60:.0f} min linear | " + metrics(supcon),
-            f"| cross-entropy ({ce['budget']}) | {ce['train_seconds'] / 60:.1f} min | " + metrics(ce)]
-
-
-def _supcon_minutes(load: Load) -> str:
-    rows = load("results.json")["rows"]
-    total = sum(r["train_seconds"] + r["linear_seconds"] for r in rows)
-    return f"`reports/supcon/results.json`, sum to {total / 60:.0f} min"
-
-
-def _epoch_seconds(load: Load) -> list[int]:
-    return [int(m[1]) for m in re.finditer(r"^epoch \d+/\d+: loss [\d.]+, (\d+) s", load("pretrain.log"), re.M)]
-
-
-def _supcon_steps(load: Load) -> str:
-    log = load("pretrain.log")
-    steps = int(re.search(r"step \d+/(\d+)", log)[1])
-    seconds = _epoch_seconds(load)
-    return (f"({seconds[-1] / steps:.1f} s per step of 256 views; the first epoch took {seconds[0]:,} s because tests "
-            f"ran beside it, the second\n{seconds[1]:,} s")
-
-
-def _supcon_gap(load: Load) -> str:
-    supcon, ce = _supcon_row(load, "SupCon + linear"), _supcon_row(load, "cross-entropy")
-    shirt = (supcon["per_class_f1"]["Shirt"], ce["per_class_f1"]["Shirt"])
-    return (f"cross-entropy is ahead by {100 * (ce['accuracy'] - supcon['accuracy']):.1f} points, and the weak "
-            f"classes\nare the same for both (Shirt {shirt[0]:.2f} / {shirt[1]:.2f} F1")
-
-
-def _readme_supcon(load: Load) -> str:
-    return (f"DenseNet201 after {_supcon_epochs(load)} SupCon epochs + linear: "
-            f"{_pct(_supcon_row(load, 'SupCon + linear')['accuracy'])} %; cross-entropy on the same budget: "
-            f"{_pct(_supcon_row(load, 'cross-entropy')['accuracy'])} %")
+# reports/digits-examples/, reports/demo/, reports/make-test/
 
 
 def _distillation(load: Load) -> str:

@@ -1,6 +1,7 @@
 """Docs include report fragments (MkDocs snippets; README.md embeds them between markers) instead of copying
-figures: every committed fragment re-renders equal from its report's results.json and score files, every include and
-embed names one, an embed holds the fragment's current text, and `compressor report` writes them."""
+figures: every committed fragment re-renders equal from its report's results.json and score files (or, for reports a
+script writes, from that script's `render_fragments`), every include and embed names one, an embed holds the
+fragment's current text, and `compressor report` writes them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 from compressor.report.fragments import (
     ACCURACY,
@@ -27,7 +29,13 @@ from compressor.report.schema import RESULTS_SCHEMA
 
 REPO = Path(__file__).resolve().parents[2]
 INCLUDE = re.compile(r'^--8<-- "([^"]+)"\s*$', re.M)
-FRAGMENTS = sorted(path for name in FRAGMENT_NAMES for path in REPO.glob(f"reports/*/{name}"))
+# reports written by a script rather than `compressor report`: report directory -> the script that renders them
+SCRIPT_REPORTS = {"supcon": "supcon_report"}
+SCRIPT_FRAGMENTS = {name: load_script(script).render_fragments(REPO / "reports" / name)
+                    for name, script in SCRIPT_REPORTS.items()}
+FRAGMENTS = sorted([*(path for name in FRAGMENT_NAMES for path in REPO.glob(f"reports/*/{name}")),
+                    *(REPO / "reports" / report / name for report, texts in SCRIPT_FRAGMENTS.items()
+                      for name in texts)])
 REPORTS = sorted(path.parent for path in REPO.glob("reports/*/results.json")
                  if json.loads(path.read_text()).get("schema") == RESULTS_SCHEMA)
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -57,6 +65,25 @@ def test_a_report_keeps_every_fragment_its_results_give_and_they_re_render_equal
     readme = (report / "README.md").read_text()
     for name in (RUNS_TABLE, DIFFERENCES):
         assert rendered.get(name, "") in readme, f"the README of reports/{report.name} shows the same {name}"
+
+
+@pytest.mark.parametrize("report", SCRIPT_REPORTS)
+def test_a_script_written_report_s_fragments_re_render_equal(report: str) -> None:
+    rerun = f"python scripts/{SCRIPT_REPORTS[report]}.py reports/{report} --fragments"
+    for name, text in SCRIPT_FRAGMENTS[report].items():
+        path = REPO / "reports" / report / name
+        assert path.is_file() and path.read_text() == text, f"reports/{report}/{name} is stale: rerun `{rerun}`"
+
+
+def test_a_changed_script_report_changes_its_fragments(tmp_path: Path) -> None:
+    for name in ("results.json", "pretrain.log"):
+        (tmp_path / name).write_text((REPO / "reports" / "supcon" / name).read_text())
+    results = json.loads((tmp_path / "results.json").read_text())
+    results["rows"][0]["accuracy"] += 0.01
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    changed = load_script("supcon_report").render_fragments(tmp_path)
+    assert changed["table.md"] != SCRIPT_FRAGMENTS["supcon"]["table.md"]
+    assert changed["headline.md"] != SCRIPT_FRAGMENTS["supcon"]["headline.md"]
 
 
 @pytest.mark.parametrize("page, target", _includes())
