@@ -11,7 +11,8 @@ Two parts, each model's accuracy taken at its training size (28 px) from the run
     .venv/bin/python scripts/deploy_224px.py                      # ~15 min alone on 2 cores
     .venv/bin/python scripts/deploy_224px.py --no-run             # README and plot from results.json
 
-Writes OUT/results.json, OUT/README.md and OUT/speedup-vs-macs.png.
+Writes OUT/results.json, OUT/README.md, OUT/speedup-vs-macs.png and the fragments the docs include
+(scripts/deploy_224px_fragments.py; they also read OUT/runs/channels-r16+int8-0.5-ft2-distill.json, the ≥ 8× run).
 """
 
 from __future__ import annotations
@@ -329,6 +330,10 @@ def main() -> None:
     plot(results, args.out / "speedup-vs-macs.png")
     write_atomic(args.out / "README.md", lambda tmp: tmp.write_text(readme(results)))
     print(f"wrote {args.out / 'README.md'}")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from deploy_224px_fragments import write_fragments
+
+    write_fragments(args.out)  # the docs' figures, from what was just written
 
 
 if __name__ == "__main__":

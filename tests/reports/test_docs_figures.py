@@ -30,31 +30,19 @@ import pytest
 from docs_claims_common import WORDS, _one, _pct, files
 from docs_claims_measurement import (
     BENCH_FILE,
-    RUN_224,
     _bench_deployable,
     _bench_row,
     _bench_setup,
     _bench_spread,
-    _deploy_dense_row,
-    _deploy_minutes,
-    _deploy_row,
-    _deploy_setup,
-    _eight_times,
-    _int8_graph,
-    _int8_pays,
     _medians,
     _pair_speedups,
-    _readme_224,
     _reference_correlation,
-    _round_to,
     _session_configs,
     _suite_int8,
     _suite_rounds,
     _suite_row,
     _suite_setup,
     _supcon_loss,
-    _tiny_int8,
-    _tracks_macs,
 )
 from docs_claims_other import (
     _anchor_lr,
@@ -169,7 +157,6 @@ PAGES: dict[str, list[tuple[str | None, tuple[Claim, ...]]]] = {
             Claim("distilled channels 0.5", "results.json (cells)", _readme_recovery),)),
         ("second-order-fashion-mnist", (
             Claim("FishLeg and l1 at 98 %", "results.json (aggregates)", _so_readme),)),
-        ("deploy-224px", (Claim("channels 0.5 round_to 16 + int8 at 224 px", RUN_224, _readme_224),)),
     ],
     "docs/index.md": [
         (None, (Claim("digits baseline epochs", "compressor.models.baselines.DEFAULT_EPOCHS", _digits_epochs),)),
@@ -337,27 +324,6 @@ PAGES: dict[str, list[tuple[str | None, tuple[Claim, ...]]]] = {
             Claim("interleaved speed-ups and the harness twice", "pairs.json (processes, harness_check)",
                   _pair_speedups),
         )),
-        ("deploy-224px", (
-            Claim("deploy script's run time", "process-samples.log", _deploy_minutes),
-            Claim("int8 kernels", "results.json (models.dense.grid.int8_kernels)", _int8_graph),
-            Claim("setup and dense model", "results.json (threads, environment, models.dense)", _deploy_setup),
-            Claim("table: dense", "results.json (models.dense)", _deploy_dense_row),
-            Claim("table: channels 0.5", "results.json (models)",
-                  _deploy_row("channels-0.5", "channels 0.5, 2 epochs (distilled {distilled} %)", ".2f", ".2f", None)),
-            Claim("table: channels 0.7", "results.json (models)",
-                  _deploy_row("channels-0.7", "channels 0.7 (distilled {distilled} %)", ".1f", ".2f", None)),
-            Claim("table: blocks 0.5", "results.json (models)",
-                  _deploy_row("blocks-0.5", "blocks 0.5 (distilled {distilled} %)", ".2f", ".2f", None)),
-            Claim("table: blocks → l1 → int8", "results.json (models)",
-                  lambda load: _deploy_row("blocks+l1+int8-0.95", "blocks → l1 → int8", ".2f", None, ".2f")(load)),
-            Claim("table: channels 0.9 → int8", "results.json (models)",
-                  _deploy_row("channels+int8-0.9", "channels 0.9 → int8", ".0f", ".1f", ".1f")),
-            Claim("int8 pays at 224 px", "results.json (models.dense)", _int8_pays),
-            Claim("int8 on the smallest model", "results.json (models)", _tiny_int8),
-            Claim("speed-up against MAC reduction", "results.json (models)", _tracks_macs),
-            Claim("round_to", "results.json (models.round/*)", _round_to),
-            Claim("the ≥ 8× run", f"{RUN_224}, results.json", _eight_times),
-        )),
         ("benchmarks", (
             Claim("make bench setup", BENCH_FILE, _suite_setup),
             Claim("make bench timed calls", BENCH_FILE, _suite_rounds),
@@ -453,7 +419,7 @@ def test_page_figures_agree_with_committed_reports(page: str):
 def test_the_pages_check_many_figures():
     """Guards the table itself: a claim list that was emptied by mistake would pass every page. (The count falls as
     pages include report fragments instead of quoting figures; lower it with them, never to hide a loss.)"""
-    assert sum(len(claims) for groups in PAGES.values() for _, claims in groups) >= 130
+    assert sum(len(claims) for groups in PAGES.values() for _, claims in groups) >= 115
 
 
 # (page, text in the page, the same text with one figure changed, text the problems must contain)
@@ -461,8 +427,6 @@ PAGE_EDITS = {
     "README recovery accuracy": ("README.md", "92.99 % against 93.40 % dense", "92.99 % against 93.04 % dense",
                                  "distilled channels 0.5"),
     "second-order cost": ("docs/second-order.md", "FishLeg 343-608 s", "FishLeg 420-610 s", "cost per cell"),
-    "harness 224 px speed-up": ("docs/harness.md", "×10.44 faster than dense fp32", "×10.4 faster than dense fp32",
-                                "the ≥ 8× run"),
     "fresh-process modes": ("docs/harness.md", "5.42-5.83 ms in 4 with", "5.42-5.83 ms in 5 with",
                             "fresh processes, one dense file"),
 }
