@@ -11,6 +11,7 @@ import argparse
 import json
 import math
 import statistics
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +213,10 @@ def main() -> None:
     text = markdown(base, rows, args.command, args.note, probe)
     write_atomic(args.output / "README.md", lambda tmp: tmp.write_text(text))
     print(f"wrote {args.output / 'README.md'} ({len(base)} baselines, {len(rows)} cells)")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from recovery_fragments import write_fragments
+
+    write_fragments(args.output)  # the docs' figures (needs supcon-dense-probe.json beside results.json)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,6 @@ from docs_claims_other import (
     _demo_machine,
     _demo_onnx,
     _demo_sparsity,
-    _densenet_recovery,
     _digits_epochs,
     _distill_defaults,
     _distillation,
@@ -71,33 +70,9 @@ from docs_claims_other import (
     _wall_clock,
 )
 from docs_claims_recovery import (
-    _anchor_training,
     _baselines,
-    _blocks05,
-    _blocks07,
-    _budget,
-    _cell,
     _cells,
-    _chain_cells,
-    _channels05,
-    _channels07,
-    _channels09,
-    _channels09_gains,
-    _dense_baselines,
-    _densenet_cells,
-    _densenet_standard,
-    _half_megabyte,
     _harness_spread,
-    _load_spread,
-    _magnitude,
-    _pair_summary,
-    _plain_distilled,
-    _probe_frozen,
-    _probe_losses,
-    _probe_setup,
-    _probe_speedups,
-    _readme_recovery,
-    _recovery_machine,
     _targets_met,
 )
 from docs_claims_second_order import (
@@ -127,7 +102,6 @@ from docs_claims_sweeps import (
     STRATEGIES_REPORT,
     _baseline,
     _difference,
-    _dn_recovery,
     _dn_unstructured_ratios,
     _epochs_of,
     _process_modes,
@@ -153,8 +127,6 @@ PAGES: dict[str, list[tuple[str | None, tuple[Claim, ...]]]] = {
         (STRATEGIES_REPORT, (
             Claim("layer-sensitive minus l1 after one epoch", "results.json (differences)", _difference),
         )),
-        ("recovery-fashion-mnist", (
-            Claim("distilled channels 0.5", "results.json (cells)", _readme_recovery),)),
         ("second-order-fashion-mnist", (
             Claim("FishLeg and l1 at 98 %", "results.json (aggregates)", _so_readme),)),
     ],
@@ -217,43 +189,6 @@ PAGES: dict[str, list[tuple[str | None, tuple[Claim, ...]]]] = {
         ("digits-examples", (
             Claim("channels 0.5 with and without distillation", "channels-0.5-ft3-*.json (compressed.accuracy)",
                   _distillation),)),
-        ("recovery-fashion-mnist", (
-            Claim("the probe's dense model and setting", "supcon-dense-probe.json (settings)", _probe_setup),
-            Claim("what each recovery setting costs the dense model", "supcon-dense-probe.json (settings)",
-                  _probe_losses),
-            Claim("frozen BatchNorm", "supcon-dense-probe.json (settings)", _probe_frozen),
-            Claim("anchor baselines' training", "results.json (baselines, cells)", _anchor_training),
-            Claim("the machine", "results.json (cells[].machine)", _recovery_machine),
-            Claim("the precision probe", "results.json (baselines[].probe, precision)", _probe_speedups),
-            Claim("dense baselines", "results.json (baselines)", _dense_baselines),
-            Claim("channels 0.5", "results.json (cells)", _plain_distilled("channels", 0.5)),
-            Claim("channels 0.5: noise, MACs, size, speed", "results.json (cells)", _channels05),
-            Claim("blocks 0.5", "results.json (cells)", _plain_distilled("blocks", 0.5)),
-            Claim("blocks 0.5: size, speed", "results.json (cells)", _blocks05),
-            Claim("channels 0.7", "results.json (cells)", _plain_distilled("channels", 0.7)),
-            Claim("channels 0.7: size, MACs", "results.json (cells)", _channels07),
-            Claim("plain/distilled pairs", "results.json (cells)", _pair_summary),
-            Claim("distillation at channels 0.9", "results.json (cells)", _channels09_gains),
-            Claim("budget and gradual pruning", "results.json (cells)", _budget),
-            Claim("channels 0.9", "results.json (cells)", _channels09),
-            Claim("under half a megabyte", "results.json (cells)", _half_megabyte),
-            Claim("l1 at 0.9 and 0.95", "results.json (cells)", _magnitude),
-            Claim("blocks 0.7", "results.json (cells)", _blocks07),
-            Claim("blocks → l1 → int8", "results.json (cells)", _chain_cells),
-            Claim("the spread of in-cell speed-ups", "results.json (cells)", _load_spread),
-            Claim("DenseNet201 frozen-encoder cells", "results.json (cells)", _densenet_cells),
-            Claim("DenseNet201 standard cells and the re-fit", "results.json (cells)", _densenet_standard),
-            Claim("DenseNet201 recovery budget and LR", "results.json (cells), README.md (note)", _densenet_recovery),
-            Claim("DenseNet201 dense accuracy", "results.json (cells: baseline_accuracy)",
-                  lambda load: f"({_pct(_cell(load, 'supcon-standard', 'blocks', 0.5, 1)['baseline_accuracy'])} % "
-                               "dense, retrained"),
-        )),
-        (STRATEGIES_REPORT, (
-            Claim("the standard recipe's baseline", "results.json (rows)",
-                  lambda load: f"against {_pct(_baseline(load))} % for the `standard` recipe at "
-                               f"{_rows(load)[0]['input_size']} px"),)),
-        ("densenet201-supcon-fashion-mnist", (
-            Claim("the sweep's quarter-epoch cells", "results.json (rows)", _dn_recovery),)),
     ],
     "docs/second-order.md": [
         ("second-order-fashion-mnist", (
@@ -419,13 +354,11 @@ def test_page_figures_agree_with_committed_reports(page: str):
 def test_the_pages_check_many_figures():
     """Guards the table itself: a claim list that was emptied by mistake would pass every page. (The count falls as
     pages include report fragments instead of quoting figures; lower it with them, never to hide a loss.)"""
-    assert sum(len(claims) for groups in PAGES.values() for _, claims in groups) >= 115
+    assert sum(len(claims) for groups in PAGES.values() for _, claims in groups) >= 90
 
 
 # (page, text in the page, the same text with one figure changed, text the problems must contain)
 PAGE_EDITS = {
-    "README recovery accuracy": ("README.md", "92.99 % against 93.40 % dense", "92.99 % against 93.04 % dense",
-                                 "distilled channels 0.5"),
     "second-order cost": ("docs/second-order.md", "FishLeg 343-608 s", "FishLeg 420-610 s", "cost per cell"),
     "fresh-process modes": ("docs/harness.md", "5.42-5.83 ms in 4 with", "5.42-5.83 ms in 5 with",
                             "fresh processes, one dense file"),
@@ -462,7 +395,6 @@ def _set_int8_median(data: dict[str, Any]) -> None:
 
 # (page, report directory, file, change, text the problems must contain)
 JSON_EDITS = {
-    "recovery cell": ("README.md", "recovery-fashion-mnist", "results.json", _set_cell_accuracy, "93.09 %"),
     "make bench median": ("docs/strategies.md", "benchmarks", BENCH_FILE, _set_int8_median, "0.61 vs 0.44 ms"),
 }
 
