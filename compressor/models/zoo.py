@@ -172,26 +172,54 @@ def _torchvision_info(model_name: str) -> ArchInfo:
                     source="torchvision")
 
 
-def _timm_info(model_name: str) -> ArchInfo:
-    """`timm:NAME`: any timm model (needs the optional `timm` extra)."""
+def _timm_info(spec: str) -> ArchInfo:
+    """`timm:NAME`, or `timm:NAME:key=value:...` with keyword arguments for timm.create_model (e.g. a ViT for small
+    inputs: `timm:vit_tiny_patch16_224:img_size=32:patch_size=4`): any timm model (needs the optional `timm` extra)."""
     try:
         import timm
     except ImportError:
-        raise CompressorError(f"--arch timm:{model_name} needs timm: pip install 'compressor-bench[timm]'") from None
+        raise CompressorError(f"--arch timm:{spec} needs timm: pip install 'compressor-bench[timm]'") from None
+    model_name, *settings = spec.split(":")
     if not timm.list_models(model_name):
         raise CompressorError(f"timm has no model {model_name!r}; see timm.list_models('*{model_name}*')")
+    options = _timm_options(model_name, settings)
 
     def build(num_classes: int, in_channels: int, pretrained: bool) -> nn.Module:
         try:
             return timm.create_model(model_name, pretrained=pretrained, num_classes=num_classes,
-                                     in_chans=in_channels)
+                                     in_chans=in_channels, **options)
+        except TypeError as exc:
+            raise CompressorError(f"timm:{model_name} does not take {', '.join(options)} ({exc}); give only "
+                                  "keyword arguments of its constructor") from None
         except Exception as exc:  # noqa: BLE001 - hub download failures come in many types
             if not pretrained:
                 raise
             raise CompressorError(f"--pretrained weights for timm:{model_name} could not be loaded (offline?): "
                                   f"{exc}") from exc
 
-    return ArchInfo(f"timm:{model_name}", build, 32, None, source="timm")
+    size = options.get("img_size")
+    return ArchInfo(f"timm:{spec}", build, size if isinstance(size, int) else 32, None, source="timm")
+
+
+def _timm_options(model_name: str, settings: list[str]) -> dict[str, object]:
+    """`key=value` pieces of a timm spec as keyword arguments: integers, floats and true/false parsed, else text."""
+    options: dict[str, object] = {}
+    for setting in settings:
+        key, sep, text = setting.partition("=")
+        if not sep or not key.isidentifier() or not text:
+            raise CompressorError(f"timm:{model_name}: {setting!r} is not key=value (e.g. "
+                                  f"timm:{model_name}:img_size=32)")
+        value: object = text
+        for parse in (int, float):
+            try:
+                value = parse(text)
+                break
+            except ValueError:
+                continue
+        if text.lower() in ("true", "false"):
+            value = text.lower() == "true"
+        options[key] = value
+    return options
 
 
 def _import_factory(spec: str) -> ArchInfo:

@@ -79,6 +79,19 @@ def test_timm_models_build_when_the_extra_is_installed() -> None:
     assert model(torch.randn(1, 1, 32, 32)).shape == (1, 3)
 
 
+def test_a_timm_spec_passes_keyword_arguments_so_a_vit_takes_small_inputs() -> None:
+    pytest.importorskip("timm", reason="the optional timm extra is not installed")
+    spec = "timm:vit_tiny_patch16_224:img_size=32:patch_size=4"
+    model = build_model(spec, 10, 1).eval()
+    assert model.patch_embed.patch_size == (4, 4) and model.pos_embed.shape[1] == 1 + (32 // 4) ** 2
+    assert model(torch.randn(2, 1, 32, 32)).shape == (2, 10)
+    assert input_size_for(spec, 28) == 32  # the size it was built for, not the 224 of its name
+    with pytest.raises(CompressorError, match="'img_size' is not key=value"):
+        get_arch("timm:vit_tiny_patch16_224:img_size")
+    with pytest.raises(CompressorError, match="does not take bogus"):
+        build_model("timm:vit_tiny_patch16_224:bogus=3", 10, 1)
+
+
 def test_architecture_entry_points_load_lazily_and_a_broken_one_is_reported() -> None:
     from importlib.metadata import EntryPoint
 

@@ -22,9 +22,10 @@ from compressor.measure.latency import onnxruntime_session
 from compressor.models.zoo import build_model
 from compressor.strategies.registry import StrategyContext, build_strategy
 
-ARCHS = {  # architecture: input size (timm's ViT keeps its 224 px position grid)
+ARCHS = {  # architecture: input size (timm's ViT keeps its 224 px position grid unless built for another size)
     "torchvision:mobilenet_v3_small": 32, "torchvision:mobilenet_v3_large": 32, "torchvision:efficientnet_b0": 32,
     "torchvision:regnet_y_400mf": 32, "timm:convnext_atto": 32, "timm:vit_tiny_patch16_224": 224,
+    "timm:vit_tiny_patch16_224:img_size=32:patch_size=4": 32,
 }
 STRATEGIES = ("l1", "layer-sensitive", "channels", "blocks", "nm", "int8", "obd")
 EXPECTED = {(arch, strategy): "runs" for arch in ARCHS for strategy in STRATEGIES}  # any refusal: its message
