@@ -249,7 +249,7 @@ def arch_plugin_errors() -> dict[str, str]:
     return ARCHITECTURES.plugin_errors()
 
 
-ARCH_FORMS = "a registered name, torchvision:NAME, timm:NAME or package.module:factory"
+ARCH_FORMS = "a registered name, torchvision:NAME, timm:NAME[:key=value...] or package.module:factory"
 
 
 def get_arch(name: str) -> ArchInfo:
