@@ -84,7 +84,7 @@ def render_fragments(report: Path) -> dict[str, str]:
 
 
 def main() -> None:
-    from compressor._util.fileio import write_atomic
+    from compressor.report.fragments import write_texts
 
     report = Path(sys.argv[1] if len(sys.argv) > 1 else "reports/architectures-fashion-mnist")
     fragments = render_fragments(report)
@@ -92,9 +92,8 @@ def main() -> None:
               "Regenerate: `scripts/architectures-fashion-mnist.sh` (the grid is "
               "`scripts/grids/architectures-fashion-mnist.toml`). Each architecture's own report, with every run, "
               "its command and environment, is in its folder here.\n\n" + fragments["overview.md"])
-    for name, text in {**fragments, "README.md": readme}.items():
-        write_atomic(report / name, lambda tmp, text=text: tmp.write_text(text))
-        print(f"wrote {report / name}", file=sys.stderr)
+    for path in write_texts(report, {**fragments, "README.md": readme}):
+        print(f"wrote {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from compressor.report.numbers import in_words, percent, the_one
+
 RUN_224 = "runs/channels-r16+int8-0.5-ft2-distill.json"
 # the table's rows: model name in results.json, its title ({distilled}: the distilled twin's top-1), and the formats
 # of its MAC reduction, fp32 speed-up and int8 speed-up (None: not printed, or `-` when there is no int8 file)
@@ -26,19 +28,8 @@ ROWS = (("channels-0.5", "channels 0.5, 2 epochs (distilled {distilled} %)", ".2
         ("blocks-0.5", "blocks 0.5 (distilled {distilled} %)", ".2f", ".2f", None),
         ("blocks+l1+int8-0.95", "blocks → l1 → int8", ".2f", None, ".2f"),
         ("channels+int8-0.9", "channels 0.9 → int8", ".0f", ".1f", ".1f"))
-WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
 SPEED_PER_MAC_TARGET = 0.55
 INT8_SPEEDUP_TARGET, INT8_POINTS_TARGET = 2.5, 0.5
-
-
-def _pct(fraction: float) -> str:
-    return f"{100 * fraction:.2f}"
-
-
-def _one(values: list[Any], what: str) -> Any:
-    if len(values) != 1:
-        raise ValueError(f"expected one {what}, found {len(values)}")
-    return values[0]
 
 
 class Report:
@@ -54,7 +45,7 @@ class Report:
 
     def speed(self, model: dict[str, Any], backend: str = "onnxruntime", batch: int = 1) -> dict[str, Any]:
         size = self.results["deploy_size"]
-        return _one([s for s in model["speedups"] if (s["backend"], s["batch_size"], s["input_size"]) ==
+        return the_one([s for s in model["speedups"] if (s["backend"], s["batch_size"], s["input_size"]) ==
                      (backend, batch, size)], f"{backend} speed-up at batch {batch}")
 
     def kernels(self) -> dict[str, Any]:
@@ -62,7 +53,7 @@ class Report:
 
     def run_speed(self, threads: int, batch: int = 1) -> float:
         deployment = self.run["deployment"]
-        return _one([s["speedup"] for s in deployment["speedups"] if (s["input_size"], s["batch_size"], s["threads"],
+        return the_one([s["speedup"] for s in deployment["speedups"] if (s["input_size"], s["batch_size"], s["threads"],
                      s["backend"]) == (deployment["deploy_size"], batch, threads, "onnxruntime-int8")],
                     f"int8 speed-up at {threads} threads, batch {batch}")
 
@@ -75,7 +66,7 @@ def _row(report: Report, name: str, title: str, mac: str, speed: str | None, int
     if int8 is not None:
         q = report.speed(plain, "onnxruntime-int8")
         int8_cell = f"{q['compressed_ms']:.2f} ms (×{q['speedup']:{int8}})"
-    return (f"| {title.format(distilled=_pct(distilled['accuracy']))} | {_pct(plain['accuracy'])} % | "
+    return (f"| {title.format(distilled=percent(distilled['accuracy']))} | {percent(plain['accuracy'])} % | "
             f"×{fp32['mac_reduction']:{mac}} | {cell} | {int8_cell} |")
 
 
@@ -94,7 +85,7 @@ def table(report: Report) -> str:
              f"{fp32['compressed_ms']:.1f} ms under ONNX Runtime at batch 1. Medians at batch 1 (×: dense fp32 ONNX "
              "Runtime ÷ this):", "",
              "| model | top-1 at 28 px | MACs ÷ | ONNX Runtime fp32 | int8 |", "|---|---|---|---|---|",
-             f"| dense | {_pct(dense['accuracy'])} % (int8 {_pct(dense['int8']['accuracy'])} %) | ×1 | "
+             f"| dense | {percent(dense['accuracy'])} % (int8 {percent(dense['int8']['accuracy'])} %) | ×1 | "
              f"{fp32['compressed_ms']:.2f} ms | {int8['compressed_ms']:.2f} ms (×{int8['speedup']:.2f}) |",
              *(_row(report, *row) for row in ROWS)]
     return "\n".join(lines) + "\n"
@@ -116,7 +107,7 @@ def findings(report: Report) -> str:
                    f"({ops.get('QLinearConv', 0)} QLinearConv, {ops.get('QLinearAdd', 0)} QLinearAdd, QGemm; "
                    f"{100 * kernels['profile_int8_share']:.1f} % of the profiled time in them) and is "
                    f"×{b1['speedup']:.2f} faster than fp32 at batch 1, ×{b8['speedup']:.2f} at batch 8, at "
-                   f"{_pct(dense['int8']['accuracy'])} % vs {_pct(dense['accuracy'])} % (target ≥ "
+                   f"{percent(dense['int8']['accuracy'])} % vs {percent(dense['accuracy'])} % (target ≥ "
                    f"{INT8_SPEEDUP_TARGET}× within {INT8_POINTS_TARGET} points: "
                    f"{_met(b1['speedup'] >= INT8_SPEEDUP_TARGET and points <= INT8_POINTS_TARGET)}). At "
                    f"{tiny['grid']['macs'][str(report.results['deploy_size'])] / 1e9:.2f} GMACs (channels 0.9) int8 "
@@ -132,7 +123,7 @@ def findings(report: Report) -> str:
     macs_bullet = (f"- **Speed-up against MACs** for structured pruning up to ×{c7['mac_reduction']:.0f}: channels "
                    f"0.5 and blocks give {min(near):.2f}-{max(near):.2f} of their MAC reduction, channels 0.7 "
                    f"{ratios['plain/channels-0.7']:.2f} (target ≥ {SPEED_PER_MAC_TARGET}: met by "
-                   f"{WORDS.get(met, met)} of those {WORDS.get(len(moderate), len(moderate))}); channels 0.9 "
+                   f"{in_words(met)} of those {in_words(len(moderate))}); channels 0.9 "
                    f"gets ×{c9['speedup']:.0f} for ×{c9['mac_reduction']:.0f} fewer MACs "
                    f"({ratios['plain/channels-0.9']:.2f}, {_met(ratios['plain/channels-0.9'] >= SPEED_PER_MAC_TARGET)}"
                    f"; {report.model('plain/channels-0.9')['grid']['macs']['224'] / 1e6:.0f} MMACs per call).")
@@ -156,8 +147,8 @@ def findings(report: Report) -> str:
     down = sorted(100 * (dense["accuracy"] - report.model(f"{m}/channels-0.7")["accuracy"])
                   for m in ("plain", "distilled"))
     eight_bullet = (f"- **≥ 8× within 1 point of dense: {'met' if fastest >= 8 and points_down <= 1 else 'not met'}"
-                    f"** by one run made for it (`reports/deploy-224px/{RUN_224}`, its command inside): {_pct(p)} % "
-                    f"int8 (dense {_pct(run['baseline']['accuracy'])} %, one seed; binomial SE "
+                    f"** by one run made for it (`reports/deploy-224px/{RUN_224}`, its command inside): {percent(p)} % "
+                    f"int8 (dense {percent(run['baseline']['accuracy'])} %, one seed; binomial SE "
                     f"{100 * math.sqrt(p * (1 - p) / n):.2f} points), ×{fastest:.2f} faster than dense fp32 ONNX "
                     f"Runtime at {run['deployment']['deploy_size']} px, batch 1, {threads} threads "
                     f"(×{report.run_speed(1):.2f} on 1 thread, ×{report.run_speed(threads, 8):.2f} at batch 8), "
@@ -172,7 +163,7 @@ def headline(report: Report) -> str:
     params = run["params"]["channels"]
     return (f"Channels {params['amount']:g} (`round_to` {params['round_to']}) + int8 after "
             f"{run['recovery']['finetune_epochs']:g} {'distilled' if run['recovery']['distill'] else 'plain'} epochs: "
-            f"{_pct(run['compressed']['accuracy'])} % (dense {_pct(run['baseline']['accuracy'])} %), "
+            f"{percent(run['compressed']['accuracy'])} % (dense {percent(run['baseline']['accuracy'])} %), "
             f"×{report.run_speed(threads):.2f} faster than dense fp32 ONNX Runtime at "
             f"{run['deployment']['deploy_size']} px; the dense model's int8 alone is "
             f"×{report.speed(report.model('dense'), 'onnxruntime-int8')['speedup']:.2f} "
@@ -189,11 +180,11 @@ def render_fragments(root: Path) -> dict[str, str]:
 
 
 def write_fragments(root: Path) -> None:
-    from compressor._util.fileio import write_atomic
+    """Write the fragments into `root` (atomically)."""
+    from compressor.report.fragments import write_texts
 
-    for name, text in render_fragments(root).items():
-        write_atomic(root / name, lambda tmp, text=text: tmp.write_text(text))
-        print(f"wrote {root / name}", file=sys.stderr)
+    for path in write_texts(root, render_fragments(root)):
+        print(f"wrote {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

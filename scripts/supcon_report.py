@@ -127,9 +127,11 @@ def render_fragments(report: Path) -> dict[str, str]:
 
 
 def write_fragments(report: Path) -> None:
-    for name, text in render_fragments(report).items():
-        write_atomic(report / name, lambda tmp, text=text: tmp.write_text(text))
-        print(f"wrote {report / name}")
+    """Write the fragments into `report` (atomically)."""
+    from compressor.report.fragments import write_texts
+
+    for path in write_texts(report, render_fragments(report)):
+        print(f"wrote {path}")
 
 
 def main() -> None:

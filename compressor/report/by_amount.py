@@ -7,12 +7,9 @@ import statistics
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from compressor.report.numbers import percent
+
 Row = Mapping[str, Any]
-
-
-def percent(value: float | None) -> str:
-    """A fraction as a percentage with two decimals, `-` when missing."""
-    return "-" if value is None else f"{100 * value:.2f}"
 
 
 def amount_setting(row: Row) -> tuple[str, str] | None:

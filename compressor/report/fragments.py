@@ -64,10 +64,12 @@ def render_report_fragments(report_dir: Path) -> dict[str, str]:
 def write_fragments(results: Mapping[str, Any], out_dir: Path,
                     scores: Sequence[Mapping[str, Any]] = ()) -> list[Path]:
     """Write every fragment of the report into `out_dir` (atomically); returns their paths."""
-    paths = []
-    for name, text in render_fragments(results, scores).items():
-        paths.append(write_atomic(out_dir / name, lambda tmp, text=text: tmp.write_text(text)))
-    return paths
+    return write_texts(out_dir, render_fragments(results, scores))
+
+
+def write_texts(out_dir: Path, texts: Mapping[str, str]) -> list[Path]:
+    """Write {file name: text} into `out_dir`, each atomically (also for the fragments report scripts render)."""
+    return [write_atomic(out_dir / name, lambda tmp, text=text: tmp.write_text(text)) for name, text in texts.items()]
 
 
 def _ratio(row: Row) -> float | None:

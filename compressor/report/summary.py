@@ -14,9 +14,10 @@ from compressor._util.environment import environment
 from compressor._util.fileio import write_atomic, write_json_atomic
 from compressor.errors import CompressorError
 from compressor.measure.load import UNDER_LOAD_CORES
-from compressor.report.by_amount import cost_table, percent
+from compressor.report.by_amount import cost_table
 from compressor.report.difference_plot import plot_differences
 from compressor.report.layer_plots import plot_layer_heatmap
+from compressor.report.numbers import percent
 from compressor.report.pareto import label, near_dense_picks, pareto_front, pick_under_budget, typical_baseline
 from compressor.report.schema import RESULTS_SCHEMA, RunReport, RunRow, read_cell_records, read_run_report
 from compressor.report.tradeoff_plot import key_names, plot_tradeoffs

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from test_committed_reports import Load, loader
+
+from compressor.report.numbers import WORDS as NUMBER_WORDS
+from compressor.report.numbers import megabytes, percent, signed, the_one
 
 
 def files(report: Path) -> Load:
@@ -15,26 +17,8 @@ def files(report: Path) -> Load:
     return lambda name: json_load(name) if name.endswith(".json") else (report / name).read_text()
 
 
-def _pct(fraction: float) -> str:
-    return f"{100 * fraction:.2f}"
-
-
-def _mb(size: float) -> str:
-    return f"{size / 1e6:.2f}"
-
-
-def _signed(value: float, digits: int = 2) -> str:
-    """+0.49 / −0.19, with the minus sign the pages print (U+2212)."""
-    return f"{value:+.{digits}f}".replace("-", "−")
-
-
-def _one(found: Sequence[Any], what: str) -> Any:
-    if len(found) != 1:
-        raise ValueError(f"expected one {what}, found {len(found)}")
-    return found[0]
-
-
-WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
+_pct, _mb, _signed, _one = percent, megabytes, signed, the_one  # the names the claim modules use
+WORDS = {count: word for count, word in NUMBER_WORDS.items() if count}
 
 
 def _two_modes(values: Sequence[float], digits: int = 2) -> tuple[str, str]:

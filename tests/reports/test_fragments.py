@@ -77,6 +77,13 @@ def test_a_script_written_report_s_fragments_re_render_equal(report: str) -> Non
         assert path.is_file() and path.read_text() == text, f"reports/{report}/{name} is stale: rerun `{rerun}`"
 
 
+def test_no_fragment_holds_an_unformatted_placeholder() -> None:
+    # a string piece that lost its f prefix leaves `{name(...)}` or `{name[...]}` in the text
+    stray = [(path, m[0]) for path in FRAGMENTS for m in re.finditer(r"\{[A-Za-z_][\w.]*[\[(:][^}]*\}",
+                                                                       path.read_text())]
+    assert not stray, stray
+
+
 def test_a_changed_script_report_changes_its_fragments(tmp_path: Path) -> None:
     for name in ("results.json", "pretrain.log"):
         (tmp_path / name).write_text((REPO / "reports" / "supcon" / name).read_text())
