@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import subprocess
@@ -391,8 +392,12 @@ def test_report_summarizes_runs_as_markdown_csv_and_json(first_run: tuple[Path, 
     with open(tmp_path / "summary" / "results.csv") as handle:
         assert len(list(csv.DictReader(handle))) == 2
     readme = (tmp_path / "summary" / "README.md").read_text()
-    table = [line for line in readme.splitlines() if line.startswith("| ")]
+    lines = readme.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| pipeline | parameters |"))
+    table = [line for line in itertools.takewhile(lambda line: line.startswith("|"), lines[start:])
+             if not line.startswith("|---")]
     assert len(table) == 1 + 1 + 2  # header, baseline, two runs
+    assert "## Cost" in readme and " GiB |" in readme  # the runs recorded their peak memory
     assert "| l1 | l1.amount=0.5 l1.scope=global | 1 | 0 | - | 25.00 ± 2.28 |" in readme  # sqrt(.25 * .75 / 360)
     assert source["command"] in readme and "compressor report" in readme
     assert "Pareto front, accuracy vs size" in readme and "Budget pick: l1" in readme
