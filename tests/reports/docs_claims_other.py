@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import statistics
 from typing import Any
 
 from docs_claims_common import WORDS, _mb, _one, _pct
-from docs_claims_measurement import _bench_steps
-from docs_claims_recovery import _cells
 from docs_claims_sweeps import _rows
 from test_committed_reports import Load
 
@@ -191,14 +188,3 @@ def _finetune_settings(load: Load) -> str:
     return f"(`--finetune-epochs 1`, lr {lr:g}, pruned weights held at zero)"
 
 
-def _densenet_recovery(load: Load) -> str:
-    lr = re.search(r"DenseNet201 SupCon cells: fine-tuning at LR ([\d.]+)", load("README.md"))[1]
-    epochs = _one(sorted({c["finetune_epochs"] for c in _cells(load) if c["arch"] == "densenet201"}), "epochs")
-    return f"{WORDS.get(epochs, epochs)} epoch of recovery at LR {lr},"
-
-
-def _int8_calibration(load: Load) -> str:
-    params = _one(sorted({json.dumps(s["params"], sort_keys=True) for s in _bench_steps(load, "int8")}),
-                  "int8 settings")
-    params = json.loads(params)
-    return f"{params['calibration']} calibration on {params['calib_samples']} training images"
