@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from compressor.report.by_amount import amount_setting
 from compressor.report.plots import _figure, _save_png
 from compressor.report.style import budget_label, budget_markers, strategy_colours
 from compressor.report.uncertainty import Difference
@@ -48,14 +49,12 @@ def plot_differences(diffs: Sequence[Difference], reference: str, path: Path, ti
     return _save_png(fig, path)
 
 
-
 def _method_names(diffs: Sequence[Difference]) -> Callable[[Difference], str]:
     """A difference's line in the figure: its pipeline, with its parameters other than the amount where the pipeline
     runs with more than one set of them (`obd (obd.fisher=sampled)` beside `obd`)."""
 
     def others(diff: Difference) -> str:
-        amount_key = f"{diff.pipeline}.amount="
-        return " ".join(p for p in (diff.params or "").split() if not p.startswith(amount_key))
+        return amount_setting({"pipeline": diff.pipeline, "params": diff.params, "amount": 0.0})[1]
 
     variants: dict[str, set[str]] = {}
     for diff in diffs:
