@@ -13,3 +13,4 @@ echo "$(( $(date +%s) - start )) s wall (baseline training included) on $(grep -
   > reports/demo/wall-time.txt
 cp runs/resnet18-digits-l1-0.5.json reports/demo/resnet18-digits-l1-0.5.json
 cat reports/demo/output.txt reports/demo/wall-time.txt
+.venv/bin/python scripts/demo_fragments.py reports/demo  # the sentences README.md and docs/index.md show

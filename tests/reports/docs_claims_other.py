@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import re
 import statistics
-from typing import Any
 
 from docs_claims_common import WORDS, _mb, _one, _pct
 from docs_claims_sweeps import _rows
@@ -61,31 +60,6 @@ def _int8_zip(load: Load) -> str:
 
 def _threads_word(n: int) -> str:
     return "one" if n == 1 else f"{n} threads"
-
-
-def _demo(load: Load) -> dict[str, Any]:
-    return load("resnet18-digits-l1-0.5.json")
-
-
-def _demo_sparsity(load: Load) -> str:
-    run = _demo(load)
-    return (f"the conv/linear sparsity is {_pct(run['compressed']['sparsity'])} % rather than "
-            f"{100 * run['params']['l1']['amount']:g} %")
-
-
-def _demo_onnx(load: Load) -> str:
-    comp = _demo(load)["compressed"]
-    ort, torch = comp["evaluation"]["onnxruntime"], comp["evaluation"]["torch"]
-    same = "the same" if ort["accuracy"] == torch["accuracy"] == comp["accuracy"] else "a different"
-    diff = f"{ort['max_abs_logit_diff_vs_torch']:.1e}".replace("e-0", "e-")
-    return (f"scores {same} {_pct(ort['accuracy'])} % under ONNX Runtime as under torch (largest logit difference to "
-            f"torch\n{diff}, `compressed.evaluation.onnxruntime`)")
-
-
-def _demo_machine(load: Load) -> str:
-    env = _demo(load)["environment"]
-    return (f"this project's {env['cpu_count']}-core machine\n({env['cpu']}, torch {env['packages']['torch']}, "
-            f"{env['torch_threads']} threads")
 
 
 def _wall_clock(load: Load) -> str:

@@ -38,10 +38,6 @@ from docs_claims_other import (
     _channels_global,
     _competition,
     _competition_ft,
-    _demo,
-    _demo_machine,
-    _demo_onnx,
-    _demo_sparsity,
     _digits_epochs,
     _distill_defaults,
     _distillation,
@@ -110,7 +106,6 @@ def _no_files(name: str) -> Any:
 PAGES: dict[str, list[tuple[str | None, tuple[Claim, ...]]]] = {
     "README.md": [
         ("make-test", (Claim("make test's wall time", "fresh-clone.txt (/usr/bin/time -v)", _wall_clock),)),
-        ("demo", (Claim("the demo's machine", "resnet18-digits-l1-0.5.json (environment)", _demo_machine),)),
         (STRATEGIES_REPORT, (
             Claim("layer-sensitive minus l1 after one epoch", "results.json (differences)", _difference),
         )),
@@ -119,19 +114,6 @@ PAGES: dict[str, list[tuple[str | None, tuple[Claim, ...]]]] = {
     ],
     "docs/index.md": [
         (None, (Claim("digits baseline epochs", "compressor.models.baselines.DEFAULT_EPOCHS", _digits_epochs),)),
-        ("demo", (
-            Claim("the demo's conv/linear sparsity", "resnet18-digits-l1-0.5.json (compressed.sparsity)",
-                  _demo_sparsity),
-            Claim("l1's own record", "resnet18-digits-l1-0.5.json (steps[0].record.sparsity)",
-                  lambda load: f"shows exactly {_demo(load)['steps'][0]['record']['sparsity']:g} of the weights"),
-            Claim("the demo's machine", "resnet18-digits-l1-0.5.json (environment)",
-                  lambda load: f"on this project's {_demo(load)['environment']['cpu_count']}-core machine, committed"),
-            Claim("ONNX Runtime accuracy of the export", "resnet18-digits-l1-0.5.json (compressed.evaluation)",
-                  _demo_onnx),
-            Claim("the demo's baseline and its threads", "resnet18-digits-l1-0.5.json (baseline, environment)",
-                  lambda load: f"gave {_pct(_demo(load)['baseline']['accuracy'])} % with "
-                               f"{_demo(load)['environment']['torch_threads']} threads (`reports/demo/`)"),
-        )),
         ("digits-examples", (
             Claim("the one-thread baseline", "l1-0.5.json (baseline, environment)",
                   lambda load: f"and {_pct(load('l1-0.5.json')['baseline']['accuracy'])} % with "

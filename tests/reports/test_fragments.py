@@ -32,7 +32,8 @@ INCLUDE = re.compile(r'^--8<-- "([^"]+)"\s*$', re.M)
 # reports written by a script rather than `compressor report`: report directory -> the script that renders them
 SCRIPT_REPORTS = {"supcon": "supcon_report", "deploy-224px": "deploy_224px_fragments",
                   "recovery-fashion-mnist": "recovery_fragments", "bench": "measurement_fragments",
-                  "benchmarks": "measurement_fragments", "latency-processes": "measurement_fragments"}
+                  "benchmarks": "measurement_fragments", "latency-processes": "measurement_fragments",
+                  "demo": "demo_fragments"}
 SCRIPT_FRAGMENTS = {name: load_script(script).render_fragments(REPO / "reports" / name)
                     for name, script in SCRIPT_REPORTS.items()}
 FRAGMENTS = sorted([*(path for name in FRAGMENT_NAMES for path in REPO.glob(f"reports/*/{name}")),
