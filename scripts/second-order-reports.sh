@@ -21,12 +21,12 @@ report() {
   local name="$1" title="$2" note="$3"; shift 3
   local dir="runs/sweeps/$name"
   mkdir -p "$dir"
+  $BIN/compressor sweep --grid "scripts/grids/$name.toml" --out "$dir" --jobs "${JOBS:-1}" --quiet "$@" 2>&1 \
+    | tee -a "$dir.log" || echo "some cells failed (reasons in $dir/cells/); the report lists them" >&2
   # what scripts/second_order_table.py wrote there before goes: its per-cell files, dense model, environment, notes
   # and figures would otherwise sit beside the new report and contradict it (gradual/ and the FishLeg probes stay)
   rm -rf "reports/$name/cells" "reports/$name/cpu-check" "reports/$name/dense.json" "reports/$name/environment.json" \
     "reports/$name/notes.md" "reports/$name/accuracy.png"
-  $BIN/compressor sweep --grid "scripts/grids/$name.toml" --out "$dir" --jobs "${JOBS:-1}" --quiet "$@" 2>&1 \
-    | tee -a "$dir.log" || echo "some cells failed (reasons in $dir/cells/); the report lists them" >&2
   $BIN/compressor report "$dir" --out "reports/$name" --title "$title" --reference l1 --before-recovery \
     --note "$note
 Regenerate: \`scripts/second-order-reports.sh ${name#second-order-}\` (the grid is \`scripts/grids/$name.toml\`).
