@@ -16,9 +16,9 @@ cd "$(dirname "$0")/.."
 WHICH="${1:-resnet18}"
 BIN=.venv/bin
 
-# report NAME TITLE NOTE [compressor sweep options...]: run the grid, then write reports/NAME from its cells.
+# report NAME WHICH TITLE NOTE [compressor sweep options...]: run the grid, then write reports/NAME from its cells.
 report() {
-  local name="$1" title="$2" note="$3"; shift 3
+  local name="$1" which="$2" title="$3" note="$4"; shift 4
   local dir="runs/sweeps/$name"
   mkdir -p "$dir"
   $BIN/compressor sweep --grid "scripts/grids/$name.toml" --out "$dir" --jobs "${JOBS:-1}" --quiet "$@" 2>&1 \
@@ -29,7 +29,7 @@ report() {
     "reports/$name/notes.md" "reports/$name/accuracy.png"
   $BIN/compressor report "$dir" --out "reports/$name" --title "$title" --reference l1 --before-recovery \
     --note "$note
-Regenerate: \`scripts/second-order-reports.sh ${name#second-order-}\` (the grid is \`scripts/grids/$name.toml\`).
+Regenerate: \`scripts/second-order-reports.sh $which\` (the grid is \`scripts/grids/$name.toml\`).
 Global one-shot pruning, no fine-tuning, three seeds (each the strategy's gradient and Fisher batches and the
 BatchNorm recalibration's batch order; one model). Every run recalibrates BatchNorm after its strategy (2560
 training images), the same help for every method; *before recovery* is the accuracy the strategy alone reached,
@@ -39,13 +39,13 @@ measured in the same run.${REPORT_NOTE:+ $REPORT_NOTE}"
 
 case "$WHICH" in resnet18|densenet201|all) ;; *) echo "usage: $0 [resnet18|densenet201|all]" >&2; exit 2;; esac
 if [ "$WHICH" = resnet18 ] || [ "$WHICH" = all ]; then
-  report second-order-fashion-mnist "Second-order pruning on ResNet18 / Fashion-MNIST: one-shot over seeds" \
+  report second-order-fashion-mnist resnet18 "Second-order pruning on ResNet18 / Fashion-MNIST: one-shot over seeds" \
     "ResNet18 trained from scratch on Fashion-MNIST at 32 px (8 epochs, the baseline cached by \`compressor run\`)."
 fi
 if [ "$WHICH" = densenet201 ] || [ "$WHICH" = all ]; then
   MODEL=runs/supcon-fashion-mnist/supcon-classifier.pt
   [ -f "$MODEL" ] || CLASSIFIER_ONLY=1 scripts/supcon-fashion-mnist.sh
-  report second-order-densenet201-supcon "Second-order pruning on the SupCon DenseNet201: one-shot over seeds" \
+  report second-order-densenet201-supcon densenet201 "Second-order pruning on the SupCon DenseNet201: one-shot over seeds" \
     "DenseNet201 pre-trained with SupCon and linearly evaluated on Fashion-MNIST at 32 px (reports/supcon/)." \
     --model "$MODEL"
 fi
