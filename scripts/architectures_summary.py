@@ -19,24 +19,23 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from compressor.report.uncertainty import accuracy_text, seed_groups
+
 WITHIN = 0.01  # "near dense": at most 1 point of top-1 below it
 Row = Mapping[str, Any]
 
 
-def _mean(values: Sequence[float]) -> float:
-    return statistics.fmean(values)
-
-
 def _setting(rows: Sequence[Row], pipeline: str) -> dict[str, Any] | None:
-    """The runs of one pipeline: mean top-1 with its sd over seeds, mean speed-up, mean deployable bytes."""
+    """The runs of one pipeline (`uncertainty.seed_groups`): top-1 over seeds as the reports write it, the mean
+    speed-up against the dense model timed beside each run, the mean deployable bytes."""
     runs = [r for r in rows if r["pipeline"] == pipeline]
     if not runs:
         return None
-    accuracies = [r["accuracy"] for r in runs]
-    return {"pipeline": pipeline, "params": runs[0]["params"], "runs": len(runs), "accuracy": _mean(accuracies),
-            "sd": statistics.stdev(accuracies) if len(runs) > 1 else None,
-            "speedup": _mean([r["baseline_deployed_latency_ms"] / r["deployed_latency_ms"] for r in runs]),
-            "bytes": _mean([r["deployable_bytes"] for r in runs])}
+    (group,) = seed_groups(runs)
+    return {"pipeline": pipeline, "params": group.setting["params"], "accuracy": group.mean,
+            "text": accuracy_text(group.mean, group.spread, group.spread_kind, group.n),
+            "speedup": statistics.fmean(r["baseline_deployed_latency_ms"] / r["deployed_latency_ms"] for r in runs),
+            "bytes": group.mean_of("deployable_bytes")}
 
 
 def architecture_line(results: Mapping[str, Any]) -> dict[str, Any]:
@@ -52,11 +51,6 @@ def architecture_line(results: Mapping[str, Any]) -> dict[str, Any]:
             "near_dense": bool(near), "against_int8": verdict}
 
 
-def _accuracy(setting: Mapping[str, Any]) -> str:
-    spread = "" if setting["sd"] is None else f" ± {100 * setting['sd']:.2f}"
-    return f"{100 * setting['accuracy']:.2f}{spread} ({setting['runs']})"
-
-
 def overview(lines: Sequence[Mapping[str, Any]]) -> str:
     table = ["| architecture | px | dense top-1 % | int8 top-1 % | int8 × | structured + int8 | top-1 % | × | MB "
              "(dense) | against int8 alone |", "|---|---:|---:|---:|---:|---|---:|---:|---:|---|"]
@@ -67,11 +61,12 @@ def overview(lines: Sequence[Mapping[str, Any]]) -> str:
         int8_speed = f"{int8['speedup']:.2f}" if int8 else "-"
         near = "" if line["near_dense"] else ", none within 1 point"
         table.append(f"| `{line['arch']}` | {line['input_size']} | {100 * line['dense']:.2f} | "
-                     f"{_accuracy(int8) if int8 else '-'} | {int8_speed} | "
+                     f"{int8['text'] if int8 else '-'} | {int8_speed} | "
                      f"{best['pipeline']} ({best['params']}){near} | "
-                     f"{_accuracy(best)} | {best['speedup']:.2f} | {best['bytes'] / 1e6:.2f} "
+                     f"{best['text']} | {best['speedup']:.2f} | {best['bytes'] / 1e6:.2f} "
                      f"({line['dense_bytes'] / 1e6:.2f}) | {against} |")
-    return ("Per architecture: top-1 as mean ± sd over seeds (runs in brackets); × is the deployed artifact's speed-up "
+    return ("Per architecture: top-1 as mean ± sd over seeds (runs in brackets; one run: ± its binomial standard "
+            "error); × is the deployed artifact's speed-up "
             "against the dense model timed beside it in the same run (batch 1, median); the structured + int8 row "
             "is the fastest within 1 point of dense, else the most accurate; *against int8 alone* is its top-1 "
             "minus int8's, paired by seed, with the report's verdict.\n\n" + "\n".join(table) + "\n")

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from compressor.report.numbers import in_words, megabytes, percent, signed, the_one
+from compressor.report.numbers import in_words, megabytes, met, percent, signed, the_one
 
 Cell = dict[str, Any]
 
@@ -59,10 +59,6 @@ def _gap_se(cell: Cell) -> float:
     """Standard error of the difference of two accuracies near the cell's dense one, on its test images, in points."""
     p = cell["baseline_accuracy"]
     return 100 * math.sqrt(2 * p * (1 - p) / cell["test_samples"])
-
-
-def _met(flag: bool) -> str:
-    return "**met**" if flag else "**not met**"
 
 
 def probe(report: Report) -> str:
@@ -118,7 +114,7 @@ def findings(report: Report) -> str:  # noqa: PLR0915 (one bullet after another)
     bullets = [f"**Dense baseline**: {' / '.join(f'{a:.2f}' for a in accuracies)} % test top-1 for seeds "
                f"{seeds} after {epochs} epochs (mean {mean:.2f} %, standard deviation "
                f"{statistics.stdev(accuracies):.2f} points). The ≥ 93.5 % target (mean of 3 seeds) is "
-               f"{_met(mean >= 93.5)}."]
+               f"{met(mean >= 93.5)}."]
     c5, d5 = report.cell("plain", "channels", 0.5), report.cell("distilled", "channels", 0.5)
     gain, se = 100 * (d5["accuracy"] - c5["accuracy"]), _gap_se(c5)
     speed = sorted(_speedup(c) for c in (c5, d5))
@@ -174,7 +170,7 @@ def findings(report: Report) -> str:  # noqa: PLR0915 (one bullet after another)
                    f"{b['amount']:g} keeps {percent(b['accuracy'])} % ({_under(b):.2f} under) in "
                    f"{megabytes(b['deployable_bytes'])} MB. The smallest file within 1 point of dense is "
                    f"{megabytes(smallest)} MB: "
-                   f"the ≤ 0.38 MB target is {_met(smallest <= 0.38e6)}.")
+                   f"the ≤ 0.38 MB target is {met(smallest <= 0.38e6)}.")
     magnitude = {(amount, m): report.cell(m, "l1", amount) for amount in (0.9, 0.95) for m in ("plain", "distilled")}
     gains = [-_under(c) for c in magnitude.values()]
     sizes = [statistics.fmean(magnitude[amount, m]["deployable_bytes"] for m in ("plain", "distilled")) / 1e6
@@ -201,7 +197,7 @@ def findings(report: Report) -> str:  # noqa: PLR0915 (one bullet after another)
             and c["pipeline"] in ("channels", "blocks")]
     nine_speed = sorted(_speedup(c) for c in report.cells if c["pipeline"] == "channels"
                         and math.isclose(c["amount"], 0.9))
-    bullets.append(f"≥ 3× ONNX Runtime speed-up within 1 point of dense at the training size: {_met(bool(fast))}"
+    bullets.append(f"≥ 3× ONNX Runtime speed-up within 1 point of dense at the training size: {met(bool(fast))}"
                    + (f" ({', '.join(sorted({c['pipeline'] + ' ' + format(c['amount'], 'g') for c in fast}))})"
                       if fast else "") + f"; the same channels-0.9 model timed {nine_speed[0]:.0f}× and "
                    f"{nine_speed[-1]:.0f}× in two cells: the in-cell ratios are good to within a factor of "
@@ -217,7 +213,7 @@ def findings(report: Report) -> str:  # noqa: PLR0915 (one bullet after another)
                    f"Runtime in-cell, {frozen['blocks']['deployable_bytes'] / 1e6:.1f} MB) and channels 0.5 "
                    f"{percent(frozen['channels']['accuracy'])} % ({signed(-_under(frozen['channels']))}, "
                    f"{_speedup(frozen['channels']):.2f}× faster, {frozen['channels']['deployable_bytes'] / 1e6:.1f} "
-                   f"MB): the \"within 1 point at ≥ 2×\" target is {_met(target)}. With the `standard` recipe (no head "
+                   f"MB): the \"within 1 point at ≥ 2×\" target is {met(target)}. With the `standard` recipe (no head "
                    f"re-fit): channels 0.5 {percent(standard['channels']['accuracy'])} % "
                    f"({signed(-_under(standard['channels']))}), blocks 0.5 {percent(standard['blocks']['accuracy'])} % "
                    f"({signed(-_under(standard['blocks']))}): the head re-fit is worth {signed(refit['channels'])} "

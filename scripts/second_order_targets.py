@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from compressor._util.fileio import write_atomic, write_json_atomic
+from compressor.report.by_amount import amount_setting
+from compressor.report.numbers import p_value
 from compressor.report.schema import read_cell_records
 from compressor.report.uncertainty import Difference, differences
 
@@ -58,7 +60,7 @@ def _text(d: Difference | None, name: str, base: str) -> str:
     if d is None:
         return f"no paired runs of {name} and {base}"
     return (f"{name} − {base} = {d.mean:+.2f} points (95 % ± {d.half_width or 0:.2f}, {d.pairs} seeds, {d.test}, "
-            f"p {'-' if d.p is None else '<0.001' if d.p < 0.001 else f'{d.p:.3g}'}): {d.verdict}")
+            f"p {p_value(d.p)}): {d.verdict}")
 
 
 def _variants(rows: Sequence[Row], pipeline: str) -> dict[str, list[Row]]:
@@ -66,8 +68,7 @@ def _variants(rows: Sequence[Row], pipeline: str) -> dict[str, list[Row]]:
     out: dict[str, list[Row]] = {}
     for row in rows:
         if row["pipeline"] == pipeline:
-            others = " ".join(p for p in row["params"].split() if not p.startswith(f"{pipeline}.amount="))
-            out.setdefault(others, []).append(row)
+            out.setdefault(amount_setting(row)[1], []).append(row)
     return out
 
 

@@ -35,3 +35,15 @@ def the_one(found: Sequence[Any], what: str) -> Any:
     if len(found) != 1:
         raise ValueError(f"expected one {what}, found {len(found)}")
     return found[0]
+
+
+def p_value(value: float | None) -> str:
+    """A p-value as reports write it: 3 significant digits, `<0.001` below that, `-` when there is none."""
+    if value is None:
+        return "-"
+    return "<0.001" if value < 0.001 else f"{value:.3g}"
+
+
+def met(flag: bool) -> str:
+    """A target's verdict in bold: **met** or **not met**."""
+    return "**met**" if flag else "**not met**"

@@ -17,7 +17,7 @@ from compressor.measure.load import UNDER_LOAD_CORES
 from compressor.report.by_amount import cost_table
 from compressor.report.difference_plot import plot_differences
 from compressor.report.layer_plots import plot_layer_heatmap
-from compressor.report.numbers import percent
+from compressor.report.numbers import p_value, percent
 from compressor.report.pareto import label, near_dense_picks, pareto_front, pick_under_budget, typical_baseline
 from compressor.report.schema import RESULTS_SCHEMA, RunReport, RunRow, read_cell_records, read_run_report
 from compressor.report.tradeoff_plot import key_names, plot_tradeoffs
@@ -173,7 +173,7 @@ def difference_table(diffs: Sequence[Row]) -> str:
         spread = f" ± {d['sd']:.2f}" if d["sd"] is not None else ""
         se = "-" if d["se"] is None else f"{d['se']:.2f}"
         lines.append(f"| {d['pipeline']} | {d['params'] or '-'} | {d['finetune_epochs']} | {d['pairs']} | "
-                     f"{d['mean']:+.2f}{spread} | {se} | {d['test']} | {_p(d['p'])} | {d['verdict']} |")
+                     f"{d['mean']:+.2f}{spread} | {se} | {d['test']} | {p_value(d['p'])} | {d['verdict']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -184,13 +184,6 @@ def load_note(rows: Sequence[Row]) -> str:
             f"during a timing (more than {UNDER_LOAD_CORES:g} core on average; each latency's `load` record in its "
             "report names the busiest processes); their latencies are not measurements: "
             + ", ".join(loaded) + ".\n")
-
-
-def _p(value: float | None) -> str:
-    """A p-value as a table shows it: 3 significant digits, `<0.001` below that."""
-    if value is None:
-        return "-"
-    return "<0.001" if value < 0.001 else f"{value:.3g}"
 
 
 def _count(value: int | None) -> str:
