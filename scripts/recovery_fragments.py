@@ -55,6 +55,11 @@ def _speedup(cell: Cell) -> float:
     return cell["baseline_deployed_latency_ms"] / cell["deployed_latency_ms"]
 
 
+def _channels_09_speedups(report: Report) -> list[float]:
+    """In-cell ONNX Runtime speed-ups of every channels-0.9 cell, slowest first."""
+    return sorted(_speedup(c) for c in report.cells if c["pipeline"] == "channels" and math.isclose(c["amount"], 0.9))
+
+
 def _gap_se(cell: Cell) -> float:
     """Standard error of the difference of two accuracies near the cell's dense one, on its test images, in points."""
     p = cell["baseline_accuracy"]
@@ -195,8 +200,7 @@ def findings(report: Report) -> str:  # noqa: PLR0915 (one bullet after another)
                    f"({_under(chain[1]):.2f} under), {megabytes(chain[1]['deployable_bytes'])} MB.")
     fast = [c for c in report.cells if c["arch"] == "resnet18-s1" and _under(c) <= 1 and _speedup(c) >= 3
             and c["pipeline"] in ("channels", "blocks")]
-    nine_speed = sorted(_speedup(c) for c in report.cells if c["pipeline"] == "channels"
-                        and math.isclose(c["amount"], 0.9))
+    nine_speed = _channels_09_speedups(report)
     bullets.append(f"≥ 3× ONNX Runtime speed-up within 1 point of dense at the training size: {met(bool(fast))}"
                    + (f" ({', '.join(sorted({c['pipeline'] + ' ' + format(c['amount'], 'g') for c in fast}))})"
                       if fast else "") + f"; the same channels-0.9 model timed {nine_speed[0]:.0f}× and "
@@ -229,11 +233,18 @@ def headline(report: Report) -> str:
             "(`reports/recovery-fashion-mnist/README.md`).\n")
 
 
+def drift(report: Report) -> str:
+    """docs/harness.md: how far one model's in-cell speed-up drifted between two cells run beside other jobs."""
+    speed = _channels_09_speedups(report)
+    return (f"In {in_words(len(speed))} cells of `reports/recovery-fashion-mnist/README.md` the same channels-0.9 "
+            f"model timed {' and '.join(f'{s:.0f}×' for s in speed)} faster than dense.\n")
+
+
 def render_fragments(root: Path) -> dict[str, str]:
     """Every fragment of the report directory `root`, by file name."""
     report = Report(root)
     return {"probe.md": probe(report), "setup.md": setup(report), "findings.md": findings(report),
-            "headline.md": headline(report)}
+            "headline.md": headline(report), "drift.md": drift(report)}
 
 
 def write_fragments(root: Path) -> None:

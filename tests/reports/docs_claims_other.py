@@ -1,65 +1,16 @@
-"""Claims from reports/digits-examples/, demo/, make-test/, and defaults the pages quote from the code."""
+"""Claims from reports/make-test/ and the strategies report, and defaults the pages quote from the code."""
 
 from __future__ import annotations
 
 import math
 import re
-import statistics
 
-from docs_claims_common import WORDS, _mb, _one, _pct
+from docs_claims_common import _one
 from docs_claims_sweeps import _rows
 from test_committed_reports import Load
 
 # ---------------------------------------------------------------------------------------------------------------
-# reports/digits-examples/, reports/demo/, reports/make-test/
-
-
-def _distillation(load: Load) -> str:
-    def runs(distill: bool) -> list[float]:
-        return [100 * load(f"channels-0.5-ft3-{'distill-' if distill else ''}s{s}.json")["compressed"]["accuracy"]
-                for s in range(3)]
-    a, b = runs(True), runs(False)
-    return (f"distillation gave {statistics.fmean(a):.2f} ± {statistics.stdev(a):.2f} % against "
-            f"{statistics.fmean(b):.2f} ± {statistics.stdev(b):.2f} % without it")
-
-
-def _channels_global(load: Load) -> str:
-    run = load("channels-global-0.9.json")
-    record, params = run["steps"][0]["record"], run["params"]["channels"]
-    layers = record["layers"]
-    ratio = {name: 1 - n["channels_after"] / n["channels_before"] for name, n in layers.items()}
-    worst = max(ratio.values())
-    names = [name for name, r in ratio.items() if r == worst]
-    before, after = _one(sorted({(layers[n]["channels_before"], layers[n]["channels_after"]) for n in names}),
-                         "channel counts of the worst layers")
-    return (f"at {params['scope']} {params['amount']:g} (`round_to` {params['round_to']}) "
-            f"{WORDS.get(len(names), len(names))} coupled layers of the digits ResNet18 lost {100 * worst:.1f} % of "
-            f"their channels ({', '.join(f'`{n}`' for n in names)}: {before} → {after};")
-
-
-def _competition(load: Load) -> str:
-    one_shot = {load(name)["compressed"]["accuracy"] for name in ("blocks-competition.json",
-                                                                   "blocks-competition-no-recal.json")}
-    return (f"falls to {_pct(_one(sorted(one_shot), 'one-shot accuracy'))} % one-shot, chance, with or without "
-            f"BatchNorm recalibration")
-
-
-def _competition_ft(load: Load) -> str:
-    run = load("blocks-competition-ft15.json")
-    return (f"recovers to {_pct(run['compressed']['accuracy'])} % (baseline {_pct(run['baseline']['accuracy'])} %) "
-            f"with a\n{_mb(run['compressed']['size_bytes'])} MB fp32 file after")
-
-
-def _int8_zip(load: Load) -> str:
-    run = load("int8-zip.json")
-    base, comp = run["baseline"], run["compressed"]
-    same = "before and after" if base["accuracy"] == comp["accuracy"] else f"before, {_pct(comp['accuracy'])} % after"
-    return (f"`reports/digits-examples/int8-zip.json`): {_pct(base['accuracy'])} %\n{same}, deployable file "
-            f"{_mb(base['deployable_bytes'])} → {_mb(comp['deployable_bytes'])} MB")
-
-
-def _threads_word(n: int) -> str:
-    return "one" if n == 1 else f"{n} threads"
+# reports/make-test/
 
 
 def _wall_clock(load: Load) -> str:

@@ -35,27 +35,20 @@ from docs_claims_measurement import (
 from docs_claims_other import (
     _anchor_lr,
     _anchor_recipe,
-    _channels_global,
-    _competition,
-    _competition_ft,
     _digits_epochs,
     _distill_defaults,
-    _distillation,
     _finetune_lr,
     _finetune_settings,
-    _int8_zip,
     _one_cycle_steps,
     _precision_probe,
     _recalibration_batches,
     _recipes,
-    _threads_word,
     _timing_plan,
     _wall_clock,
 )
 from docs_claims_recovery import (
     _baselines,
     _cells,
-    _harness_spread,
     _targets_met,
 )
 from docs_claims_second_order import (
@@ -114,25 +107,8 @@ PAGES: dict[str, list[tuple[str | None, tuple[Claim, ...]]]] = {
     ],
     "docs/index.md": [
         (None, (Claim("digits baseline epochs", "compressor.models.baselines.DEFAULT_EPOCHS", _digits_epochs),)),
-        ("digits-examples", (
-            Claim("the one-thread baseline", "l1-0.5.json (baseline, environment)",
-                  lambda load: f"and {_pct(load('l1-0.5.json')['baseline']['accuracy'])} % with "
-                               f"{_threads_word(load('l1-0.5.json')['environment']['torch_threads'])}\n"
-                               "(`reports/digits-examples/l1-0.5.json`"),
-        )),
     ],
     "docs/strategies.md": [
-        ("digits-examples", (
-            Claim("channels global 0.9: the most pruned layers", "channels-global-0.9.json (steps[0].record)",
-                  _channels_global),
-            Claim("competition preset's parameters", "blocks-competition.json (compressed.params_total)",
-                  lambda load: f"({load('blocks-competition.json')['compressed']['params_total']:,}\n  parameters on "
-                               "digits, `reports/digits-examples/blocks-competition.json`)"),
-            Claim("competition preset one-shot", "blocks-competition.json, blocks-competition-no-recal.json",
-                  _competition),
-            Claim("competition preset fine-tuned", "blocks-competition-ft15.json", _competition_ft),
-            Claim("int8 with zip", "int8-zip.json", _int8_zip),
-        )),
         ("benchmarks", (
             Claim("int8 vs fp32 at 32 px in make bench", BENCH_FILE,
                   lambda load: "int8 was slower than fp32 under ONNX Runtime, "
@@ -155,9 +131,6 @@ PAGES: dict[str, list[tuple[str | None, tuple[Claim, ...]]]] = {
             Claim("shortest one-cycle fine-tune", "compressor.models.training (MIN_WARMUP_STEPS, ONE_CYCLE_PCT_START)",
                   _one_cycle_steps),
         )),
-        ("digits-examples", (
-            Claim("channels 0.5 with and without distillation", "channels-0.5-ft3-*.json (compressed.accuracy)",
-                  _distillation),)),
     ],
     "docs/second-order.md": [
         ("second-order-fashion-mnist", (
@@ -209,7 +182,6 @@ PAGES: dict[str, list[tuple[str | None, tuple[Claim, ...]]]] = {
     ],
     "docs/harness.md": [
         (None, (Claim("the timing plan", "compressor.measure.latency.TimingPlan", _timing_plan),)),
-        ("recovery-fashion-mnist", (Claim("spread of in-cell speed-ups", "results.json (cells)", _harness_spread),)),
         ("densenet201-supcon-fashion-mnist", (
             Claim("fresh processes, one dense file", "ort-process-modes.json (medians_ms)", _process_modes),
             Claim("unstructured cells against their own baseline", "results.json (rows)", _dn_unstructured_ratios),
@@ -298,7 +270,7 @@ def test_page_figures_agree_with_committed_reports(page: str):
 def test_the_pages_check_many_figures():
     """Guards the table itself: a claim list that was emptied by mistake would pass every page. (The count falls as
     pages include report fragments instead of quoting figures; lower it with them, never to hide a loss.)"""
-    assert sum(len(claims) for groups in PAGES.values() for _, claims in groups) >= 65
+    assert sum(len(claims) for groups in PAGES.values() for _, claims in groups) >= 57
 
 
 # (page, text in the page, the same text with one figure changed, text the problems must contain)
@@ -320,8 +292,8 @@ def test_a_changed_figure_in_a_page_is_reported(edit: str):
 
 
 def test_a_page_that_stops_naming_its_report_is_reported():
-    text = (REPO / "docs" / "harness.md").read_text().replace("reports/recovery-fashion-mnist/", "reports/elsewhere/")
-    problems = page_problems("docs/harness.md", text)
+    text = (REPO / "docs" / "supcon.md").read_text().replace("reports/recovery-fashion-mnist/", "reports/elsewhere/")
+    problems = page_problems("docs/supcon.md", text)
     assert any("does not name" in p and "reports/recovery-fashion-mnist/" in p for p in problems), problems
 
 

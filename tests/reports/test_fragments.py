@@ -33,7 +33,7 @@ INCLUDE = re.compile(r'^--8<-- "([^"]+)"\s*$', re.M)
 SCRIPT_REPORTS = {"supcon": "supcon_report", "deploy-224px": "deploy_224px_fragments",
                   "recovery-fashion-mnist": "recovery_fragments", "bench": "measurement_fragments",
                   "benchmarks": "measurement_fragments", "latency-processes": "measurement_fragments",
-                  "demo": "demo_fragments"}
+                  "demo": "demo_fragments", "digits-examples": "digits_examples_report"}
 SCRIPT_FRAGMENTS = {name: load_script(script).render_fragments(REPO / "reports" / name)
                     for name, script in SCRIPT_REPORTS.items()}
 FRAGMENTS = sorted([*(path for name in FRAGMENT_NAMES for path in REPO.glob(f"reports/*/{name}")),
