@@ -1,6 +1,7 @@
 """The fragments of the measurement reports that docs/harness.md, docs/strategies.md and docs/supcon.md include, so no
 latency figure of them is copied by hand: reports/bench/ (`compressor bench` at 224 px), reports/benchmarks/ (the
-committed `make bench` run and the SupCon loss suite) and reports/latency-processes/ (fresh-process spread).
+committed `make bench` run and the SupCon loss suite) and reports/latency-processes/ (fresh-process spread, and the
+two modes of fresh DenseNet201 processes).
 
     .venv/bin/python scripts/measurement_fragments.py reports/bench reports/benchmarks reports/latency-processes
 
@@ -141,7 +142,28 @@ def latency_processes(root: Path) -> dict[str, str]:
             f"{len(first['dense_process_medians_ms'])}`, the harness gave dense medians of "
             f"{first['dense_median_ms']:.2f} and {second['dense_median_ms']:.2f} ms and speed-ups of "
             f"×{first['speedup']:.2f} and ×{second['speedup']:.2f}.\n")
-    return {"spread.md": text}
+    return {"spread.md": text, "densenet201-modes.md": _densenet201_modes(_json(root, "densenet201-modes.json"))}
+
+
+def _two_modes(values: list[float]) -> tuple[str, str]:
+    """("A-B ms in N", "C-D ms in M"): the values split at their widest gap, each side as its range and count."""
+    ordered = sorted(values)
+    split = max(range(1, len(ordered)), key=lambda i: ordered[i] - ordered[i - 1])
+    return tuple(f"{side[0]:.2f}-{side[-1]:.2f} ms in {len(side)}"  # type: ignore[return-value]
+                 for side in (ordered[:split], ordered[split:]))
+
+
+def _densenet201_modes(report: dict[str, Any]) -> str:
+    """docs/harness.md: fresh processes timing one dense DenseNet201 file fell into two modes with 2 threads."""
+    medians, env = report["medians_ms"], report["environment"]
+    fast, slow = _two_modes(medians["2"])
+    channels = f"{report['in_channels']} channel{'s' if report['in_channels'] > 1 else ''}"
+    return (f"On the {env['cpu_count']}-core {env['cpu']}, {len(medians['2'])} fresh processes timing one dense "
+            f"{report['arch']} ONNX file ({channels}, {report['input_size']} px, batch {report['batch_size']}) gave "
+            f"medians of {fast} processes and {slow} with 2 threads, and {min(medians['1']):.2f}-"
+            f"{max(medians['1']):.2f} ms with 1 thread (`.venv/bin/python scripts/ort_process_modes.py --processes "
+            f"{len(medians['2'])} -o reports/latency-processes/densenet201-modes.json`, run alone; the JSON holds every"
+            " median and the environment).\n")
 
 
 RENDERERS: dict[str, Callable[[Path], dict[str, str]]] = {"bench": bench, "benchmarks": benchmarks,

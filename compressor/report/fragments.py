@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -30,7 +31,9 @@ OPENAIMER = "openaimer.md"  # the OpenAImer score's winner against the most accu
 ACCURACY_BEFORE = "accuracy-before-recovery.md"
 DIFFERENCES_BEFORE = "differences-before-recovery.md"
 COST = "cost.md"  # strategy seconds and peak memory by strategy and amount (runs that recorded their peak memory)
-FRAGMENT_NAMES = (RUNS_TABLE, HEADLINE, ACCURACY, DIFFERENCES, OPENAIMER, ACCURACY_BEFORE, DIFFERENCES_BEFORE, COST)
+TIMING = "timing.md"  # the latency noise floor: the dense model timed in every run, and runs that keep its graph
+FRAGMENT_NAMES = (RUNS_TABLE, HEADLINE, ACCURACY, DIFFERENCES, OPENAIMER, ACCURACY_BEFORE, DIFFERENCES_BEFORE, COST,
+                  TIMING)
 
 Row = Mapping[str, Any]
 
@@ -50,6 +53,8 @@ def render_fragments(results: Mapping[str, Any], scores: Sequence[Mapping[str, A
         fragments[COST] = cost_table(rows)
     if scores:
         fragments[OPENAIMER] = openaimer_summary(rows, scores)
+    if (noise := latency_noise(rows)) is not None:
+        fragments[TIMING] = noise
     return fragments
 
 
@@ -133,6 +138,29 @@ def headline(results: Mapping[str, Any]) -> str:
             f"{dense_text} test top-1), at commit {_one_or_many([r.get('git_commit') for r in rows], 'commit')} on "
             f"{_one_or_many([(r.get('machine') or '').split(', torch')[0] for r in rows], 'machine')}{load}. "
             f"{_best_near_dense(rows)}{_verdicts(results)}\n")
+
+
+def _keeps_dense_graph(row: Row) -> bool:
+    """The deployed model executes the dense model's graph (unstructured sparsity, no int8): the same kernels."""
+    return row.get("macs") == row.get("baseline_macs") and row.get("latency_int8_ms") is None
+
+
+def latency_noise(rows: Sequence[Row]) -> str | None:
+    """How far timings of the same graph move inside this report: the dense model timed again in every run, and the
+    ratio to it of the runs that deploy the same graph (their true ratio is 1). None with fewer than two timed runs."""
+    timed = [row for row in rows if _ratio(row) is not None]
+    if len(timed) < 2:
+        return None
+    dense = sorted(row["baseline_deployed_latency_ms"] for row in timed)
+    same = [_ratio(row) for row in timed if _keeps_dense_graph(row)]
+    text = (f"Latency noise in this report: the dense model, timed again inside each of {len(timed)} runs, measured "
+            f"{dense[0]:.2f}-{dense[-1]:.2f} ms (median {statistics.median(dense):.2f} ms).")
+    if len(same) >= 2:
+        text += (f" The {len(same)} runs whose deployed model runs the dense graph (unstructured sparsity, no int8) "
+                 f"measured x{min(same):.2f}-{max(same):.2f} of the dense model timed beside them, where the true "
+                 "ratio is 1: a ratio inside that band is no speed difference. Compare runs by their ratio to the "
+                 "dense model timed beside them, not by milliseconds across runs.")
+    return text + "\n"
 
 
 def openaimer_summary(rows: Sequence[Row], scores: Sequence[Mapping[str, Any]]) -> str:

@@ -118,3 +118,21 @@ def test_before_recovery_needs_runs_that_recorded_it(tmp_path: Path):
     paths = [_seeded(tmp_path, "l1-ft0", 0, 0.9), _seeded(tmp_path, "layer-sensitive-ft0", 0, 0.9)]
     with pytest.raises(CompressorError, match="no run recorded its accuracy before recovery"):
         write_summary(paths, tmp_path / "out", reference="l1", before_recovery=True)
+
+
+def _timed_row(pipeline: str, dense_ms: float, ms: float, macs: int, int8: bool = False) -> dict:
+    return {"pipeline": pipeline, "baseline_deployed_latency_ms": dense_ms, "deployed_latency_ms": ms, "macs": macs,
+            "baseline_macs": 100, "latency_int8_ms": ms if int8 else None}
+
+
+def test_the_latency_noise_fragment_bounds_the_ratio_of_runs_that_keep_the_dense_graph():
+    from compressor.report.fragments import latency_noise
+
+    rows = [_timed_row("l1", 4.0, 4.2, 100), _timed_row("obd", 6.0, 5.7, 100),
+            _timed_row("channels", 5.0, 1.0, 40),  # a smaller graph: not part of the noise band
+            _timed_row("int8", 5.0, 2.5, 100, int8=True)]  # same MACs, other kernels: not part of it either
+    text = latency_noise(rows)
+    assert "each of 4 runs, measured 4.00-6.00 ms (median 5.00 ms)" in text
+    assert "The 2 runs whose deployed model runs the dense graph" in text and "x0.95-1.05 of the dense" in text
+    assert latency_noise(rows[:1]) is None  # one timing is no spread
+    assert "runs the dense graph" not in latency_noise(rows[2:])  # no two runs of the dense graph: no band

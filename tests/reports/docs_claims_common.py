@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 from test_committed_reports import Load, loader
@@ -19,11 +18,3 @@ def files(report: Path) -> Load:
 
 _pct, _mb, _signed, _one = percent, megabytes, signed, the_one  # the names the claim modules use
 WORDS = {count: word for count, word in NUMBER_WORDS.items() if count}
-
-
-def _two_modes(values: Sequence[float], digits: int = 2) -> tuple[str, str]:
-    """("A-B ms in N", "C-D ms in M"): the values split at their widest gap, each side as its range and count."""
-    ordered = sorted(values)
-    split = max(range(1, len(ordered)), key=lambda i: ordered[i] - ordered[i - 1])
-    low, high = ordered[:split], ordered[split:]
-    return tuple(f"{side[0]:.{digits}f}-{side[-1]:.{digits}f} ms in {len(side)}" for side in (low, high))
