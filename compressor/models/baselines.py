@@ -17,7 +17,7 @@ from compressor._util.device import resolve_device
 from compressor.data import Dataset, dataset_slug, default_cache_dir
 from compressor.errors import CompressorError
 from compressor.models.checkpoint import Checkpoint, ModelSpec, load_checkpoint, save_checkpoint
-from compressor.models.training import TrainConfig, train, whole_if_integral
+from compressor.models.training import TrainConfig, steps_per_epoch, train, whole_if_integral
 from compressor.models.zoo import arch_slug, build_model, input_size_for
 
 DEFAULT_EPOCHS = {"digits": 15, "fashion-mnist": 8, "cifar10": 30, "cifar100": 30}
@@ -44,6 +44,12 @@ RECIPES = {
                      ema_decay=0.998, precision="auto"),
 }
 DEFAULT_RECIPE = "standard"
+# A baseline trained from scratch needs enough optimizer steps, not only epochs: on a small dataset a short run halves
+# its batch (down to MIN_BASELINE_BATCH) until it has MIN_BASELINE_STEPS. Measured on digits (1,293 training images,
+# 3 epochs): MobileNetV3-Small stays at chance after 33 steps of 128 images and reaches 78 % after 123 steps of 32.
+# Default runs on the built-in datasets already have the steps and keep the batch of 128.
+MIN_BASELINE_STEPS = 120
+MIN_BASELINE_BATCH = 16
 FINETUNE_LR_FACTOR = 0.2  # recovery fine-tuning peaks at this fraction of the baseline's peak LR
 
 
@@ -73,12 +79,22 @@ def default_epochs(dataset_name: str) -> int:
     return DEFAULT_EPOCHS.get(dataset_name, 10)
 
 
-def training_config(request: BaselineRequest, dataset_name: str) -> TrainConfig:
-    """The full training settings of `request` on `dataset_name`: the recipe's, with explicit epochs/LR on top."""
+def baseline_batch_size(epochs: float, train_samples: int, batch_size: int = TrainConfig.batch_size) -> int:
+    """The training batch of a baseline: `batch_size`, halved (not below MIN_BASELINE_BATCH) while `epochs` over
+    `train_samples` images would give fewer than MIN_BASELINE_STEPS optimizer steps."""
+    while batch_size > MIN_BASELINE_BATCH and epochs * steps_per_epoch(train_samples, batch_size) < MIN_BASELINE_STEPS:
+        batch_size //= 2
+    return max(batch_size, MIN_BASELINE_BATCH)
+
+
+def training_config(request: BaselineRequest, dataset_name: str, train_samples: int | None = None) -> TrainConfig:
+    """The full training settings of `request` on `dataset_name`: the recipe's, with explicit epochs/LR on top, and
+    the batch shrunk for a short run on a small training split (`train_samples` images, when given)."""
     recipe = get_recipe(request.recipe)
     epochs = request.epochs if request.epochs is not None else recipe.epochs or default_epochs(dataset_name)
+    batch = TrainConfig.batch_size if train_samples is None else baseline_batch_size(epochs, train_samples)
     return TrainConfig(epochs=epochs, lr=request.lr if request.lr is not None else recipe.lr, seed=request.seed,
-                       label_smoothing=recipe.label_smoothing, random_erasing=recipe.random_erasing,
+                       batch_size=batch, label_smoothing=recipe.label_smoothing, random_erasing=recipe.random_erasing,
                        ema_decay=recipe.ema_decay, precision=request.precision or recipe.precision)
 
 
@@ -99,7 +115,7 @@ def baseline_path(request: BaselineRequest, dataset: Dataset, cache_dir: Path | 
     """Cache file of the baseline described by `request` on `dataset`; its name carries a digest of every training
     setting, so a changed recipe never silently reuses an old file."""
     size = input_size_for(request.arch, dataset.info.native_size, request.input_size)
-    config = asdict(training_config(request, dataset.info.name))
+    config = asdict(training_config(request, dataset.info.name, len(dataset.train)))
     config.pop("freeze_batchnorm")  # a fine-tuning option, never set for baselines: cached names stay valid
     settings = json.dumps({"arch": request.arch, "size": size, "pretrained": request.pretrained,
                            "recipe": request.recipe, **config}, sort_keys=True)
@@ -114,7 +130,7 @@ def train_baseline(request: BaselineRequest, dataset: Dataset, *, show_progress:
                    device: str | torch.device = "cpu") -> Checkpoint:
     """Train a fresh baseline on the train split (calib and test are held out) on `device`; returned on the CPU."""
     size = input_size_for(request.arch, dataset.info.native_size, request.input_size)
-    config = training_config(request, dataset.info.name)
+    config = training_config(request, dataset.info.name, len(dataset.train))
     if config.epochs < 1:
         raise CompressorError(f"--epochs must be at least 1 to train a baseline; got {config.epochs}")
     torch.manual_seed(request.seed)

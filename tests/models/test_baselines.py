@@ -12,15 +12,27 @@ from compressor.data import Dataset
 from compressor.errors import CompressorError
 from compressor.measure.accuracy import evaluate, torch_forward
 from compressor.models.baselines import (
+    MIN_BASELINE_BATCH,
+    MIN_BASELINE_STEPS,
     RECIPES,
     BaselineRequest,
+    baseline_batch_size,
     baseline_finetune_lr,
     baseline_path,
     get_recipe,
+    train_baseline,
     training_config,
 )
 from compressor.models.checkpoint import Checkpoint, ModelSpec
-from compressor.models.training import PROBE_MIN_STEPS, TrainConfig, ema_update, erase_randomly, probe_precision, train
+from compressor.models.training import (
+    PROBE_MIN_STEPS,
+    TrainConfig,
+    ema_update,
+    erase_randomly,
+    probe_precision,
+    steps_per_epoch,
+    train,
+)
 from compressor.models.zoo import build_model, input_size_for
 from compressor.recovery.config import RecoveryConfig
 from compressor.strategies.steps import parse_steps
@@ -47,6 +59,35 @@ def test_explicit_epochs_and_lr_override_the_recipe(digits: Dataset) -> None:
     mine = training_config(BaselineRequest("resnet18", recipe="anchor", epochs=2, lr=0.3), "digits")
     assert (mine.epochs, mine.lr, mine.label_smoothing) == (2, 0.3, 0.1)
     assert training_config(BaselineRequest("resnet18"), "fashion-mnist").epochs == 8
+
+
+@pytest.mark.parametrize("samples", [50, 1293, 5000, 58000])
+@pytest.mark.parametrize("epochs", [1, 3, 8, 15])
+def test_a_short_baseline_on_a_small_split_halves_its_batch_until_it_has_the_steps(samples: int, epochs: int) -> None:
+    batch = baseline_batch_size(epochs, samples)
+    steps = epochs * steps_per_epoch(samples, batch)
+    assert MIN_BASELINE_BATCH <= batch <= TrainConfig.batch_size and batch & (batch - 1) == 0  # a power of two
+    assert steps >= MIN_BASELINE_STEPS or batch == MIN_BASELINE_BATCH  # enough steps, or as small as it goes
+    if batch < TrainConfig.batch_size:  # halved only as far as needed
+        assert epochs * steps_per_epoch(samples, 2 * batch) < MIN_BASELINE_STEPS
+
+
+def test_default_baselines_of_the_built_in_datasets_keep_the_batch_of_128(digits: Dataset) -> None:
+    assert training_config(BaselineRequest("resnet18"), "digits", len(digits.train)).batch_size == 128  # 15 epochs
+    assert training_config(BaselineRequest("resnet18", epochs=3), "digits", len(digits.train)).batch_size == 32
+    assert training_config(BaselineRequest("resnet18", epochs=1), "fashion-mnist", 58000).batch_size == 128
+
+
+@pytest.mark.slow
+def test_mobilenet_v3_learns_digits_in_three_epochs(digits: Dataset) -> None:
+    # issue 33: with 33 steps of 128 images it stayed at chance (10 %); the smaller batch gives it 123 steps
+    from compressor.models.checkpoint import rgb_dataset
+
+    rgb = rgb_dataset(digits)
+    checkpoint = train_baseline(BaselineRequest("torchvision:mobilenet_v3_small", epochs=3), rgb, show_progress=False)
+    accuracy = evaluate(torch_forward(checkpoint.model), rgb.test, checkpoint.spec.input_size)["accuracy"]
+    chance_se = (0.1 * 0.9 / len(rgb.test)) ** 0.5
+    assert accuracy > 0.1 + 10 * chance_se, accuracy  # far above chance, not a figure of one machine
 
 
 def test_an_unknown_recipe_is_one_line_naming_the_recipes() -> None:

@@ -113,3 +113,13 @@ def _finetune_settings(load: Load) -> str:
     return f"(`--finetune-epochs 1`, lr {lr:g}, pruned weights held at zero)"
 
 
+def _baseline_batch(load: Load) -> str:
+    from compressor.models.baselines import MIN_BASELINE_BATCH, MIN_BASELINE_STEPS, baseline_batch_size
+    from compressor.models.training import steps_per_epoch
+
+    digits_train = 1293  # the digits training split (tests/data/test_builtin.py checks the split sizes)
+    batch = baseline_batch_size(3, digits_train)
+    return (f"halves its batch, down to {MIN_BASELINE_BATCH}, until\nit has at least {MIN_BASELINE_STEPS} optimizer "
+            f"steps: `--epochs 3` on digits trains with batches of {batch} ({3 * steps_per_epoch(digits_train, batch)} "
+            f"steps instead of {3 * steps_per_epoch(digits_train, 128)})")
+

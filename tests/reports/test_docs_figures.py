@@ -35,6 +35,7 @@ from docs_claims_measurement import (
 from docs_claims_other import (
     _anchor_lr,
     _anchor_recipe,
+    _baseline_batch,
     _digits_epochs,
     _distill_defaults,
     _finetune_lr,
@@ -198,6 +199,7 @@ PAGES: dict[str, list[tuple[str | None, tuple[Claim, ...]]]] = {
         (None, (
             Claim("standard recipe", "compressor.models.baselines (DEFAULT_EPOCHS, default_epochs, RECIPES)", _recipes),
             Claim("anchor recipe", "compressor.models.baselines.RECIPES", _anchor_recipe),
+            Claim("batch of a short baseline", "compressor.models.baselines.baseline_batch_size", _baseline_batch),
             Claim("precision probe thresholds", "compressor.models.training (PROBE_MIN_GAIN, PROBE_MIN_STEPS)",
                   _precision_probe),
         )),
