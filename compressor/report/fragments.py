@@ -142,7 +142,8 @@ def headline(results: Mapping[str, Any]) -> str:
 
 def _keeps_dense_graph(row: Row) -> bool:
     """The deployed model executes the dense model's graph (unstructured sparsity, no int8): the same kernels."""
-    return row.get("macs") == row.get("baseline_macs") and row.get("latency_int8_ms") is None
+    return row.get("macs") is not None and row.get("macs") == row.get("baseline_macs") \
+        and row.get("latency_int8_ms") is None
 
 
 def latency_noise(rows: Sequence[Row]) -> str | None:
