@@ -53,8 +53,9 @@ def _method_names(diffs: Sequence[Difference]) -> Callable[[Difference], str]:
     """A difference's line in the figure: its pipeline, with its parameters other than the amount where the pipeline
     runs with more than one set of them (`obd (obd.fisher=sampled)` beside `obd`)."""
 
-    def others(diff: Difference) -> str:
-        return amount_setting({"pipeline": diff.pipeline, "params": diff.params, "amount": 0.0})[1]
+    def others(diff: Difference) -> str:  # a chain (blocks+l1+int8) has no single amount: it is named as it is
+        setting = amount_setting({"pipeline": diff.pipeline, "params": diff.params, "amount": 0.0})
+        return setting[1] if setting else ""
 
     variants: dict[str, set[str]] = {}
     for diff in diffs:

@@ -135,3 +135,19 @@ def test_redraw_run_plots_draws_every_figure_from_a_committed_run_and_records_th
     with pytest.raises(ValueError, match="not a `compressor run` report"):
         (tmp_path / "other.json").write_text('{"schema": "compressor.sweep-cell/1"}')
         redraw.redraw(tmp_path / "other.json")
+
+
+def test_the_difference_figure_names_chains_and_methods_with_other_parameters(tmp_path):
+    from compressor.report.difference_plot import _method_names, plot_differences
+    from compressor.report.uncertainty import Difference
+
+    def diff(pipeline: str, params: str, amount: float | None) -> Difference:
+        return Difference(pipeline, params, amount, 0.25, 1, 1.0, None, 0.5, "z (binomial)", 0.04, 1.0)
+
+    diffs = [diff("obd", "obd.amount=0.5", 0.5), diff("obd", "obd.amount=0.5 obd.fisher=sampled", 0.5),
+             diff("blocks+l1+int8", "blocks.amount=0.25 l1.amount=0.5", 0.5), diff("nm", "", None)]
+    name = _method_names(diffs)
+    assert [name(d) for d in diffs] == ["obd", "obd (obd.fisher=sampled)", "blocks+l1+int8", "nm"]
+    assert (tmp_path / "d.png").exists() is False
+    plot_differences(diffs, "l1", tmp_path / "d.png", "title")  # a chain among the methods used to crash it
+    assert (tmp_path / "d.png").stat().st_size > 0
