@@ -47,9 +47,19 @@ def git_commit() -> str | None:
     return out.strip() or None if out is not None else None
 
 
+# Folders of a checkout that hold what runs write (committed reports, run outputs), not the code that ran: a report
+# script rewriting its own report must not mark the runs that make it as run from changed code.
+OUTPUT_FOLDERS = ("reports", "runs")
+
+
 def git_dirty() -> bool | None:
-    """Whether the checkout this package runs from has uncommitted changes to tracked files (None: not a checkout)."""
-    out = _git("status", "--porcelain", "--untracked-files=no")
+    """Whether the checkout this package runs from has uncommitted changes to tracked files outside its output folders
+    (None: not a checkout)."""
+    top = _git("rev-parse", "--show-toplevel")
+    if top is None:
+        return None
+    excluded = [f":(exclude,top){folder}" for folder in OUTPUT_FOLDERS]
+    out = _git("status", "--porcelain", "--untracked-files=no", "--", ":(top)", *excluded)
     return None if out is None else bool(out.strip())
 
 
