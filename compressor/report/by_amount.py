@@ -16,8 +16,13 @@ def amount_setting(row: Row) -> tuple[str, str] | None:
     """(pipeline, its parameters other than the amount) of a one-strategy run that takes an amount, else None."""
     if row.get("amount") is None or "+" in row["pipeline"]:
         return None
-    amount_key = f"{row['pipeline']}.amount="
-    return row["pipeline"], " ".join(p for p in (row.get("params") or "").split() if not p.startswith(amount_key))
+    return row["pipeline"], params_without_amount(row["pipeline"], row.get("params"))
+
+
+def params_without_amount(pipeline: str, params: str | None) -> str:
+    """A run's `-p` parameters (`obd.amount=0.5 obd.fisher=sampled`) less the pipeline's own amount."""
+    amount_key = f"{pipeline}.amount="
+    return " ".join(p for p in (params or "").split() if not p.startswith(amount_key))
 
 
 def _by_amount(rows: Sequence[Row], value: Callable[[Row], float | None]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from compressor.report.by_amount import amount_setting
+from compressor.report.by_amount import params_without_amount
 from compressor.report.plots import _figure, _save_png
 from compressor.report.style import budget_label, budget_markers, strategy_colours
 from compressor.report.uncertainty import Difference
@@ -54,8 +54,7 @@ def _method_names(diffs: Sequence[Difference]) -> Callable[[Difference], str]:
     runs with more than one set of them (`obd (obd.fisher=sampled)` beside `obd`)."""
 
     def others(diff: Difference) -> str:  # a chain (blocks+l1+int8) has no single amount: it is named as it is
-        setting = amount_setting({"pipeline": diff.pipeline, "params": diff.params, "amount": 0.0})
-        return setting[1] if setting else ""
+        return "" if "+" in diff.pipeline else params_without_amount(diff.pipeline, diff.params)
 
     variants: dict[str, set[str]] = {}
     for diff in diffs:
