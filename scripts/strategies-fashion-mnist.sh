@@ -2,7 +2,7 @@
 # Regenerate reports/resnet18-fashion-mnist-strategies/: every strategy at amount 0.5 (2:4 for nm) on the cached
 # ResNet18 Fashion-MNIST baseline, one-shot and with one epoch of fine-tuning, then the summary table.
 # Finished runs (their JSON exists) are skipped, so an interrupted script resumes where it stopped.
-# 27 min on 2 CPU cores (measured at f67b7c2 with nothing else running), plus ~20-30 min for the baseline if it is
+# 21 min on 2 CPU cores (measured at 95b9e41 on an Intel Xeon with nothing else running), plus ~20-30 min for the baseline if it is
 # not cached yet.
 # REPORT_NOTE="..." adds a sentence to the report's note (e.g. how the machine was shared while it ran).
 set -euo pipefail
