@@ -8,7 +8,8 @@ Two parts, each model's accuracy taken at its training size (28 px) from the run
    calibration chosen by held-out accuracy), all in interleaved rounds (compressor.measure.grid).
 2. `channels` with and without `round_to` on the same baseline, one-shot (latency only: the point is the shape).
 
-    .venv/bin/python scripts/deploy_224px.py                      # ~15 min alone on 2 cores
+    .venv/bin/python scripts/deploy_224px.py                      # ~15 min alone on 2 cores (scripts/deploy-224px.sh
+                                                                  # runs it after the headline run)
     .venv/bin/python scripts/deploy_224px.py --no-run             # README and plot from results.json
 
 Writes OUT/results.json, OUT/README.md, OUT/speedup-vs-macs.png and the fragments the docs include
