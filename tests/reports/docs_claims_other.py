@@ -117,7 +117,9 @@ def _baseline_batch(load: Load) -> str:
     from compressor.models.baselines import MIN_BASELINE_BATCH, MIN_BASELINE_STEPS, baseline_batch_size
     from compressor.models.training import steps_per_epoch
 
-    digits_train = 1293  # the digits training split (tests/data/test_builtin.py checks the split sizes)
+    from compressor.data import load_dataset
+
+    digits_train = len(load_dataset("digits").train)
     batch = baseline_batch_size(3, digits_train)
     return (f"halves its batch, down to {MIN_BASELINE_BATCH}, until\nit has at least {MIN_BASELINE_STEPS} optimizer "
             f"steps: `--epochs 3` on digits trains with batches of {batch} ({3 * steps_per_epoch(digits_train, batch)} "
