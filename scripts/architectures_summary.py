@@ -35,7 +35,18 @@ def _setting(rows: Sequence[Row], pipeline: str) -> dict[str, Any] | None:
     return {"pipeline": pipeline, "params": group.setting["params"], "accuracy": group.mean,
             "text": accuracy_text(group.mean, group.spread, group.spread_kind, group.n),
             "speedup": statistics.fmean(r["baseline_deployed_latency_ms"] / r["deployed_latency_ms"] for r in runs),
-            "bytes": group.mean_of("deployable_bytes")}
+            "bytes": group.mean_of("deployable_bytes"), "int8_share": _int8_share(runs)}
+
+
+def _int8_share(runs: Sequence[Row]) -> float | None:
+    """Mean share of the int8 graph's profiled time in integer kernels over runs that recorded it (RunRow)."""
+    shares = [r["int8_kernel_share"] for r in runs if r.get("int8_kernel_share") is not None]
+    return statistics.fmean(shares) if shares else None
+
+
+def _share_text(setting: Mapping[str, Any] | None) -> str:
+    share = setting and setting.get("int8_share")
+    return "-" if share is None else f"{100 * share:.0f} %"
 
 
 def architecture_line(results: Mapping[str, Any]) -> dict[str, Any]:
@@ -52,8 +63,9 @@ def architecture_line(results: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def overview(lines: Sequence[Mapping[str, Any]]) -> str:
-    table = ["| architecture | px | dense top-1 % | int8 top-1 % | int8 × | structured + int8 | top-1 % | × | MB "
-             "(dense) | against int8 alone |", "|---|---:|---:|---:|---:|---|---:|---:|---:|---|"]
+    table = ["| architecture | px | dense top-1 % | int8 top-1 % | int8 × | int8 kernels | structured + int8 | "
+             "top-1 % | × | int8 kernels | MB (dense) | against int8 alone |",
+             "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|"]
     for line in lines:
         int8, best, verdict = line["int8"], line["best"], line["against_int8"]
         against = "-" if verdict is None else (f"{verdict['mean']:+.2f} points, {verdict['verdict']} "
@@ -61,14 +73,16 @@ def overview(lines: Sequence[Mapping[str, Any]]) -> str:
         int8_speed = f"{int8['speedup']:.2f}" if int8 else "-"
         near = "" if line["near_dense"] else ", none within 1 point"
         table.append(f"| `{line['arch']}` | {line['input_size']} | {100 * line['dense']:.2f} | "
-                     f"{int8['text'] if int8 else '-'} | {int8_speed} | "
+                     f"{int8['text'] if int8 else '-'} | {int8_speed} | {_share_text(int8)} | "
                      f"{best['pipeline']} ({best['params']}){near} | "
-                     f"{best['text']} | {best['speedup']:.2f} | {best['bytes'] / 1e6:.2f} "
+                     f"{best['text']} | {best['speedup']:.2f} | {_share_text(best)} | {best['bytes'] / 1e6:.2f} "
                      f"({line['dense_bytes'] / 1e6:.2f}) | {against} |")
     return ("Per architecture: top-1 as mean ± sd over seeds (runs in brackets; one run: ± its binomial standard "
             "error); × is the deployed artifact's speed-up "
             "against the dense model timed beside it in the same run (batch 1, median); the structured + int8 row "
-            "is the fastest within 1 point of dense, else the most accurate; *against int8 alone* is its top-1 "
+            "is the fastest within 1 point of dense, else the most accurate; *int8 kernels* is the share of the "
+            "int8 graph's profiled ONNX Runtime time spent in integer kernels (the rest runs float kernels, e.g. "
+            "attention, GELU or LayerNorm left in float; mean over seeds); *against int8 alone* is its top-1 "
             "minus int8's, paired by seed, with the report's verdict.\n\n" + "\n".join(table) + "\n")
 
 

@@ -17,6 +17,7 @@ from compressor.errors import CompressorError
 from compressor.measure.accuracy import classification_metrics, onnx_forward, pack_correct, predict, torch_forward
 from compressor.measure.complexity import complexity
 from compressor.measure.export import export_onnx, quantize_onnx_int8
+from compressor.measure.int8_kernels import int8_kernel_report
 from compressor.measure.latency import (
     BACKENDS,
     TimingPlan,
@@ -184,6 +185,10 @@ def measure_model(model: nn.Module, *, in_channels: int, input_size: int, split:
         int8_path = files["onnx-int8"][0] if int8 is not None else None
         timings = (latency_block({"m": (model, onnx_path, int8_path)}, in_channels, deploy_size, config)["m"]
                    if latency else {})
+        # which kernels the deployed int8 graph runs (a QDQ graph can leave attention or GELU in float): op counts of
+        # ONNX Runtime's optimized graph and the profiled share of time in integer kernels
+        kernels = (int8_kernel_report(int8_path, (1, in_channels, deploy_size, deploy_size), threads=threads)
+                   if int8_path is not None else None)
         if split is not None:
             eval_files = {"onnxruntime": onnx_path}
             if int8_path is not None:
@@ -215,6 +220,8 @@ def measure_model(model: nn.Module, *, in_channels: int, input_size: int, split:
     result = {**summary, "input_size": input_size, "deploy_input_size": deploy_size,
               "measure_config": {**asdict(config), "threads": threads},
               "size": size, "latency": timings, "complexity": cx, "evaluation": evaluation}
+    if kernels is not None:
+        result["int8_kernels"] = kernels
     return with_latency(result, timings)
 
 

@@ -233,6 +233,7 @@ class Measurement(Record):
     evaluation: dict[str, Any] | None = optional()
     latency_ms: float | None = optional()
     latency_grid: dict[str, Any] | None = optional()
+    int8_kernels: dict[str, Any] | None = optional()  # the int8 graph's kernels (measure.int8_kernels)
     checkpoint: str | None = optional()
     accuracy_before_recovery: float | None = optional()
     f1_macro_before_recovery: float | None = optional()
@@ -412,7 +413,8 @@ def timed_under_load(report: Any) -> bool | None:
     return any(flags) if flags else None
 
 
-OPTIONAL_COLUMNS = ("correct", "peak_rss_bytes")  # in a row only when its run recorded them; not in results.csv
+# in a row only when its run recorded them; not in results.csv
+OPTIONAL_COLUMNS = ("correct", "peak_rss_bytes", "int8_kernel_share")
 
 
 @dataclass(kw_only=True)
@@ -464,6 +466,9 @@ class RunRow:
     # peak resident memory of the run's process through its strategies and recovery (None: not recorded); not in
     # the CSV
     peak_rss_bytes: int | None = None
+    # share of the deployed int8 graph's profiled time spent in integer kernels (None: no int8, or not recorded); not
+    # in the CSV
+    int8_kernel_share: float | None = None
 
     @classmethod
     def columns(cls) -> tuple[str, ...]:
@@ -493,16 +498,18 @@ class RunRow:
             bn_recalibrated=bool(report.recovery.bn_recalibrate
                                  or any("bn_images" in step.record for step in report.steps)),
             timed_under_load=timed_under_load(report.to_dict()), correct=comp.correct,
-            peak_rss_bytes=(report.resources or {}).get("peak_rss_bytes"))
+            peak_rss_bytes=(report.resources or {}).get("peak_rss_bytes"),
+            int8_kernel_share=(comp.int8_kernels or {}).get("profile_int8_share"))
 
     @classmethod
     def csv_columns(cls) -> tuple[str, ...]:
-        """The columns of results.csv: all but those only some runs record (the per-image record, peak memory)."""
+        """The columns of results.csv: all but those only some runs record (the per-image record, peak memory, the
+        int8 kernel share)."""
         return tuple(c for c in cls.columns() if c not in OPTIONAL_COLUMNS)
 
     def as_dict(self) -> dict[str, Any]:
-        """The row as a mapping; `correct` and `peak_rss_bytes` only when the run recorded them (rows of older
-        reports stay as they were)."""
+        """The row as a mapping; `correct`, `peak_rss_bytes` and `int8_kernel_share` only when the run recorded
+        them (rows of older reports stay as they were)."""
         row = dataclasses.asdict(self)
         for key in OPTIONAL_COLUMNS:
             if row[key] is None:

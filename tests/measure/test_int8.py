@@ -86,3 +86,20 @@ def test_int8_keeps_a_trained_models_test_accuracy(tmp_path: Path, trained: Tiny
     int8_logits, _ = predict(onnx_forward(onnxruntime_session(int8, 1)), digits.test, SIZE)
     only_fp32, only_int8 = discordant_counts(fp32_logits.argmax(1) == labels, int8_logits.argmax(1) == labels)
     assert only_fp32 <= only_int8 or mcnemar_p_value(only_fp32, only_int8) >= 0.001, (only_fp32, only_int8)
+
+
+def test_an_int8_measurement_records_the_kernels_its_graph_runs(trained: TinyNet, digits: Dataset) -> None:
+    """measure_model with an int8 plan says which kernels the deployed graph runs: every conv of this net is an
+    integer kernel, and the profiled share of time in integer kernels is a fraction; without int8 nothing is said."""
+    from compressor.measure.harness import MeasureConfig, measure_model
+
+    config = MeasureConfig(backends=("torch",))
+    plan = Int8Plan(_calibration(digits, 16))
+    quantized = measure_model(trained, in_channels=1, input_size=SIZE, split=digits.test, config=config,
+                              latency=False, int8=plan)
+    kernels = quantized["int8_kernels"]
+    assert kernels["runs_int8"] and kernels["int8_compute_ops"].get("QLinearConv") == 3
+    assert 0 < kernels["profile_int8_share"] <= 1
+    assert kernels["input_shape"] == [1, 1, SIZE, SIZE]
+    plain = measure_model(trained, in_channels=1, input_size=SIZE, split=digits.test, config=config, latency=False)
+    assert "int8_kernels" not in plain

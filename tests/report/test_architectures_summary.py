@@ -14,7 +14,8 @@ def _row(pipeline: str, seed: int, accuracy: float, ms: float, megabytes: float)
     return {"pipeline": pipeline, "params": f"{pipeline.split('+')[0]}.amount=0.5" if "+" in pipeline else "",
             "seed": seed, "accuracy": accuracy, "baseline_accuracy": 0.90, "deployed_latency_ms": ms,
             "baseline_deployed_latency_ms": 4.0, "deployable_bytes": int(megabytes * 1e6),
-            "baseline_deployable_bytes": 8_000_000, "arch": "torchvision:mobilenet_v3_small", "input_size": 32}
+            "baseline_deployable_bytes": 8_000_000, "arch": "torchvision:mobilenet_v3_small", "input_size": 32,
+            "int8_kernel_share": 0.9 if pipeline == "int8" else 0.5 + 0.1 * seed}
 
 
 def _results() -> dict:
@@ -33,9 +34,9 @@ def test_the_best_recipe_is_the_fastest_within_a_point_of_dense_and_is_set_again
     (tmp_path / "mobilenet").mkdir()
     (tmp_path / "mobilenet" / "results.json").write_text(json.dumps(_results()))
     text = summary.render_fragments(tmp_path)["overview.md"]
-    assert ("| `torchvision:mobilenet_v3_small` | 32 | 90.00 | 89.50 ± 0.00 (2) | 2.00 | channels+int8 "
-            "(channels.amount=0.5) | 89.30 ± 0.14 (2) | 4.00 | 0.60 (8.00) | -0.20 points, no difference (2 pairs) |"
-            ) in text
+    assert ("| `torchvision:mobilenet_v3_small` | 32 | 90.00 | 89.50 ± 0.00 (2) | 2.00 | 90 % | channels+int8 "
+            "(channels.amount=0.5) | 89.30 ± 0.14 (2) | 4.00 | 55 % | 0.60 (8.00) | -0.20 points, no difference "
+            "(2 pairs) |") in text
 
 
 def test_with_nothing_near_dense_the_most_accurate_recipe_is_shown_and_said_so() -> None:
@@ -44,3 +45,12 @@ def test_with_nothing_near_dense_the_most_accurate_recipe_is_shown_and_said_so()
     line = summary.architecture_line(results)
     assert line["best"]["pipeline"] == "blocks+int8" and not line["near_dense"]
     assert "none within 1 point" in summary.overview([line])
+
+
+def test_runs_without_a_recorded_int8_kernel_share_show_a_dash() -> None:
+    results = _results()
+    for row in results["rows"]:
+        del row["int8_kernel_share"]
+    line = summary.architecture_line(results)
+    assert line["int8"]["int8_share"] is None
+    assert "| 2.00 | - | channels+int8" in summary.overview([line])

@@ -115,6 +115,15 @@ def test_row_names_every_parameter_set_away_from_its_default_and_the_peak_memory
     assert row.peak_rss_bytes == 3 * 2**30 and row.as_dict()["peak_rss_bytes"] == 3 * 2**30
 
 
+def test_row_carries_the_int8_kernel_share_only_when_the_run_recorded_the_int8_graphs_kernels():
+    report = _report()
+    assert "int8_kernel_share" not in RunRow.from_report(report).as_dict()  # older reports' rows stay as they were
+    report.compressed.int8_kernels = {"profile_int8_share": 0.62, "runs_int8": False}
+    row = RunRow.from_report(report)
+    assert row.int8_kernel_share == 0.62 and row.as_dict()["int8_kernel_share"] == 0.62
+    assert "int8_kernel_share" not in RunRow.csv_columns()
+
+
 def _write(tmp_path: Path, data: object) -> Path:
     path = tmp_path / "r.json"
     path.write_text(json.dumps(data))

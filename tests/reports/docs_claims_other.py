@@ -114,10 +114,9 @@ def _finetune_settings(load: Load) -> str:
 
 
 def _baseline_batch(load: Load) -> str:
+    from compressor.data import load_dataset
     from compressor.models.baselines import MIN_BASELINE_BATCH, MIN_BASELINE_STEPS, baseline_batch_size
     from compressor.models.training import steps_per_epoch
-
-    from compressor.data import load_dataset
 
     digits_train = len(load_dataset("digits").train)
     batch = baseline_batch_size(3, digits_train)
